@@ -1,0 +1,1 @@
+"""The `parley` command and the process that runs every component together."""

@@ -1,0 +1,233 @@
+"""The `parley` command line: serve, migrate, worker, mail ingest, sync, demo.
+
+Every command reads settings once; a bad setting ends the command with one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from core.errors import ConfigError
+from core.logging import configure_logging
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Parley: self-hosted scheduling over email invitations, CalDAV and one-click links.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+mail_app = typer.Typer(help="Organizer mailbox commands.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+err = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+EX_TEMPFAIL = 75
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        err.print(f"parley: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _runtime(settings: Settings, *, announce_token: bool = True) -> Runtime:
+    runtime = open_runtime(settings)
+    if announce_token and runtime.secrets.generated_admin_token:
+        # Printed once, on the run that generated it; it is kept in the data folder (0600).
+        out.print(
+            f"Admin token (shown once, saved in {settings.data_dir / 'admin_token'}): "
+            f"{runtime.secrets.admin_token}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return runtime
+
+
+def _migrate(settings: Settings) -> None:
+    from core.db.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+
+
+def _exit_now(code: int) -> None:
+    # Worker threads may still hold an abandoned job (its lease brings it back); don't wait.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@app.command()
+def serve(
+    no_worker: Annotated[bool, typer.Option(help="Run no job worker in this process.")] = False,
+) -> None:
+    """Migrate the database, then run web, CalDAV, SMTP inbound and the worker."""
+    from parley.server import serve as run_serve
+
+    settings = _settings()
+    _migrate(settings)
+    runtime = _runtime(settings)
+    out.print(
+        f"Parley on {settings.effective_base_url}  (SMTP inbound "
+        f"{settings.smtp_host}:{settings.smtp_port if settings.smtp_port else 'off'})",
+        markup=False,
+        highlight=False,
+    )
+    code = 0
+    try:
+        asyncio.run(run_serve(runtime, with_worker=not no_worker))
+    except Exception as exc:
+        err.print(f"parley: {exc}", markup=False, highlight=False)
+        code = 1
+    _exit_now(code)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic upgrade head)."""
+    settings = _settings()
+    _migrate(settings)
+    out.print("database is up to date", highlight=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background job worker (any number may share one PostgreSQL)."""
+    from parley.server import work
+
+    settings = _settings()
+    runtime = _runtime(settings, announce_token=False)
+    asyncio.run(work(runtime))
+    _exit_now(0)
+
+
+@mail_app.command("ingest")
+def mail_ingest(
+    file: Annotated[str, typer.Argument(help="RFC 5322 message file, or - for stdin.")] = "-",
+) -> None:
+    """Store one message from a pipe transport (Postfix, Exim); exit 75 on a transient failure."""
+    from core.services.inbound import store_raw
+
+    settings = _settings()
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        err.print(f"parley: cannot read {file}: {exc.strerror}", markup=False, highlight=False)
+        raise typer.Exit(66) from None  # EX_NOINPUT
+    if not raw.strip():
+        err.print("parley: empty message, nothing stored", highlight=False)
+        raise typer.Exit(65)  # EX_DATAERR
+    try:
+        runtime = _runtime(settings, announce_token=False)
+        stored = store_raw(runtime.sessions, raw, channel="pipe", now=runtime.clock())
+        runtime.close()
+    except Exception as exc:
+        err.print(f"parley: temporary failure storing the message: {type(exc).__name__}")
+        raise typer.Exit(EX_TEMPFAIL) from None
+    state = "duplicate of" if stored.duplicate else "stored as"
+    out.print(f"{state} inbound message {stored.id}", highlight=False)
+
+
+@app.command()
+def sync(
+    source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
+    all_sources: Annotated[bool, typer.Option("--all", help="Every source, due or not.")] = False,
+) -> None:
+    """Poll external calendars (ICS URLs, CalDAV) now."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from caldav_bridge.importers import make_fetcher
+    from core.services.sources import SourceNotFound
+    from core.services.sync import SyncPolicy, poll_sources, sources_to_poll
+
+    settings = _settings()
+    runtime = _runtime(settings, announce_token=False)
+    try:
+        with runtime.sessions.begin() as session:
+            ids = sources_to_poll(
+                session, runtime.clock(), source_id=source, everything=all_sources
+            )
+    except SourceNotFound as exc:
+        err.print(f"parley: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    if not ids:
+        out.print("no sources due (use --all to poll every source)", highlight=False)
+        return
+    fetcher = make_fetcher(settings)
+    policy = SyncPolicy.from_settings(settings, runtime.secrets.secret_key)
+    columns = (TextColumn("syncing"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("sync", total=len(ids))
+        outcomes = poll_sources(
+            runtime.sessions, ids, fetcher, now=runtime.clock, policy=policy,
+            concurrency=settings.poll_concurrency, on_done=lambda _: progress.advance(task),
+        )  # fmt: skip
+    fetcher.close()
+    table = Table(title=f"{len(outcomes)} source(s) synced")
+    table.add_column("source", no_wrap=True)
+    for name in ("status", "added", "updated", "removed", "not modified"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("error", overflow="fold")
+    for o in outcomes:
+        table.add_row(
+            o.source_id, o.status, str(o.added), str(o.updated), str(o.removed),
+            "yes" if o.not_modified else "", o.error or "",
+        )  # fmt: skip
+    out.print(table)
+    if any(o.status != "ok" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo() -> None:
+    """Create a demo provider and booking and print where to look."""
+    from parley.demo import run_demo
+
+    settings = _settings()
+    _migrate(settings)
+    runtime = _runtime(settings)
+    try:
+        result = run_demo(runtime)
+    except Exception as exc:
+        err.print(f"parley: demo failed: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        runtime.close()
+
+    def say(text: str) -> None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    say(f"Booking page:          {result.booking_page}")
+    say(f"Demo booking:          {result.booking_id} at {result.start}")
+    say(f"Mail folder (Maildir): {result.maildir / 'new'}")
+    for recipient, path in result.invitations:
+        where = str(path) if path else "(not delivered yet: run `parley serve`)"
+        say(f"  invitation to {recipient}: {where}")
+    if result.reschedule_link:
+        say("Guest's 'Request a new time' link (open it while `parley serve` runs):")
+        say(f"  {result.reschedule_link}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""`parley serve`: web, SMTP inbound and the worker in one asyncio process.
+
+SIGTERM and SIGINT stop everything within seconds: the HTTP server drains, the SMTP
+listener closes, and the worker finishes or abandons the job in hand to its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import ssl
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from core.logging import get_logger
+from core.runtime import Runtime
+from core.services.bookings import actor_of
+from mailagent.imap import ImapConfig, ImapPoller
+from mailagent.lmtp import LmtpHandler, lmtp_factory
+from mailagent.processing import AuthPolicy, ProcessingContext, request_processing
+from mailagent.smtp import InboundHandler, RecipientPolicy, smtp_factory
+from parley.handlers import job_handlers, periodic_jobs
+from parley.worker import Worker
+from web.app import create_app
+
+_log = get_logger("parley.serve")
+STOP_GRACE_SECONDS = 8.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process runner owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def _waker(runtime: Runtime, worker: Worker | None) -> Callable[[int], None]:
+    """After a message is stored: make inbound.process due and wake the worker (debounced)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def bump() -> None:
+        try:
+            await asyncio.to_thread(request_processing, runtime.sessions, runtime.clock())
+        except Exception as exc:  # the periodic run picks the message up anyway
+            _log.warning("mail.inbound.wake_failed", error=type(exc).__name__)
+        if worker is not None:
+            worker.wake.set()
+
+    def wake(_: int) -> None:
+        if worker is None or pending:
+            return
+        task = asyncio.get_running_loop().create_task(bump())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return wake
+
+
+def _server_tls(runtime: Runtime) -> ssl.SSLContext | None:
+    settings = runtime.settings
+    if not settings.smtp_tls_cert:
+        return None
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(settings.smtp_tls_cert, settings.smtp_tls_key or None)
+    return tls
+
+
+async def _start_smtp(runtime: Runtime, worker: Worker | None) -> list[asyncio.Server]:
+    """The SMTP listener and, when PARLEY_LMTP_PORT is set, the LMTP one."""
+    settings = runtime.settings
+    policy = RecipientPolicy(
+        settings.organizer_email, settings.organizer_aliases, plus=settings.plus_addressing
+    )
+    wake, tls, loop = _waker(runtime, worker), _server_tls(runtime), asyncio.get_running_loop()
+    servers = []
+    if settings.smtp_port != 0:
+        handler = InboundHandler(
+            runtime.sessions, policy, clock=runtime.clock, on_stored=wake,
+            max_recipients=settings.smtp_max_recipients,
+        )  # fmt: skip
+        factory = smtp_factory(handler, data_size_limit=settings.smtp_max_message_bytes, tls=tls)
+        servers.append(await loop.create_server(factory, settings.smtp_host, settings.smtp_port))
+        _log.info("smtp.listening", host=settings.smtp_host, port=settings.smtp_port)
+    if settings.lmtp_port != 0:
+        lmtp = LmtpHandler(
+            runtime.sessions, policy, channel="lmtp", clock=runtime.clock, on_stored=wake,
+            max_recipients=settings.smtp_max_recipients,
+        )  # fmt: skip
+        factory = lmtp_factory(lmtp, data_size_limit=settings.smtp_max_message_bytes, tls=tls)
+        servers.append(await loop.create_server(factory, settings.lmtp_host, settings.lmtp_port))
+        _log.info("lmtp.listening", host=settings.lmtp_host, port=settings.lmtp_port)
+    return servers
+
+
+def _imap_poller(runtime: Runtime, worker: Worker | None) -> ImapPoller | None:
+    settings = runtime.settings
+    if not settings.imap_url:
+        return None
+    tls = ssl.create_default_context()
+    if settings.imap_ca_file:
+        tls.load_verify_locations(settings.imap_ca_file)
+    processing = ProcessingContext(
+        runtime.sessions,
+        settings,
+        AuthPolicy.from_setting(settings.inbound_auth),
+        runtime.clock,
+        actor_of(runtime, "mailbox"),
+    )
+    return ImapPoller(
+        ImapConfig.from_url(settings.imap_url), processing,
+        poll_seconds=settings.imap_poll_seconds, folder_prefix=settings.imap_folder_prefix,
+        tls=tls,
+    )  # fmt: skip
+
+
+async def serve(runtime: Runtime, *, with_worker: bool = True) -> None:
+    """Run until SIGTERM/SIGINT."""
+    settings = runtime.settings
+    stop = asyncio.Event()
+    _install_signals(stop)
+    worker = Worker(runtime, job_handlers(), periodic_jobs(settings)) if with_worker else None
+    app = create_app(settings, runtime=runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    http = _Server(config)
+    smtp = await _start_smtp(runtime, worker)
+    tasks = [asyncio.create_task(http.serve(), name="http")]
+    if worker is not None:
+        tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
+    poller = _imap_poller(runtime, worker)
+    if poller is not None:
+        tasks.append(asyncio.create_task(poller.run(stop), name="imap"))
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if task is not stopper and task.exception() is not None:
+            _log.error("serve.component_failed", component=task.get_name())
+    _log.info("serve.stopping")
+    stop.set()
+    http.should_exit = True
+    for server in smtp:
+        server.close()
+    _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+    for task in pending:
+        task.cancel()
+    for server in smtp:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 1.0)
+    _log.info("serve.stopped")
+    failed = [t for t in done if t is not stopper and t.exception() is not None]
+    if failed:
+        raise RuntimeError(f"{failed[0].get_name()} stopped: {failed[0].exception()}")
+
+
+async def work(runtime: Runtime) -> None:
+    """`parley worker`: only the job loop, until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    _install_signals(stop)
+    worker = Worker(runtime, job_handlers(), periodic_jobs(runtime.settings))
+    task = asyncio.create_task(worker.run(stop))
+    await stop.wait()
+    try:
+        await asyncio.wait_for(task, STOP_GRACE_SECONDS)
+    except TimeoutError:
+        _log.warning("worker.abandoned_job_to_lease")
