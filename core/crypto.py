@@ -1,0 +1,39 @@
+"""Secrets Parley must read back (CalDAV passwords of imported calendars), encrypted at rest.
+
+Fernet (AES-128-CBC + HMAC-SHA256) under a key derived from PARLEY_SECRET_KEY with HKDF,
+so a database dump alone reveals nothing and rotating the secret key is one re-encryption.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from core.errors import ParleyError
+
+_INFO = b"parley:external-source-credentials:v1"
+
+
+class CannotDecrypt(ParleyError):
+    """Raised when a stored secret was sealed under another secret key or was altered."""
+
+
+def _fernet(secret_key: bytes, purpose: bytes) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret_key)
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def seal(secret_key: bytes, plaintext: str, *, purpose: bytes = _INFO) -> bytes:
+    """plaintext encrypted and authenticated under a key derived from secret_key."""
+    return _fernet(secret_key, purpose).encrypt(plaintext.encode())
+
+
+def unseal(secret_key: bytes, token: bytes, *, purpose: bytes = _INFO) -> str:
+    """The plaintext of a token made by seal(); raises CannotDecrypt when it does not verify."""
+    try:
+        return _fernet(secret_key, purpose).decrypt(token).decode()
+    except (InvalidToken, UnicodeDecodeError):
+        raise CannotDecrypt("stored secret cannot be decrypted with this secret key") from None

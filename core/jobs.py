@@ -1,0 +1,232 @@
+"""A job queue in the database, shared by any number of worker processes.
+
+A job is claimed with a lease (locked_until): on PostgreSQL with SELECT … FOR UPDATE
+SKIP LOCKED so workers never wait on each other, on SQLite under its single writer
+lock. A worker that dies leaves its lease to run out, and the job is claimed again —
+retried, never lost. Periodic jobs are one row each (dedup_key) that reschedules itself.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.models import DEFAULT_TENANT, Job
+from core.logging import get_logger
+
+_log = get_logger("parley.jobs")
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    dedup_key: str | None
+    # run_at when claimed: a wake-up during the run moves it, and finish() runs again at once.
+    run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler gets: the session factory, the current time and the app's services."""
+
+    sessions: sessionmaker[Session]
+    now: datetime
+    services: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[JobContext, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job that runs every ``every_seconds``; ``instances`` rows of it may run at once
+    (in different workers), each woken together, for work that is safe to share."""
+
+    kind: str
+    every_seconds: float
+    instances: int = 1
+
+    def dedup_keys(self) -> list[str]:
+        first = f"periodic:{self.kind}"
+        return [first, *(f"{first}#{n}" for n in range(2, self.instances + 1))]
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    *,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    run_at: datetime | None = None,
+    dedup_key: str | None = None,
+    tenant_id: str = DEFAULT_TENANT,
+) -> None:
+    """Add a job in the caller's transaction; with a dedup_key it exists at most once."""
+    if dedup_key is not None:
+        existing = session.scalar(select(Job.id).where(Job.dedup_key == dedup_key))
+        if existing is not None:
+            return
+    session.add(
+        Job(
+            tenant_id=tenant_id,
+            kind=kind,
+            payload=payload or {},
+            run_at=run_at or now,
+            dedup_key=dedup_key,
+            status="queued",
+            created_at=now,
+        )
+    )
+
+
+def ensure_periodic(
+    sessions: sessionmaker[Session], jobs: Iterable[Periodic], now: datetime
+) -> None:
+    """Create the row of each periodic job once (several processes may race: harmless)."""
+    for job in jobs:
+        for key in job.dedup_keys():
+            try:
+                with sessions.begin() as session:
+                    enqueue(
+                        session,
+                        job.kind,
+                        now=now,
+                        payload={"every_seconds": job.every_seconds},
+                        dedup_key=key,
+                    )
+            except IntegrityError:  # another process inserted the same key: it exists now
+                continue
+
+
+def claim(
+    sessions: sessionmaker[Session],
+    *,
+    worker: str,
+    now: datetime,
+    lease_seconds: float,
+    kinds: Iterable[str] | None = None,
+    limit: int = 1,
+) -> list[ClaimedJob]:
+    """Claim up to limit due jobs (queued and due, or running with a lapsed lease)."""
+    with sessions.begin() as session:
+        due = or_(
+            (Job.status == "queued") & (Job.run_at <= now),
+            (Job.status == "running") & (Job.locked_until < now),
+        )
+        query = select(Job).where(due).order_by(Job.run_at, Job.id).limit(limit)
+        if kinds is not None:
+            query = query.where(Job.kind.in_(list(kinds)))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.scalars(query))
+        claimed = []
+        for job in rows:
+            job.status = "running"
+            job.locked_by = worker
+            job.locked_until = now + timedelta(seconds=lease_seconds)
+            job.attempts += 1
+            claimed.append(
+                ClaimedJob(
+                    job.id, job.kind, dict(job.payload), job.attempts, job.dedup_key, job.run_at
+                )
+            )
+        return claimed
+
+
+def finish(sessions: sessionmaker[Session], job: ClaimedJob, *, worker: str, now: datetime) -> None:
+    """Mark a job done; a periodic job is queued again for its next run.
+
+    A periodic job woken while it ran (wake_periodic moved its run_at) runs again at
+    once, so work that arrived after its last look is not left for the next period.
+    """
+    with sessions.begin() as session:
+        # Locked while read: a wake-up still being committed is waited for and seen,
+        # rather than overwritten with the next period's time.
+        row = session.get(Job, job.id, with_for_update=True, populate_existing=True)
+        if row is None or row.locked_by != worker:
+            return
+        row.locked_by = None
+        row.locked_until = None
+        row.last_error = None
+        every = job.payload.get("every_seconds")
+        if every:
+            woken = job.run_at is not None and row.run_at > job.run_at
+            row.status = "queued"
+            row.run_at = now if woken else now + timedelta(seconds=float(every))
+            row.attempts = 0
+        else:
+            row.status = "done"
+            row.finished_at = now
+
+
+def wake_periodic(session: Session, kind: str, now: datetime) -> None:
+    """Make periodic job kind due now, in the caller's transaction (also while it runs).
+
+    Every instance of it is woken: whichever is free takes the work.
+    """
+    session.execute(
+        update(Job)
+        .where(
+            Job.kind == kind,
+            Job.dedup_key.startswith(f"periodic:{kind}", autoescape=True),
+            or_(Job.status == "running", Job.run_at > now),
+        )
+        .values(run_at=now)
+    )
+
+
+def fail(
+    sessions: sessionmaker[Session], job: ClaimedJob, *, worker: str, now: datetime, error: str
+) -> None:
+    """Record a failure: retried with exponential back-off and jitter, failed for good at max."""
+    with sessions.begin() as session:
+        row = session.get(Job, job.id)
+        if row is None or row.locked_by != worker:
+            return
+        row.locked_by = None
+        row.locked_until = None
+        row.last_error = error[:2000]
+        periodic = bool(job.payload.get("every_seconds"))
+        if row.attempts >= row.max_attempts and not periodic:
+            row.status = "failed"
+            row.finished_at = now
+            return
+        delay = min(3600.0, 5.0 * 2 ** min(row.attempts, 12)) * random.uniform(0.8, 1.2)
+        row.status = "queued"
+        row.run_at = now + timedelta(seconds=delay)
+
+
+def run_claimed(
+    job: ClaimedJob,
+    handlers: Mapping[str, Handler],
+    context: JobContext,
+    sessions: sessionmaker[Session],
+    *,
+    worker: str,
+    clock: Callable[[], datetime],
+) -> bool:
+    """Run one claimed job with its handler; True when it succeeded."""
+    handler = handlers.get(job.kind)
+    if handler is None:
+        fail(
+            sessions, job, worker=worker, now=clock(), error=f"no handler for job kind {job.kind!r}"
+        )
+        return False
+    try:
+        handler(context, job.payload)
+    except Exception as exc:
+        _log.warning("job.failed", job_id=job.id, kind=job.kind, error=type(exc).__name__)
+        fail(sessions, job, worker=worker, now=clock(), error=f"{type(exc).__name__}: {exc}")
+        return False
+    finish(sessions, job, worker=worker, now=clock())
+    return True

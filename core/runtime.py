@@ -1,0 +1,43 @@
+"""What a running Parley process holds: settings, database engine, sessions, secrets, clock.
+
+Built once at start-up (serve, worker, CLI commands, tests) and passed down explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.engine import make_engine, make_sessionmaker
+from core.settings import Secrets, Settings, ensure_secrets
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    secrets: Secrets
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_runtime(settings: Settings, *, secrets: Secrets | None = None) -> Runtime:
+    """Engine and sessions for settings; secrets generated into the data folder if unset."""
+    engine = make_engine(settings.effective_database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        secrets=secrets or ensure_secrets(settings),
+    )

@@ -1,0 +1,385 @@
+"""Provider accounts: password-less sign-in links, browser sessions, and what an account owns.
+
+A sign-in link is a signed token (core.tokens) stored only as its hash in magic_links,
+single-use and short-lived. Redeeming it opens a server-side web_sessions row whose random
+cookie value is also kept only as a hash, so any session can be revoked. The owned-object
+lookups answer ``NotFoundError`` for another provider's ids, exactly as for unknown ones.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core import tokens
+from core.db.models import (
+    Booking,
+    ExternalSource,
+    FeedToken,
+    Invitation,
+    MagicLink,
+    Proposal,
+    Provider,
+    WebSession,
+    new_id,
+)
+from core.events import record
+from core.services import bookings as booking_service
+from core.services import proposals as proposal_service
+from core.services.errors import InvalidInput, NotFoundError, ServiceError
+from core.services.notify import Mailer, issue_link, send_notice
+from core.services.providers import check_email
+from mailagent.compose import Mailbox
+
+SIGN_IN = "sign_in"
+PROVIDER_ROLE = "provider"
+_TOUCH_EVERY = timedelta(minutes=5)
+
+
+class SignInProblem(ServiceError):
+    """Raised when a sign-in link cannot be used; ``reason`` is invalid, expired or used."""
+
+    code = "sign_in_link_unusable"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedSession:
+    """A new browser session: the cookie value is known only here, never stored."""
+
+    cookie: str
+    session_id: str
+    provider_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who a valid session cookie belongs to, and the CSRF token of its forms."""
+
+    session_id: str
+    provider_id: str
+    csrf_token: str
+
+
+# --- sign-in links ---------------------------------------------------------------------------
+
+
+def request_sign_in(
+    session: Session, mailer: Mailer, address: str, *, now: datetime, ttl: timedelta
+) -> int:
+    """Mail a sign-in link to each provider with this address; returns how many were sent.
+
+    The caller shows the same answer whatever the count, so nobody can probe addresses.
+    """
+    address = check_email(address)
+    found = session.scalars(
+        select(Provider)
+        .where(func.lower(Provider.email) == address.lower())
+        .order_by(Provider.created_at)
+        .limit(5)
+    ).all()
+    for provider in found:
+        link_id, token = _issue_sign_in(session, mailer, provider, now=now, ttl=ttl)
+        send_notice(
+            session,
+            mailer,
+            template="sign_in_link",
+            key=f"sign-in:{link_id}",
+            booking=None,
+            to=Mailbox(provider.email, provider.name),
+            context={
+                "recipient_name": provider.name,
+                "link_url": mailer.url("/me/link?t=", token),
+                "expires_at": now + ttl,
+            },
+            now=now,
+            zone_name=provider.timezone,
+        )
+    record("web.sign_in.requested", sent=len(found))
+    return len(found)
+
+
+def _issue_sign_in(
+    session: Session, mailer: Mailer, provider: Provider, *, now: datetime, ttl: timedelta
+) -> tuple[str, str]:
+    token = tokens.issue(
+        mailer.secret,
+        booking_id=provider.id,  # the token's subject field: here the provider
+        role=PROVIDER_ROLE,
+        address=provider.email,
+        purpose=SIGN_IN,
+        expires_at=now + ttl,
+        nonce=secrets.token_bytes(16),
+    )
+    link = MagicLink(
+        id=new_id("lnk"),
+        tenant_id=provider.tenant_id,
+        token_hash=tokens.token_hash(token),
+        purpose=SIGN_IN,
+        booking_id=None,
+        provider_id=provider.id,
+        actor_address=provider.email,
+        actor_role=PROVIDER_ROLE,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(link)
+    session.flush()
+    return link.id, token
+
+
+def check_sign_in_link(session: Session, secret: bytes, token: str, *, now: datetime) -> Provider:
+    """The provider a still usable sign-in link is for (nothing is changed)."""
+    return _verified(session, secret, token, now=now, lock=False)[1]
+
+
+def _verified(
+    session: Session, secret: bytes, token: str, *, now: datetime, lock: bool
+) -> tuple[MagicLink, Provider]:
+    query = select(MagicLink).where(
+        MagicLink.token_hash == tokens.token_hash(token), MagicLink.purpose == SIGN_IN
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    link = session.scalar(query) if token else None
+    provider = session.get(Provider, link.provider_id) if link and link.provider_id else None
+    if link is None or provider is None:
+        raise SignInProblem("invalid", "This sign-in link is not valid.")
+    try:
+        claims = tokens.verify(secret, token, now=now, purpose=SIGN_IN)
+    except tokens.TokenExpired:
+        raise SignInProblem("expired", "This sign-in link has expired.") from None
+    except tokens.TokenError:
+        raise SignInProblem("invalid", "This sign-in link is not valid.") from None
+    if claims.booking_id != provider.id or not tokens.claims_match_address(
+        secret, claims, link.actor_address
+    ):
+        raise SignInProblem("invalid", "This sign-in link is not valid.")
+    if link.used_at is not None:
+        raise SignInProblem("used", "This sign-in link has already been used.")
+    return link, provider
+
+
+def redeem_sign_in(
+    session: Session, secret: bytes, token: str, *, now: datetime, lifetime: timedelta
+) -> OpenedSession:
+    """Use up a sign-in link and open a session for its provider."""
+    link, provider = _verified(session, secret, token, now=now, lock=True)
+    # Guarded update: of two concurrent redemptions only one sees its row change.
+    used = session.execute(
+        update(MagicLink)
+        .where(MagicLink.id == link.id, MagicLink.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if getattr(used, "rowcount", 1) != 1:
+        raise SignInProblem("used", "This sign-in link has already been used.")
+    cookie = tokens.random_token()
+    row = WebSession(
+        id=new_id("wss"),
+        tenant_id=provider.tenant_id,
+        provider_id=provider.id,
+        token_hash=tokens.token_hash(cookie),
+        csrf_secret=secrets.token_hex(32),
+        created_at=now,
+        expires_at=now + lifetime,
+        last_seen_at=now,
+    )
+    session.add(row)
+    session.flush()
+    record("web.session.opened", provider_id=provider.id)
+    return OpenedSession(cookie, row.id, provider.id, row.expires_at)
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+def _live(session: Session, cookie: str, now: datetime) -> WebSession | None:
+    if not cookie or len(cookie) > 200:
+        return None
+    query = select(WebSession).where(WebSession.token_hash == tokens.token_hash(cookie))
+    row = session.scalar(query)
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    return row
+
+
+def open_session(session: Session, cookie: str, *, now: datetime) -> Viewer | None:
+    """The viewer behind a session cookie, or None when it is unknown, expired or revoked."""
+    row = _live(session, cookie, now)
+    if row is None:
+        return None
+    if row.last_seen_at is None or now - row.last_seen_at >= _TOUCH_EVERY:
+        row.last_seen_at = now
+    return Viewer(row.id, row.provider_id, row.csrf_secret)
+
+
+def csrf_ok(viewer: Viewer, presented: str) -> bool:
+    """True when a form's CSRF token is the one bound to this session (constant time)."""
+    return bool(presented) and hmac.compare_digest(viewer.csrf_token, presented)
+
+
+def sign_out(session: Session, cookie: str, *, now: datetime) -> None:
+    """Revoke the session behind this cookie (nothing happens for an unknown cookie)."""
+    row = _live(session, cookie, now)
+    if row is not None:
+        row.revoked_at = now
+
+
+def list_sessions(session: Session, provider_id: str, *, now: datetime) -> list[WebSession]:
+    """The provider's sessions that are neither revoked nor expired, newest first."""
+    query = (
+        select(WebSession)
+        .where(
+            WebSession.provider_id == provider_id,
+            WebSession.revoked_at.is_(None),
+            WebSession.expires_at > now,
+        )
+        .order_by(WebSession.created_at.desc())
+    )
+    return list(session.scalars(query))
+
+
+def revoke_session(session: Session, provider_id: str, session_id: str, *, now: datetime) -> None:
+    """Revoke one of the provider's sessions; another provider's id is ``NotFoundError``."""
+    row = session.get(WebSession, session_id)
+    if row is None or row.provider_id != provider_id:
+        raise NotFoundError("session", session_id)
+    if row.revoked_at is None:
+        row.revoked_at = now
+        record("web.session.revoked", provider_id=provider_id)
+
+
+# --- what the account owns ---------------------------------------------------------------------
+
+
+def owned_booking(session: Session, provider_id: str, booking_id: str) -> Booking:
+    """The provider's booking; another provider's booking is indistinguishable from none."""
+    booking = session.get(Booking, booking_id)
+    if booking is None or booking.provider_id != provider_id:
+        raise NotFoundError("booking", booking_id)
+    return booking
+
+
+def owned_source(session: Session, provider_id: str, source_id: str) -> ExternalSource:
+    """The provider's external source, else ``NotFoundError``."""
+    source = session.get(ExternalSource, source_id)
+    if source is None or source.provider_id != provider_id:
+        raise NotFoundError("source", source_id)
+    return source
+
+
+def list_bookings(
+    session: Session, provider_id: str, *, now: datetime, past: bool, limit: int = 100
+) -> list[Booking]:
+    """Upcoming bookings (not yet ended, soonest first) or past ones (latest first)."""
+    query = select(Booking).where(Booking.provider_id == provider_id)
+    if past:
+        query = query.where(Booking.end_at <= now).order_by(Booking.start_at.desc())
+    else:
+        query = query.where(Booking.end_at > now).order_by(Booking.start_at)
+    return list(session.scalars(query.limit(limit)))
+
+
+def pending_proposals(session: Session, booking_ids: list[str]) -> dict[str, list[Proposal]]:
+    """Pending proposals per booking id, oldest first."""
+    if not booking_ids:
+        return {}
+    rows = session.scalars(
+        select(Proposal)
+        .where(Proposal.booking_id.in_(booking_ids), Proposal.status == "pending")
+        .order_by(Proposal.created_at)
+    )
+    found: dict[str, list[Proposal]] = {}
+    for row in rows:
+        found.setdefault(row.booking_id, []).append(row)
+    return found
+
+
+def has_feed(session: Session, provider_id: str) -> FeedToken | None:
+    """The provider's live standard feed token row, if one was issued."""
+    return session.scalar(
+        select(FeedToken).where(
+            FeedToken.provider_id == provider_id,
+            FeedToken.format == "standard",
+            FeedToken.revoked_at.is_(None),
+        )
+    )
+
+
+# --- deciding from the provider's pages ----------------------------------------------------------
+
+
+def decide_request(
+    session: Session,
+    provider_id: str,
+    booking_id: str,
+    verb: str,
+    actor: booking_service.Actor,
+    *,
+    now: datetime,
+) -> Booking:
+    """Approve or decline a request-to-book, as the emailed link does (its links die too)."""
+    owned_booking(session, provider_id, booking_id)
+    session.execute(
+        update(MagicLink)
+        .where(
+            MagicLink.booking_id == booking_id,
+            MagicLink.purpose.in_(["approve_booking", "decline_booking"]),
+            MagicLink.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    if verb == "approve":
+        return booking_service.approve_booking(session, booking_id, actor, now)
+    return booking_service.decline_booking(session, booking_id, actor, now)
+
+
+def decide_proposal(
+    session: Session,
+    mailer: Mailer,
+    provider_id: str,
+    proposal_id: str,
+    verb: str,
+    actor: booking_service.Actor,
+    *,
+    now: datetime,
+) -> Proposal:
+    """Approve or decline a guest's proposal through the very code the emailed links run.
+
+    A link for the host is issued in-process and used at once, so every check of the
+    link flow (SEQUENCE unchanged, not superseded, sibling links die, proposer told)
+    applies unchanged. Raises ``proposals.LinkProblem`` when the proposal cannot be decided.
+    """
+    proposal = session.get(Proposal, proposal_id)
+    booking = session.get(Booking, proposal.booking_id) if proposal else None
+    if proposal is None or booking is None or booking.provider_id != provider_id:
+        raise NotFoundError("proposal", proposal_id)
+    if proposal.proposed_by != "guest":
+        raise InvalidInput("only the guest's proposals wait for your answer", code="not_yours")
+    host = session.scalar(
+        select(Invitation).where(Invitation.booking_id == booking.id, Invitation.role == "host")
+    )
+    address = host.address if host is not None else booking.host_email
+    token = issue_link(
+        session,
+        mailer,
+        purpose=verb,
+        booking=booking,
+        role="host",
+        address=address,
+        expires_at=max(proposal.expires_at, now + timedelta(minutes=1)),
+        now=now,
+        proposal_id=proposal.id,
+    )
+    if verb == "approve":
+        return proposal_service.approve(session, mailer, token, now=now, actor=actor)
+    return proposal_service.decline(session, mailer, token, now=now)

@@ -1,0 +1,452 @@
+"""The database side of the CalDAV bridge: each provider's calendars, stored objects and change log.
+
+`bookings` (and `holds` when the provider shows them) are generated from their tables and
+read-only; `blocks` and calendars made with MKCALENDAR keep objects in dav_objects, every
+write bumping the calendar's revision and logging the href in dav_changes (sync tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import recurring_ical_events
+from icalendar import Calendar
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.db.models import Booking, DavCalendar, DavChange, DavObject, Hold, Provider, new_id
+from core.domain.busy import Busy, BusyKind
+from core.services.errors import NotFoundError, ServiceError
+
+READ_ONLY_KINDS = frozenset({"bookings", "holds"})
+FIXED_NAMES = frozenset({"bookings", "holds", "blocks"})
+BOOKING_STATUSES = ("confirmed", "requested")
+# A floating or all-day span is stored widened by the largest UTC offset, so that the
+# indexed prefilter never misses it whatever zone it is finally read in.
+_FLOATING_SLACK = timedelta(hours=14)
+
+
+class ReadOnlyCalendar(ServiceError):
+    """Raised when something tries to write into a generated (bookings, holds) calendar."""
+
+    code = "read_only_calendar"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"the {name!r} calendar is read-only: Parley generates it from its {name};"
+            " put your own events into 'blocks' or a calendar you created"
+        )
+        self.name = name
+
+
+class CalendarExists(ServiceError):
+    """Raised when MKCALENDAR names a calendar the provider already has."""
+
+    code = "calendar_exists"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a calendar named {name!r} already exists")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpan:
+    """The UTC envelope of an object's occurrences; exact=False for recurring or floating ones."""
+
+    start: datetime | None
+    end: datetime | None
+    exact: bool
+
+
+# --- providers and calendars ----------------------------------------------------------------
+
+
+def provider_by_dav_username(session: Session, username: str) -> Provider | None:
+    return session.scalars(select(Provider).where(Provider.dav_username == username)).first()
+
+
+def lock_provider(session: Session, provider_id: str) -> None:
+    """Serialize writers per provider: a row lock on PostgreSQL (SQLite already serializes)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Provider.id).where(Provider.id == provider_id).with_for_update())
+
+
+def ensure_calendars(session: Session, provider: Provider, now: datetime) -> list[DavCalendar]:
+    """The provider's calendars, creating bookings, blocks (and holds if shown) on first use."""
+    calendars = list(
+        session.scalars(select(DavCalendar).where(DavCalendar.provider_id == provider.id))
+    )
+    wanted = ["bookings", "blocks"] + (["holds"] if provider.show_holds_calendar else [])
+    have = {c.name for c in calendars}
+    for name in wanted:
+        if name not in have:
+            calendars.append(_add_calendar(session, provider, name, name, now))
+    if not provider.show_holds_calendar:
+        calendars = [c for c in calendars if c.kind != "holds"]
+    return sorted(calendars, key=lambda c: c.name)
+
+
+def _add_calendar(
+    session: Session, provider: Provider, name: str, kind: str, now: datetime
+) -> DavCalendar:
+    titles = {"bookings": "Bookings", "blocks": "Blocked time", "holds": "Holds"}
+    calendar = DavCalendar(
+        id=new_id("cal"),
+        tenant_id=provider.tenant_id,
+        provider_id=provider.id,
+        name=name,
+        kind=kind,
+        blocking=kind != "holds",
+        props={"D:displayname": titles.get(kind, name)},
+        revision=0,
+        created_at=now,
+    )
+    session.add(calendar)
+    session.flush()
+    return calendar
+
+
+def get_calendar(session: Session, provider_id: str, name: str) -> DavCalendar | None:
+    return session.scalars(
+        select(DavCalendar).where(DavCalendar.provider_id == provider_id, DavCalendar.name == name)
+    ).first()
+
+
+def create_calendar(
+    session: Session, provider: Provider, name: str, props: dict[str, str], now: datetime
+) -> DavCalendar:
+    """A new read-write calendar (MKCALENDAR); blocking unless props say otherwise."""
+    if name in FIXED_NAMES:
+        if name in READ_ONLY_KINDS:
+            raise ReadOnlyCalendar(name)
+        raise CalendarExists(name)
+    if get_calendar(session, provider.id, name) is not None:
+        raise CalendarExists(name)
+    calendar = _add_calendar(session, provider, name, "custom", now)
+    calendar.props = {**calendar.props, **props}
+    return calendar
+
+
+def delete_calendar(session: Session, calendar: DavCalendar) -> None:
+    """Remove a calendar the provider created; its events stop being busy time at once."""
+    if calendar.kind != "custom":
+        raise ReadOnlyCalendar(calendar.name)
+    session.delete(calendar)
+
+
+def set_props(session: Session, calendar: DavCalendar, props: dict[str, str]) -> None:
+    """Merge WebDAV properties (an empty value removes one); counts as a change for ctag."""
+    merged = {**calendar.props, **props}
+    calendar.props = {k: v for k, v in merged.items() if v != ""}
+    calendar.revision += 1
+
+
+def set_blocking(session: Session, provider_id: str, name: str, blocking: bool) -> DavCalendar:
+    """Mark a calendar as blocking busy time or not (bookings and holds always block)."""
+    calendar = get_calendar(session, provider_id, name)
+    if calendar is None:
+        raise NotFoundError("calendar", name)
+    if calendar.kind in READ_ONLY_KINDS:
+        raise ReadOnlyCalendar(name)
+    calendar.blocking = blocking
+    calendar.revision += 1
+    return calendar
+
+
+def show_holds_calendar(session: Session, provider_id: str, enabled: bool, now: datetime) -> bool:
+    """Show (or hide) the provider's read-only holds calendar; returns the new setting."""
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        raise NotFoundError("provider", provider_id)
+    provider.show_holds_calendar = enabled
+    provider.updated_at = now
+    ensure_calendars(session, provider, now)
+    return enabled
+
+
+def list_calendars(session: Session, provider_id: str) -> list[DavCalendar]:
+    query = select(DavCalendar).where(DavCalendar.provider_id == provider_id)
+    return list(session.scalars(query.order_by(DavCalendar.name)))
+
+
+def calendar_tag(calendar: DavCalendar, extra: str = "") -> str:
+    """A fingerprint of a calendar's state (getctag / collection ETag)."""
+    body = json.dumps([calendar.id, calendar.revision, calendar.props, extra], sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+# --- stored objects -------------------------------------------------------------------------
+
+
+def get_objects(session: Session, calendar_id: str, hrefs: Iterable[str]) -> list[DavObject]:
+    wanted = list(dict.fromkeys(hrefs))
+    found: list[DavObject] = []
+    for start in range(0, len(wanted), 500):  # stay under bound-parameter limits
+        chunk = wanted[start : start + 500]
+        query = select(DavObject).where(
+            DavObject.calendar_id == calendar_id, DavObject.href.in_(chunk)
+        )
+        found.extend(session.scalars(query))
+    return found
+
+
+def all_objects(session: Session, calendar_id: str) -> list[DavObject]:
+    query = select(DavObject).where(DavObject.calendar_id == calendar_id)
+    return list(session.scalars(query.order_by(DavObject.href)))
+
+
+def objects_in_range(
+    session: Session, calendar_ids: Sequence[str], start: datetime, end: datetime
+) -> list[DavObject]:
+    """Objects whose stored span meets [start, end): answered from the span index."""
+    if not calendar_ids:
+        return []
+    query = select(DavObject).where(
+        DavObject.calendar_id.in_(calendar_ids),
+        or_(DavObject.start_at.is_(None), DavObject.start_at < end),
+        or_(DavObject.end_at.is_(None), DavObject.end_at > start),
+    )
+    return list(session.scalars(query))
+
+
+def has_uid(session: Session, calendar_id: str, uid: str) -> bool:
+    query = select(DavObject.id).where(DavObject.calendar_id == calendar_id, DavObject.uid == uid)
+    return session.execute(query.limit(1)).first() is not None
+
+
+def put_object(
+    session: Session,
+    calendar: DavCalendar,
+    href: str,
+    ics: str,
+    *,
+    uid: str,
+    span: ObjectSpan,
+    now: datetime,
+) -> tuple[DavObject, bool]:
+    """Create or replace the object at href; returns it and whether one was replaced."""
+    if calendar.kind in READ_ONLY_KINDS:
+        raise ReadOnlyCalendar(calendar.name)
+    revision = _bump(session, calendar, href, deleted=False)
+    start, end = _stored_span(span)
+    existing = get_objects(session, calendar.id, [href])
+    obj = existing[0] if existing else DavObject(calendar_id=calendar.id, href=href)
+    obj.tenant_id = calendar.tenant_id
+    obj.uid, obj.ics, obj.etag = uid, ics, hashlib.sha256(ics.encode()).hexdigest()
+    obj.start_at, obj.end_at, obj.recurring = start, end, not span.exact
+    obj.revision, obj.updated_at = revision, now
+    if not existing:
+        session.add(obj)
+    session.flush()
+    return obj, bool(existing)
+
+
+def delete_object(session: Session, calendar: DavCalendar, href: str) -> bool:
+    """Delete the object at href; False when there was none."""
+    if calendar.kind in READ_ONLY_KINDS:
+        raise ReadOnlyCalendar(calendar.name)
+    result = session.execute(
+        delete(DavObject).where(DavObject.calendar_id == calendar.id, DavObject.href == href)
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    _bump(session, calendar, href, deleted=True)
+    return True
+
+
+def move_object(
+    session: Session, source: DavCalendar, href: str, target: DavCalendar, to_href: str
+) -> None:
+    """Move an object between writable calendars (or rename it), logging both changes."""
+    for calendar in (source, target):
+        if calendar.kind in READ_ONLY_KINDS:
+            raise ReadOnlyCalendar(calendar.name)
+    found = get_objects(session, source.id, [href])
+    if not found:
+        raise NotFoundError("object", href)
+    session.execute(
+        delete(DavObject).where(DavObject.calendar_id == target.id, DavObject.href == to_href)
+    )
+    _bump(session, source, href, deleted=True)
+    revision = _bump(session, target, to_href, deleted=False)
+    session.execute(
+        update(DavObject)
+        .where(DavObject.id == found[0].id)
+        .values(calendar_id=target.id, href=to_href, revision=revision)
+    )
+
+
+def _bump(session: Session, calendar: DavCalendar, href: str, *, deleted: bool) -> int:
+    calendar.revision += 1
+    session.add(
+        DavChange(
+            tenant_id=calendar.tenant_id,
+            calendar_id=calendar.id,
+            revision=calendar.revision,
+            href=href,
+            deleted=deleted,
+        )
+    )
+    return calendar.revision
+
+
+def _stored_span(span: ObjectSpan) -> tuple[datetime | None, datetime | None]:
+    if span.exact:
+        return span.start, span.end
+    start = span.start - _FLOATING_SLACK if span.start is not None else None
+    end = span.end + _FLOATING_SLACK if span.end is not None else None
+    return start, end
+
+
+def changes_since(session: Session, calendar_id: str, revision: int) -> list[str]:
+    """Hrefs changed (written or deleted) after revision, each once."""
+    query = select(DavChange.href).where(
+        DavChange.calendar_id == calendar_id, DavChange.revision > revision
+    )
+    return list(dict.fromkeys(session.scalars(query.order_by(DavChange.revision))))
+
+
+# --- generated calendars --------------------------------------------------------------------
+
+
+def bookings_query(provider_id: str) -> Any:
+    return select(Booking).where(
+        Booking.provider_id == provider_id, Booking.status.in_(BOOKING_STATUSES)
+    )
+
+
+def bookings_in_range(
+    session: Session, provider_id: str, start: datetime | None = None, end: datetime | None = None
+) -> list[Booking]:
+    query = bookings_query(provider_id)
+    if start is not None and end is not None:
+        query = query.where(Booking.start_at < end, Booking.end_at > start)
+    return list(session.scalars(query.order_by(Booking.start_at)))
+
+
+def bookings_by_ids(session: Session, provider_id: str, ids: Iterable[str]) -> list[Booking]:
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    return list(session.scalars(bookings_query(provider_id).where(Booking.id.in_(wanted))))
+
+
+def bookings_state(session: Session, provider_id: str) -> tuple[int, datetime | None]:
+    """(count, newest updated_at) of the provider's bookings of every status, for ctag."""
+    query = select(func.count(Booking.id), func.max(Booking.updated_at)).where(
+        Booking.provider_id == provider_id
+    )
+    count, newest = session.execute(query).one()
+    if isinstance(newest, str):  # SQLite aggregates bypass the column type
+        newest = datetime.fromisoformat(newest)
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    return int(count), newest
+
+
+def booking_ids_changed_since(session: Session, provider_id: str, since: datetime) -> list[str]:
+    """Ids of the provider's bookings (any status) updated at or after since."""
+    query = select(Booking.id).where(
+        Booking.provider_id == provider_id, Booking.updated_at >= since
+    )
+    return list(session.scalars(query))
+
+
+def active_holds(
+    session: Session, provider_id: str, now: datetime, ids: Iterable[str] | None = None
+) -> list[Hold]:
+    query = select(Hold).where(
+        Hold.provider_id == provider_id, Hold.status == "active", Hold.expires_at > now
+    )
+    if ids is not None:
+        query = query.where(Hold.id.in_(list(ids)))
+    return list(session.scalars(query.order_by(Hold.start_at)))
+
+
+# --- busy time ------------------------------------------------------------------------------
+
+
+def dav_busy(session: Session, provider_id: str, start: datetime, end: datetime) -> list[Busy]:
+    """Occurrences of opaque, not-cancelled events in the provider's blocking calendars
+    (blocks and blocking calendars it created) meeting [start, end), recurrences expanded."""
+    calendars = session.scalars(
+        select(DavCalendar).where(
+            DavCalendar.provider_id == provider_id,
+            DavCalendar.kind.in_(("blocks", "custom")),
+            DavCalendar.blocking.is_(True),
+        )
+    ).all()
+    if not calendars:
+        return []
+    zone = _provider_zone(session, provider_id)
+    names = {c.id: c.name for c in calendars}
+    busy: list[Busy] = []
+    for obj in objects_in_range(session, list(names), start, end):
+        label = names[obj.calendar_id]
+        busy.extend(_occurrences(obj.ics, start, end, zone, obj.calendar_id, label))
+    return sorted(busy, key=lambda b: (b.start, b.end))
+
+
+def _provider_zone(session: Session, provider_id: str) -> ZoneInfo:
+    name = session.scalar(select(Provider.timezone).where(Provider.id == provider_id))
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ValueError, KeyError):
+        return ZoneInfo("UTC")
+
+
+def _occurrences(
+    ics: str, start: datetime, end: datetime, zone: ZoneInfo, ref: str, label: str
+) -> list[Busy]:
+    try:
+        calendar = Calendar.from_ical(ics)
+        # Widen the window for floating and all-day events; the exact check follows.
+        events = recurring_ical_events.of(calendar).between(start - _DAY, end + _DAY)
+    except (ValueError, KeyError, TypeError):
+        return []
+    out: list[Busy] = []
+    for event in events:
+        if event.name != "VEVENT" or not _blocks_time(event):
+            continue
+        span = _event_span(event, zone)
+        if span is not None and span[0] < end and span[1] > start:
+            out.append(Busy(span[0], span[1], BusyKind.EXTERNAL, ref, label))
+    return out
+
+
+_DAY = timedelta(days=1)
+
+
+def _blocks_time(event: Any) -> bool:
+    transparent = str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT"
+    cancelled = str(event.get("STATUS", "")).upper() == "CANCELLED"
+    return not transparent and not cancelled
+
+
+def _event_span(event: Any, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
+    if "DTSTART" not in event:
+        return None
+    first = _as_utc(event["DTSTART"].dt, zone)
+    if "DTEND" in event:
+        last = _as_utc(event["DTEND"].dt, zone)
+    elif "DURATION" in event:
+        last = first + event["DURATION"].dt
+    elif not isinstance(event["DTSTART"].dt, datetime):
+        last = first + _DAY  # an all-day event without an end lasts one day
+    else:
+        return None  # an instant blocks nothing
+    return (first, last) if last > first else None
+
+
+def _as_utc(value: date | datetime, zone: ZoneInfo) -> datetime:
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0), zone)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)

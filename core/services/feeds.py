@@ -1,0 +1,133 @@
+"""Private per-provider ICS feed URLs: tokens (256 random bits, only the hash stored) and
+what a feed holds (confirmed bookings, active holds when asked, and for booking-platform
+exports the busy time from other platforms and from the provider's own blocking calendars).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.db.models import (
+    Booking,
+    ExternalEvent,
+    ExternalSource,
+    FeedToken,
+    Hold,
+    Provider,
+    new_id,
+)
+from core.services import dav
+from core.services.errors import InvalidInput, NotFoundError
+
+FORMATS = ("standard", "airbnb", "booking.com")
+PAST = timedelta(days=30)
+HORIZON = timedelta(days=540)
+
+
+@dataclass(frozen=True, slots=True)
+class OtherBusy:
+    """Busy time that is neither a booking nor a hold, as exported to a platform."""
+
+    uid: str
+    start: datetime
+    end: datetime
+    reservation: bool
+
+
+@dataclass(frozen=True)
+class FeedContent:
+    provider: Provider
+    format: str
+    bookings: list[Booking]
+    holds: list[Hold] = field(default_factory=list)
+    others: list[OtherBusy] = field(default_factory=list)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session, provider_id: str, now: datetime, *, include_holds: bool, fmt: str
+) -> str:
+    """A new feed token; earlier tokens of the same format stop working at once."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}", code="invalid_format")
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        raise NotFoundError("provider", provider_id)
+    if fmt != "standard" and provider.kind != "unit":
+        raise InvalidInput("platform exports are for units only", code="invalid_format")
+    session.execute(
+        update(FeedToken)
+        .where(
+            FeedToken.provider_id == provider_id,
+            FeedToken.format == fmt,
+            FeedToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    token = secrets.token_urlsafe(32)
+    session.add(
+        FeedToken(
+            id=new_id("fdt"),
+            tenant_id=provider.tenant_id,
+            provider_id=provider_id,
+            token_hash=token_hash(token),
+            include_holds=include_holds,
+            format=fmt,
+            created_at=now,
+        )
+    )
+    return token
+
+
+def feed_for_token(session: Session, token: str, now: datetime) -> FeedContent:
+    """What the feed behind token shows now; NotFoundError for unknown or revoked tokens."""
+    row = session.scalars(
+        select(FeedToken).where(
+            FeedToken.token_hash == token_hash(token), FeedToken.revoked_at.is_(None)
+        )
+    ).first()
+    provider = session.get(Provider, row.provider_id) if row else None
+    if row is None or provider is None:
+        raise NotFoundError("feed", "…")
+    bookings = [
+        b
+        for b in dav.bookings_in_range(session, provider.id, now - PAST, now + HORIZON)
+        if b.status == "confirmed"
+    ]
+    holds = dav.active_holds(session, provider.id, now) if row.include_holds else []
+    others = _other_busy(session, provider.id, row.format, now) if row.format != "standard" else []
+    return FeedContent(provider, row.format, bookings, holds, others)
+
+
+def _other_busy(
+    session: Session, provider_id: str, platform: str, now: datetime
+) -> list[OtherBusy]:
+    """Busy time a platform must also block: other platforms' events (never its own, which
+    would echo back) and the provider's own blocking CalDAV calendars."""
+    query = (
+        select(ExternalEvent)
+        .join(ExternalSource, ExternalSource.id == ExternalEvent.source_id)
+        .where(
+            ExternalEvent.provider_id == provider_id,
+            ExternalSource.platform != platform,
+            ExternalEvent.merged_into_id.is_(None),
+            ExternalEvent.end_at > now - PAST,
+        )
+    )
+    out = [
+        OtherBusy(f"{e.id}-{e.uid}", e.start_at, e.end_at, e.kind == "reservation")
+        for e in session.scalars(query)
+    ]
+    for busy in dav.dav_busy(session, provider_id, now - PAST, now + HORIZON):
+        uid = f"{busy.ref}-{int(busy.start.timestamp())}@parley-block"
+        out.append(OtherBusy(uid, busy.start, busy.end, False))
+    return out

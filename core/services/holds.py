@@ -1,0 +1,289 @@
+"""Holds: a slot kept for a guest while they check out, and its conversion to a booking.
+
+Creating and confirming a hold are each one transaction serialized per provider and
+re-check feasibility under that serialization, so of overlapping attempts exactly one
+wins and the others get ``SlotTaken``. A hold blocks only while ``expires_at > now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from core.db.models import DEFAULT_TENANT, Booking, Hold, new_id
+from core.domain import AvailabilityPolicy, Busy
+from core.domain.errors import InvalidInterval
+from core.domain.slots import require_aware
+from core.domain.zones import is_nonexistent
+from core.events import record
+from core.services.availability import (
+    RULES,
+    busy_for_span,
+    check_bookable,
+    check_free,
+    check_rules,
+    load_policy,
+    policy_from_rows,
+)
+from core.services.bookings import Actor, book_hold
+from core.services.busy import (
+    Exclude,
+    as_busy,
+    busy_from_unit_rows,
+    db_time,
+    driver_batch,
+    driver_rows,
+    related_units,
+    unit_rows_statement,
+)
+from core.services.errors import (
+    HoldExpired,
+    IdempotencyMismatch,
+    InvalidInput,
+    NotFoundError,
+)
+from core.services.providers import (
+    Scope,
+    check_email,
+    get_provider,
+    lock_providers,
+    scope_from_rows,
+    scope_sql,
+)
+
+MAX_HOLD = timedelta(days=31)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """What a guest asks to hold; ``guest_email`` may come later, at confirmation."""
+
+    provider_id: str
+    start: datetime
+    end: datetime
+    guest_email: str | None = None
+    guest_name: str | None = None
+    guest_timezone: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResult:
+    """The hold, and whether this call created it (False: an idempotent replay)."""
+
+    hold: Hold
+    created: bool
+
+
+def hold_status(hold: Hold, now: datetime) -> str:
+    """The status as readers see it: an active hold past its TTL is already expired."""
+    if hold.status == "active" and hold.expires_at <= now:
+        return "expired"
+    return hold.status
+
+
+def get_hold(session: Session, hold_id: str) -> Hold:
+    """The hold with ``hold_id`` or ``NotFoundError``."""
+    hold = session.get(Hold, hold_id)
+    if hold is None:
+        raise NotFoundError("hold", hold_id)
+    return hold
+
+
+def create_hold(
+    session: Session, request: HoldRequest, now: datetime, *, ttl_seconds: int
+) -> HoldResult:
+    """Hold [start, end) for the guest, or return the hold already made with this key.
+
+    The hot path of a public endpoint, so it is two round trips before the commit: one
+    batch that locks the provider and its related units while reading the settings,
+    reads the rules, what is busy around the span and any hold with the same key; then
+    the insert.
+    """
+    _check_request(request)
+    loaded = _load_for_hold(session, request, now)
+    if isinstance(loaded, Hold):  # the same idempotency key was used before
+        return HoldResult(_same_or_mismatch(loaded, request), created=False)
+    scope, policy = loaded.scope, loaded.policy
+    check_rules(policy, request.start, request.end, now)
+    check_free(policy, loaded.busy, request.start, request.end, now)
+    hold = Hold(
+        id=new_id("hld"),
+        tenant_id=DEFAULT_TENANT,
+        provider_id=scope.id,
+        start_at=request.start.astimezone(UTC),
+        end_at=request.end.astimezone(UTC),
+        expires_at=now + timedelta(seconds=ttl_seconds),
+        status="active",
+        purpose="checkout",
+        idempotency_key=request.idempotency_key or None,
+        guest_email=request.guest_email,
+        guest_name=request.guest_name,
+        guest_timezone=request.guest_timezone,
+        created_at=now,
+    )
+    _insert(session, hold, request)
+    record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
+    return HoldResult(hold, created=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    scope: Scope
+    policy: AvailabilityPolicy
+    busy: list[Busy]
+
+
+# Per provider, the related units and buffers seen last time: what the busy query of the
+# next hold needs, guessed so that it can go out in the same batch as the lock. The
+# scope read under the lock decides; a wrong guess costs one more query.
+_LAST_SEEN: dict[str, tuple[tuple[str, ...], int, int]] = {}
+_LAST_SEEN_MAX = 50_000
+_BY_KEY = "SELECT id FROM holds WHERE tenant_id = :tenant AND idempotency_key = :key"
+
+
+def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Loaded | Hold:
+    """What the hold check needs, read under the provider lock; or the hold already made
+    with the request's idempotency key."""
+    provider_id = request.provider_id
+    guess = _LAST_SEEN.get(provider_id, ((), 0, 0))
+    units, before, after = guess
+    low = request.start - timedelta(minutes=after)
+    high = request.end + timedelta(minutes=before)
+    statements = [
+        (scope_sql(session, lock=True), {"provider": provider_id}),
+        (RULES, {"provider": provider_id}),
+        unit_rows_statement(session, (provider_id, *units), low, high, now),
+    ]
+    if request.idempotency_key:
+        statements.append((_BY_KEY, {"tenant": DEFAULT_TENANT, "key": request.idempotency_key}))
+    results = driver_batch(session, statements)
+    scope = scope_from_rows(results[0], provider_id)
+    if request.idempotency_key and results[3]:
+        return get_hold(session, results[3][0][0])
+    policy = policy_from_rows(scope, results[1])
+    seen = (scope.related.ids, policy.buffer_before_minutes, policy.buffer_after_minutes)
+    if len(_LAST_SEEN) >= _LAST_SEEN_MAX:
+        _LAST_SEEN.clear()
+    _LAST_SEEN[provider_id] = seen
+    if seen == guess:
+        busy = as_busy(busy_from_unit_rows(session, provider_id, results[2], scope.related))
+    else:
+        span = (request.start, request.end)
+        busy = busy_for_span(session, scope.id, policy, span, now, related=scope.related)
+    return _Loaded(scope, policy, busy)
+
+
+_INSERT = """
+    INSERT INTO holds (id, tenant_id, provider_id, start_at, end_at, expires_at, status,
+                       purpose, idempotency_key, guest_email, guest_name, guest_timezone,
+                       created_at)
+    VALUES (:id, :tenant_id, :provider_id, :start_at, :end_at, :expires_at, :status,
+            :purpose, :idempotency_key, :guest_email, :guest_name, :guest_timezone,
+            :created_at)
+"""
+_TIMES = ("start_at", "end_at", "expires_at", "created_at")
+_COLUMNS = (
+    "id", "tenant_id", "provider_id", "status", "purpose", "idempotency_key", "guest_email",
+    "guest_name", "guest_timezone",
+)  # fmt: skip
+
+
+def _insert(session: Session, hold: Hold, request: HoldRequest) -> None:
+    """Insert ``hold``; a clash of idempotency keys becomes ``IdempotencyMismatch``."""
+    params = {name: getattr(hold, name) for name in _COLUMNS}
+    params.update({name: db_time(session, getattr(hold, name)) for name in _TIMES})
+    dbapi = session.get_bind().dialect.loaded_dbapi
+    try:
+        driver_rows(session, _INSERT, params)
+    except dbapi.IntegrityError:
+        # The same key, concurrently, for another provider (one provider is serialized).
+        raise IdempotencyMismatch(request.idempotency_key or "") from None
+
+
+def _check_request(request: HoldRequest) -> None:
+    require_aware(start=request.start, end=request.end)
+    if request.end <= request.start:
+        raise InvalidInterval("end must be after start")
+    if request.end - request.start > MAX_HOLD:
+        raise InvalidInput("a hold may last at most 31 days", code="range_too_long")
+    if is_nonexistent(request.start):
+        raise InvalidInput("start does not exist in its own time zone", code="invalid_time")
+    if request.guest_email is not None:
+        check_email(request.guest_email, "guest_email")
+    if request.idempotency_key is not None and not 0 < len(request.idempotency_key) <= 200:
+        raise InvalidInput("idempotency_key must be 1–200 characters", code="invalid_key")
+
+
+def _same_or_mismatch(hold: Hold, request: HoldRequest) -> Hold:
+    same = (hold.provider_id, hold.start_at, hold.end_at) == (
+        request.provider_id,
+        request.start,
+        request.end,
+    )
+    if not same:
+        raise IdempotencyMismatch(request.idempotency_key or "")
+    return hold
+
+
+def confirm_hold(
+    session: Session,
+    hold_id: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    guest_email: str | None = None,
+    guest_name: str | None = None,
+) -> Booking:
+    """Turn an active hold into a booking (confirmed, or requested without instant book).
+
+    Confirming a hold that already became a booking returns that booking again.
+    """
+    hold = get_hold(session, hold_id)
+    lock_providers(session, [hold.provider_id, *related_units(session, hold.provider_id).ids])
+    session.refresh(hold)
+    if hold.status == "converted" and hold.booking_id is not None:
+        booking = session.get(Booking, hold.booking_id)
+        if booking is not None:
+            return booking
+    if hold_status(hold, now) != "active":
+        raise HoldExpired(hold.id)
+    _fill_guest(hold, guest_email, guest_name)
+    provider = get_provider(session, hold.provider_id)
+    policy = load_policy(session, provider)
+    check_bookable(
+        session,
+        provider.id,
+        policy,
+        hold.start_at,
+        hold.end_at,
+        now,
+        exclude=Exclude(hold_id=hold.id),
+    )
+    booking = book_hold(session, hold, provider, policy, actor, now)
+    hold.status = "converted"
+    hold.booking_id = booking.id
+    record("cal.hold.converted", hold_id=hold.id, booking_id=booking.id, provider_id=provider.id)
+    return booking
+
+
+def _fill_guest(hold: Hold, guest_email: str | None, guest_name: str | None) -> None:
+    if guest_email is not None:
+        hold.guest_email = check_email(guest_email, "guest_email")
+    if guest_name is not None:
+        if len(guest_name) > 200:
+            raise InvalidInput("guest_name may be at most 200 characters", code="invalid_name")
+        hold.guest_name = guest_name.strip() or None
+    if not hold.guest_email:
+        raise InvalidInput("a guest_email is needed to confirm", code="guest_email_required")
+
+
+def release_hold(session: Session, hold_id: str, now: datetime) -> Hold:
+    """Give an active hold's time back before its TTL (the guest went away)."""
+    hold = get_hold(session, hold_id)
+    if hold_status(hold, now) == "active":
+        hold.status = "released"
+        record("cal.hold.released", hold_id=hold.id, provider_id=hold.provider_id)
+    return hold

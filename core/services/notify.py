@@ -1,0 +1,420 @@
+"""What Parley tells people by mail, written to the outbox in the caller's transaction.
+
+Each attendee gets a private single-attendee iMIP message (only their own address in it,
+the other party by name only); notices (approval requests, courtesy notes, auto-replies)
+carry signed single-use links. Sends are keyed by (uid, sequence, attendee, method), so a
+repeated call never mails twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import tokens
+from core.db.models import Booking, Invitation, MagicLink, OutboundMessage, Provider, new_id
+from core.events import record
+from core.itip.build import (
+    EventSnapshot,
+    Recipient,
+    build_cancel,
+    build_declinecounter,
+    build_request,
+)
+from core.runtime import Runtime
+from core.services.outbox import enqueue_message
+from mailagent.compose import (
+    ItipKind,
+    Mailbox,
+    compose_itip,
+    compose_notice,
+    message_id_for,
+)
+
+Change = Literal["invitation", "update", "cancellation"]
+_KIND = {
+    "invitation": ItipKind.INVITATION,
+    "update": ItipKind.UPDATE,
+    "cancellation": ItipKind.CANCELLATION,
+}
+
+
+@dataclass(frozen=True)
+class Mailer:
+    """The organizer's identity and the knobs that shape outgoing mail."""
+
+    organizer_email: str
+    organizer_name: str
+    base_url: str
+    secret: bytes
+    plus_addressing: bool
+    approve_ttl: timedelta
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime) -> Mailer:
+        settings = runtime.settings
+        return cls(
+            organizer_email=settings.organizer_email,
+            organizer_name=settings.organizer_name,
+            base_url=settings.effective_base_url,
+            secret=runtime.secrets.secret_key,
+            plus_addressing=settings.plus_addressing,
+            approve_ttl=timedelta(hours=settings.proposal_ttl_hours),
+        )
+
+    @property
+    def domain(self) -> str:
+        return self.organizer_email.rpartition("@")[2]
+
+    def organizer_for(self, invitation: Invitation) -> str:
+        if not self.plus_addressing:
+            return self.organizer_email
+        return tokens.plus_address(self.organizer_email, invitation.plus_tag)
+
+    def sender(self) -> Mailbox:
+        return Mailbox(self.organizer_email, self.organizer_name)
+
+    def url(self, path: str, token: str) -> str:
+        return f"{self.base_url}{path}{quote(token, safe='')}"
+
+
+def issue_link(
+    session: Session,
+    mailer: Mailer,
+    *,
+    purpose: str,
+    booking: Booking,
+    role: str,
+    address: str,
+    expires_at: datetime,
+    now: datetime,
+    proposal_id: str | None = None,
+) -> str:
+    """A signed single-use token, stored only as its hash."""
+    token = tokens.issue(
+        mailer.secret,
+        booking_id=booking.id,
+        role=role,
+        address=address,
+        purpose=purpose,
+        expires_at=expires_at,
+        nonce=secrets.token_bytes(16),
+    )
+    session.add(
+        MagicLink(
+            id=new_id("lnk"),
+            tenant_id=booking.tenant_id,
+            token_hash=tokens.token_hash(token),
+            purpose=purpose,
+            booking_id=booking.id,
+            proposal_id=proposal_id,
+            provider_id=booking.provider_id,
+            actor_address=address,
+            actor_role=role,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return token
+
+
+def reschedule_link(
+    session: Session, mailer: Mailer, booking: Booking, invitation: Invitation, now: datetime
+) -> str:
+    """The attendee's own "Request a new time" URL, valid until the booking ends."""
+    expires = max(booking.end_at, now + timedelta(hours=1))
+    token = issue_link(
+        session,
+        mailer,
+        purpose="propose",
+        booking=booking,
+        role=invitation.role,
+        address=invitation.address,
+        expires_at=expires,
+        now=now,
+    )
+    return mailer.url("/reschedule?r=", token)
+
+
+def invitations_of(session: Session, booking: Booking) -> list[Invitation]:
+    query = select(Invitation).where(Invitation.booking_id == booking.id).order_by(Invitation.role)
+    return list(session.scalars(query))
+
+
+def _zone(session: Session, booking: Booking, invitation: Invitation) -> str | None:
+    if invitation.timezone:
+        return invitation.timezone
+    if invitation.role == "host":
+        provider = session.get(Provider, booking.provider_id)
+        return provider.timezone if provider else None
+    return booking.guest_timezone
+
+
+def _other_name(booking: Booking, invitation: Invitation) -> str:
+    if invitation.role == "host":
+        return booking.guest_name or "your guest"
+    return booking.host_name or "your host"
+
+
+def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> EventSnapshot:
+    status = {"requested": "TENTATIVE", "cancelled": "CANCELLED"}.get(booking.status, "CONFIRMED")
+    return EventSnapshot(
+        uid=booking.uid,
+        sequence=booking.sequence,
+        start_utc=booking.start_at,
+        end_utc=booking.end_at,
+        summary=booking.title,
+        description=f"{booking.title} with {_other_name(booking, invitation)}.",
+        location="",
+        organizer_address=mailer.organizer_for(invitation),
+        organizer_name=mailer.organizer_name,
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+def _already_sent(session: Session, key: str) -> bool:
+    query = select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)
+    return session.scalar(query) is not None
+
+
+def send_itip(
+    session: Session,
+    mailer: Mailer,
+    booking: Booking,
+    change: Change,
+    now: datetime,
+    *,
+    only: Invitation | None = None,
+    refresh_of: str | None = None,
+) -> int:
+    """Queue the change for each attendee (or only one); returns how many were queued."""
+    queued = 0
+    for invitation in [only] if only is not None else invitations_of(session, booking):
+        if invitation.delivery_state == "undeliverable" and change != "cancellation":
+            continue
+        queued += _send_one(session, mailer, booking, invitation, change, now, refresh_of)
+    return queued
+
+
+def _send_one(
+    session: Session,
+    mailer: Mailer,
+    booking: Booking,
+    invitation: Invitation,
+    change: Change,
+    now: datetime,
+    refresh_of: str | None,
+) -> int:
+    method = "CANCEL" if change == "cancellation" else "REQUEST"
+    key = f"{booking.uid}:{booking.sequence}:{invitation.address}:{method}"
+    if refresh_of is not None:
+        key = f"refresh:{refresh_of}:{invitation.address}"
+    if _already_sent(session, key):
+        return 0
+    event = _snapshot(mailer, booking, invitation)
+    recipient = Recipient(invitation.address, invitation.name or "")
+    link = (
+        None
+        if change == "cancellation"
+        else reschedule_link(session, mailer, booking, invitation, now)
+    )
+    if change == "cancellation":
+        ics = build_cancel(event, recipient, dtstamp=now)
+    else:
+        ics = build_request(event, recipient, dtstamp=now, reschedule_url=link)
+    message_id = message_id_for(key, mailer.domain)
+    message = compose_itip(
+        kind=_KIND[change],
+        ics=ics,
+        event=event,
+        recipient=Mailbox(invitation.address, invitation.name or ""),
+        message_id=message_id,
+        date=now,
+        zone_name=_zone(session, booking, invitation),
+        reschedule_url=link,
+        sender=Mailbox(event.organizer_address, mailer.organizer_name),
+    )
+    plain_key = refresh_of is None
+    enqueue_message(
+        session,
+        idempotency_key=key,
+        kind=f"itip.{change}",
+        uid=booking.uid if plain_key else None,
+        sequence=booking.sequence if plain_key else None,
+        attendee=invitation.address if plain_key else None,
+        method=method if plain_key else None,
+        booking_id=booking.id,
+        recipient=invitation.address,
+        message=message,
+        message_id=message_id,
+        now=now,
+        known_new=True,
+    )
+    _deliver_soon(session, now)
+    invitation.last_method_sent = method
+    invitation.last_sequence_sent = booking.sequence
+    invitation.last_message_id = message_id
+    invitation.updated_at = now
+    record("imip.out", method=method, booking_id=booking.id, role=invitation.role)
+    return 1
+
+
+def send_declinecounter(
+    session: Session,
+    mailer: Mailer,
+    booking: Booking,
+    invitation: Invitation,
+    now: datetime,
+    *,
+    proposal_id: str,
+    comment: str = "",
+) -> None:
+    """RFC 5546 DECLINECOUNTER to the attendee whose COUNTER was refused."""
+    key = f"declinecounter:{proposal_id}:{invitation.address}"
+    if _already_sent(session, key):
+        return
+    event = _snapshot(mailer, booking, invitation)
+    recipient = Recipient(invitation.address, invitation.name or "", partstat="NEEDS-ACTION")
+    ics = build_declinecounter(event, recipient, dtstamp=now, comment=comment)
+    message_id = message_id_for(key, mailer.domain)
+    message = compose_itip(
+        kind=ItipKind.DECLINE_COUNTER,
+        ics=ics,
+        event=event,
+        recipient=Mailbox(invitation.address, invitation.name or ""),
+        message_id=message_id,
+        date=now,
+        zone_name=_zone(session, booking, invitation),
+        sender=Mailbox(event.organizer_address, mailer.organizer_name),
+    )
+    _queue_notice(
+        session, booking, invitation.address, key, "itip.declinecounter", message, message_id, now
+    )
+    record("imip.out", method="DECLINECOUNTER", booking_id=booking.id, role=invitation.role)
+
+
+def send_notice(
+    session: Session,
+    mailer: Mailer,
+    *,
+    template: str,
+    key: str,
+    booking: Booking | None,
+    to: Mailbox,
+    context: dict[str, Any],
+    now: datetime,
+    zone_name: str | None = None,
+    in_reply_to: str | None = None,
+) -> bool:
+    """Queue a notice (no calendar) once per key; False when it was queued before."""
+    if _already_sent(session, key):
+        return False
+    message_id = message_id_for(key, mailer.domain)
+    message = compose_notice(
+        template=template,
+        context={"organizer_name": mailer.organizer_name, **context},
+        sender=mailer.sender(),
+        recipient=to,
+        message_id=message_id,
+        date=now,
+        zone_name=zone_name,
+        in_reply_to=in_reply_to,
+    )
+    _queue_notice(session, booking, to.address, key, f"notice.{template}", message, message_id, now)
+    return True
+
+
+def _queue_notice(
+    session: Session,
+    booking: Booking | None,
+    recipient: str,
+    key: str,
+    kind: str,
+    message: bytes,
+    message_id: str,
+    now: datetime,
+) -> None:
+    enqueue_message(
+        session,
+        idempotency_key=key,
+        kind=kind,
+        uid=None,
+        sequence=None,
+        attendee=None,
+        method=None,
+        booking_id=booking.id if booking else None,
+        recipient=recipient,
+        message=message,
+        message_id=message_id,
+        now=now,
+        known_new=True,  # every caller looked the key up first
+    )
+    _deliver_soon(session, now)
+
+
+def _deliver_soon(session: Session, now: datetime) -> None:
+    """Make outbox.deliver due now (in this transaction), not at its next period.
+
+    Once per transaction: a change that mails both attendees wakes the sender once.
+    """
+    # Imported here: mailagent.outbox reaches back into core.services through processing.
+    from mailagent.outbox import request_delivery
+
+    transaction = id(session.get_transaction())
+    if session.info.get("parley.delivery_requested") == transaction:
+        return
+    request_delivery(session, now)
+    session.info["parley.delivery_requested"] = transaction
+
+
+def host_invitation(session: Session, booking: Booking) -> Invitation | None:
+    return next((i for i in invitations_of(session, booking) if i.role == "host"), None)
+
+
+def send_booking_request(session: Session, mailer: Mailer, booking: Booking, now: datetime) -> None:
+    """Ask the provider (host) to approve or decline a request-to-book."""
+    host = host_invitation(session, booking)
+    if host is None:
+        return
+    expires = min(now + mailer.approve_ttl, max(booking.start_at, now + timedelta(hours=1)))
+    links = {
+        f"{verb}_url": mailer.url(
+            f"/{verb}?t=",
+            issue_link(
+                session,
+                mailer,
+                purpose=f"{verb}_booking",
+                booking=booking,
+                role="host",
+                address=host.address,
+                expires_at=expires,
+                now=now,
+            ),
+        )
+        for verb in ("approve", "decline")
+    }
+    provider = session.get(Provider, booking.provider_id)
+    send_notice(
+        session,
+        mailer,
+        template="booking_request",
+        key=f"booking-request:{booking.id}:{booking.sequence}",
+        booking=booking,
+        to=Mailbox(host.address, host.name or ""),
+        context={
+            "title": booking.title,
+            "start": booking.start_at,
+            "end": booking.end_at,
+            "guest_label": booking.guest_name or "A guest",
+            "expires_at": expires,
+            **links,
+        },
+        now=now,
+        zone_name=provider.timezone if provider else None,
+    )

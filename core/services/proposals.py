@@ -1,0 +1,395 @@
+"""Requests for a new time: from a "Request a new time" link or an iTIP COUNTER.
+
+A proposal is routed to the counterparty as one-click approve / decline links. Approval
+applies the new time only if the booking's SEQUENCE has not moved since the proposal was
+made, so a second approval, or approval of a superseded proposal, changes nothing and
+says why. Links are single-use: the magic_links row is marked used in the same
+transaction that acts on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import tokens
+from core.db.models import AuditEntry, Booking, Invitation, MagicLink, Proposal, new_id
+from core.events import record
+from core.services import bookings as booking_service
+from core.services.errors import InvalidInput, ServiceError
+from core.services.notify import (
+    Mailer,
+    invitations_of,
+    issue_link,
+    reschedule_link,
+    send_declinecounter,
+    send_notice,
+)
+from mailagent.compose import Mailbox
+
+
+class LinkProblem(ServiceError):
+    """Raised when a link cannot be used: unknown, tampered, expired, used or superseded.
+
+    ``reason`` is one of "invalid", "expired", "used", "not_pending", "moved", "cancelled";
+    ``booking`` is set when the link could be tied to a booking (to offer a fresh link).
+    """
+
+    code = "link_unusable"
+
+    def __init__(self, reason: str, message: str, booking: Booking | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        # A copy, read now: the transaction that raised is rolled back before anyone renders it.
+        self.booking = BookingFacts.of(booking) if booking is not None else None
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    """What an error page may show of a booking, detached from any session."""
+
+    id: str
+    title: str
+    start_at: datetime
+    end_at: datetime
+    status: str
+
+    @classmethod
+    def of(cls, booking: Booking) -> BookingFacts:
+        return cls(booking.id, booking.title, booking.start_at, booking.end_at, booking.status)
+
+
+@dataclass(frozen=True)
+class LinkUse:
+    """A verified, still unused link and what it points at."""
+
+    link: MagicLink
+    booking: Booking
+    proposal: Proposal | None
+    claims: tokens.TokenClaims
+
+
+def open_link(
+    session: Session, mailer: Mailer, token: str, *, now: datetime, lock: bool
+) -> LinkUse:
+    """Verify token against its stored hash; raise LinkProblem saying what is wrong."""
+    query = select(MagicLink).where(MagicLink.token_hash == tokens.token_hash(token))
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    link = session.scalar(query)
+    if link is None:
+        raise LinkProblem("invalid", "This link is not valid. It may have been mistyped.")
+    booking = session.get(Booking, link.booking_id) if link.booking_id else None
+    if booking is None:
+        raise LinkProblem("invalid", "This link no longer points at a booking.")
+    try:
+        claims = tokens.verify(mailer.secret, token, now=now, purpose=link.purpose)
+    except tokens.TokenExpired:
+        raise LinkProblem("expired", "This link has expired.", booking) from None
+    except tokens.TokenError:
+        raise LinkProblem("invalid", "This link is not valid.", booking) from None
+    if claims.booking_id != booking.id or not tokens.claims_match_address(
+        mailer.secret, claims, link.actor_address
+    ):
+        raise LinkProblem("invalid", "This link is not valid.", booking)
+    if link.used_at is not None:
+        raise LinkProblem("used", "This link has already been used.", booking)
+    proposal = session.get(Proposal, link.proposal_id) if link.proposal_id else None
+    return LinkUse(link, booking, proposal, claims)
+
+
+def _audit(session: Session, booking: Booking, actor: str, action: str, **data: object) -> None:
+    session.add(
+        AuditEntry(
+            tenant_id=booking.tenant_id,
+            at=data.pop("now"),  # type: ignore[arg-type]
+            actor=actor,
+            action=action,
+            subject_type="booking",
+            subject_id=booking.id,
+            data={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()},
+        )
+    )
+
+
+def counterparty(session: Session, booking: Booking, role: str) -> Invitation | None:
+    other = "guest" if role == "host" else "host"
+    return next((i for i in invitations_of(session, booking) if i.role == other), None)
+
+
+def create_proposal(
+    session: Session,
+    mailer: Mailer,
+    booking: Booking,
+    *,
+    role: str,
+    address: str,
+    start: datetime,
+    end: datetime,
+    note: str | None,
+    via: str,
+    now: datetime,
+    inbound_message_id: int | None = None,
+) -> Proposal:
+    """Store a pending proposal, supersede older ones, and mail the counterparty links."""
+    if booking.status not in ("confirmed", "requested"):
+        raise InvalidInput(f"this booking is {booking.status}; no new time can be proposed")
+    if end <= start:
+        raise InvalidInput("the proposed end must be after its start", code="invalid_range")
+    if start < now:
+        raise InvalidInput("the proposed time is in the past", code="in_the_past")
+    if start == booking.start_at and end == booking.end_at:
+        raise InvalidInput("that is the current time of the booking", code="unchanged")
+    other = counterparty(session, booking, role)
+    if other is None:
+        raise InvalidInput("this booking has no counterparty to ask")
+    session.execute(
+        update(Proposal)
+        .where(Proposal.booking_id == booking.id, Proposal.status == "pending")
+        .values(status="superseded", decided_at=now)
+    )
+    proposal = Proposal(
+        id=new_id("prp"),
+        tenant_id=booking.tenant_id,
+        booking_id=booking.id,
+        proposed_by=role,
+        proposer_address=address,
+        start_at=start,
+        end_at=end,
+        note=(note or "").strip()[:2000] or None,
+        status="pending",
+        via=via,
+        base_sequence=booking.sequence,
+        inbound_message_id=inbound_message_id,
+        created_at=now,
+        expires_at=now + mailer.approve_ttl,
+    )
+    session.add(proposal)
+    session.flush()
+    _mail_approval_request(session, mailer, booking, proposal, other, now)
+    _audit(session, booking, address, "proposal.created", now=now, proposal=proposal.id, via=via)
+    record("cal.proposal.created", booking_id=booking.id, proposal_id=proposal.id, via=via)
+    return proposal
+
+
+def _mail_approval_request(
+    session: Session,
+    mailer: Mailer,
+    booking: Booking,
+    proposal: Proposal,
+    other: Invitation,
+    now: datetime,
+) -> None:
+    urls = {}
+    for verb in ("approve", "decline"):
+        token = issue_link(
+            session,
+            mailer,
+            purpose=verb,
+            booking=booking,
+            role=other.role,
+            address=other.address,
+            expires_at=proposal.expires_at,
+            now=now,
+            proposal_id=proposal.id,
+        )
+        urls[f"{verb}_url"] = mailer.url(f"/{verb}?t=", token)
+    proposer_name = booking.guest_name if proposal.proposed_by == "guest" else booking.host_name
+    send_notice(
+        session,
+        mailer,
+        template="approval_request",
+        key=f"proposal:{proposal.id}:{other.address}",
+        booking=booking,
+        to=Mailbox(other.address, other.name or ""),
+        context={
+            "title": booking.title,
+            "current_start": booking.start_at,
+            "current_end": booking.end_at,
+            "proposed_start": proposal.start_at,
+            "proposed_end": proposal.end_at,
+            "note": proposal.note,
+            "proposer_label": proposer_name or "The other participant",
+            "expires_at": proposal.expires_at,
+            **urls,
+        },
+        now=now,
+        zone_name=other.timezone,
+    )
+
+
+def _use(session: Session, use: LinkUse, now: datetime) -> None:
+    use.link.used_at = now
+    if use.proposal is not None:
+        # The sibling link (approve ↔ decline) dies with this one.
+        session.execute(
+            update(MagicLink)
+            .where(MagicLink.proposal_id == use.proposal.id, MagicLink.used_at.is_(None))
+            .values(used_at=now)
+        )
+
+
+def _pending_or_explain(use: LinkUse) -> Proposal:
+    proposal = use.proposal
+    if proposal is None:
+        raise LinkProblem("invalid", "This link is not for a proposed time.", use.booking)
+    if proposal.status != "pending":
+        words = {
+            "approved": "was already approved",
+            "declined": "was already declined",
+            "superseded": "was replaced by a newer proposal",
+            "expired": "has expired",
+        }.get(proposal.status, f"is {proposal.status}")
+        raise LinkProblem("not_pending", f"This proposed time {words}.", use.booking)
+    return proposal
+
+
+def approve(
+    session: Session, mailer: Mailer, token: str, *, now: datetime, actor: booking_service.Actor
+) -> Proposal:
+    """Apply the proposal behind an approve link (one transaction, serialized per provider)."""
+    use = open_link(session, mailer, token, now=now, lock=True)
+    if use.link.purpose != "approve":
+        raise LinkProblem("invalid", "This is not an approval link.", use.booking)
+    proposal = _pending_or_explain(use)
+    booking = booking_service.lock_booking(session, use.booking.id)
+    if booking.status not in ("confirmed", "requested"):
+        raise LinkProblem("cancelled", f"This booking is {booking.status}.", booking)
+    if booking.sequence != proposal.base_sequence or proposal.expires_at <= now:
+        proposal.status = "superseded" if proposal.expires_at > now else "expired"
+        proposal.decided_at = now
+        _use(session, use, now)
+        raise LinkProblem(
+            "moved",
+            "The booking has changed since this time was proposed, so it was not applied.",
+            booking,
+        )
+    booking_service.move_booking(
+        session, booking, proposal.start_at, proposal.end_at, now=now, actor=actor
+    )
+    proposal.status = "approved"
+    proposal.decided_at = now
+    proposal.decided_by = use.link.actor_address
+    _use(session, use, now)
+    _audit(
+        session, booking, use.link.actor_address, "proposal.approved", now=now, proposal=proposal.id
+    )
+    record("cal.proposal.approved", booking_id=booking.id, proposal_id=proposal.id)
+    return proposal
+
+
+def decline(session: Session, mailer: Mailer, token: str, *, now: datetime) -> Proposal:
+    """Decline the proposal behind a decline link: the booking stays, the proposer is told."""
+    use = open_link(session, mailer, token, now=now, lock=True)
+    if use.link.purpose != "decline":
+        raise LinkProblem("invalid", "This is not a decline link.", use.booking)
+    proposal = _pending_or_explain(use)
+    booking = use.booking
+    proposal.status = "declined"
+    proposal.decided_at = now
+    proposal.decided_by = use.link.actor_address
+    _use(session, use, now)
+    proposer = next(
+        (i for i in invitations_of(session, booking) if i.role == proposal.proposed_by), None
+    )
+    if proposer is not None:
+        _tell_proposer(session, mailer, booking, proposal, proposer, now)
+    _audit(
+        session, booking, use.link.actor_address, "proposal.declined", now=now, proposal=proposal.id
+    )
+    record("cal.proposal.declined", booking_id=booking.id, proposal_id=proposal.id)
+    return proposal
+
+
+def _tell_proposer(
+    session: Session,
+    mailer: Mailer,
+    booking: Booking,
+    proposal: Proposal,
+    proposer: Invitation,
+    now: datetime,
+) -> None:
+    if proposal.via == "counter":
+        send_declinecounter(session, mailer, booking, proposer, now, proposal_id=proposal.id)
+    link = None
+    if booking.status == "confirmed" and booking.end_at > now:
+        link = reschedule_link(session, mailer, booking, proposer, now)
+    send_notice(
+        session,
+        mailer,
+        template="proposal_declined",
+        key=f"proposal-declined:{proposal.id}",
+        booking=booking,
+        to=Mailbox(proposer.address, proposer.name or ""),
+        context={
+            "title": booking.title,
+            "current_start": booking.start_at,
+            "current_end": booking.end_at,
+            "proposed_start": proposal.start_at,
+            "proposed_end": proposal.end_at,
+            "reschedule_url": link,
+        },
+        now=now,
+        zone_name=proposer.timezone,
+    )
+
+
+def propose_with_link(
+    session: Session,
+    mailer: Mailer,
+    token: str,
+    *,
+    start: datetime,
+    end: datetime,
+    note: str | None,
+    now: datetime,
+) -> Proposal:
+    """Create a proposal from a "Request a new time" link (the link is then used up)."""
+    use = open_link(session, mailer, token, now=now, lock=True)
+    if use.link.purpose != "propose":
+        raise LinkProblem("invalid", "This is not a reschedule link.", use.booking)
+    proposal = create_proposal(
+        session,
+        mailer,
+        use.booking,
+        role=use.link.actor_role or use.claims.role,
+        address=use.link.actor_address,
+        start=start,
+        end=end,
+        note=note,
+        via="link",
+        now=now,
+    )
+    use.link.used_at = now
+    return proposal
+
+
+def expire_proposals(session: Session, now: datetime) -> int:
+    """Mark pending proposals past their expiry; returns how many."""
+    rows = list(
+        session.scalars(
+            select(Proposal).where(Proposal.status == "pending", Proposal.expires_at <= now)
+        )
+    )
+    for proposal in rows:
+        proposal.status = "expired"
+        proposal.decided_at = now
+        record("cal.proposal.expired", booking_id=proposal.booking_id, proposal_id=proposal.id)
+    return len(rows)
+
+
+def fresh_link_for(
+    session: Session, mailer: Mailer, booking: Booking, address: str, now: datetime
+) -> str | None:
+    """A new "Request a new time" URL for whoever held a dead link, when one makes sense."""
+    if booking.status != "confirmed" or booking.end_at <= now:
+        return None
+    invitation = next(
+        (i for i in invitations_of(session, booking) if i.address == address.lower()), None
+    )
+    if invitation is None:
+        return None
+    return reschedule_link(session, mailer, booking, invitation, now)

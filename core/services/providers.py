@@ -1,0 +1,195 @@
+"""Providers: creating and finding the people and units whose time is booked.
+
+A provider's CalDAV user name is derived from its slug; the slug is unique per tenant
+and the user name across the installation, so a clash of either is ``SlugTaken``.
+Callers open the transaction; these functions only use the session they are given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db.models import DEFAULT_TENANT, AvailabilitySettings, Provider, new_id
+from core.domain import parse_zone
+from core.services.busy import Related, driver_rows
+from core.services.errors import InvalidInput, NotFoundError, SlugTaken
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
+_EMAIL = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]+\.[^@\s<>\"]+")
+
+
+def dav_username(slug: str) -> str:
+    """The CalDAV user name of a provider with ``slug``."""
+    return slug
+
+
+def check_email(address: str, what: str = "email") -> str:
+    """``address`` trimmed, or ``InvalidInput`` when it is not a plausible mail address."""
+    address = address.strip()
+    if len(address) > 320 or not _EMAIL.fullmatch(address):
+        raise InvalidInput(f"{what} {address!r} is not an email address", code="invalid_email")
+    return address
+
+
+def create_provider(
+    session: Session,
+    *,
+    name: str,
+    email: str,
+    timezone: str,
+    slug: str,
+    now: datetime,
+    kind: str = "person",
+) -> Provider:
+    """A new provider with default availability settings (no weekly rules yet)."""
+    slug = slug.strip().lower()
+    if not _SLUG.fullmatch(slug):
+        raise InvalidInput(
+            "slug must be 1–80 characters a-z, 0-9 and '-', not starting or ending with '-'",
+            code="invalid_slug",
+        )
+    if not name.strip() or len(name) > 200:
+        raise InvalidInput("name must be 1–200 characters", code="invalid_name")
+    if kind not in ("person", "unit"):
+        raise InvalidInput("kind must be 'person' or 'unit'", code="invalid_kind")
+    parse_zone(timezone)
+    taken = select(Provider.id).where(
+        (Provider.slug == slug) | (Provider.dav_username == dav_username(slug))
+    )
+    if session.scalar(taken) is not None:
+        raise SlugTaken(slug)
+    provider = Provider(
+        id=new_id("prv"),
+        tenant_id=DEFAULT_TENANT,
+        kind=kind,
+        name=name.strip(),
+        slug=slug,
+        email=check_email(email),
+        timezone=timezone,
+        dav_username=dav_username(slug),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(provider)
+    try:
+        session.flush()
+    except IntegrityError as error:  # a concurrent create with the same slug won
+        raise SlugTaken(slug) from error
+    session.add(AvailabilitySettings(provider_id=provider.id, updated_at=now))
+    session.flush()
+    return provider
+
+
+def get_provider(session: Session, provider_id: str) -> Provider:
+    """The provider with ``provider_id`` or ``NotFoundError``."""
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        raise NotFoundError("provider", provider_id)
+    return provider
+
+
+def get_provider_by_slug(session: Session, slug: str) -> Provider:
+    """The provider whose public slug is ``slug`` or ``NotFoundError``."""
+    provider = session.scalar(select(Provider).where(Provider.slug == slug.lower()))
+    if provider is None:
+        raise NotFoundError("provider", slug)
+    return provider
+
+
+def lock_providers(session: Session, provider_ids: Iterable[str]) -> None:
+    """Serialize writers per provider: row locks in id order (PostgreSQL).
+
+    On SQLite every transaction already starts with BEGIN IMMEDIATE, which serializes
+    all writers, so there is nothing to lock. Sorting the ids keeps two transactions
+    that lock the same related units from deadlocking.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted(set(provider_ids))
+    found = session.scalars(
+        select(Provider.id).where(Provider.id.in_(ids)).order_by(Provider.id).with_for_update()
+    ).all()
+    missing = set(ids) - set(found)
+    if missing:
+        raise NotFoundError("provider", sorted(missing)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a slot check needs about a provider, read in one statement.
+
+    ``settings`` holds the stored availability settings in column order (None when the
+    provider has none yet); ``related`` the units whose time blocks this one.
+    """
+
+    id: str
+    name: str
+    email: str
+    timezone: str
+    settings: tuple[Any, ...] | None
+    related: Related
+
+
+# The provider, its settings and the related units that can block it. With FOR UPDATE
+# (PostgreSQL) it also locks all of them, in id order so that two transactions touching
+# the same units never deadlock; SQLite's BEGIN IMMEDIATE already serializes writers.
+_SCOPE = """
+    SELECT p.id, p.name, p.email, p.timezone,
+           s.lead_time_hours, s.booking_window_days, s.min_duration_minutes,
+           s.slot_step_minutes, s.buffer_before_minutes, s.buffer_after_minutes,
+           s.instant_book, s.provider_id,
+           EXISTS (SELECT 1 FROM unit_relationships r
+                    WHERE r.child_id = :provider AND r.parent_id = p.id
+                      AND r.active AND r.block_child_on_parent),
+           EXISTS (SELECT 1 FROM unit_relationships r
+                    WHERE r.parent_id = :provider AND r.child_id = p.id
+                      AND r.active AND r.block_parent_on_all_children)
+      FROM providers p LEFT JOIN availability_settings s ON s.provider_id = p.id
+     WHERE p.id IN (
+           SELECT CAST(:provider AS VARCHAR(40))
+           UNION ALL
+           SELECT parent_id FROM unit_relationships
+            WHERE child_id = :provider AND active AND block_child_on_parent
+           UNION ALL
+           SELECT child_id FROM unit_relationships
+            WHERE parent_id = :provider AND active AND block_parent_on_all_children)
+     ORDER BY p.id
+"""
+
+
+def load_scope(session: Session, provider_id: str, *, lock: bool = False) -> Scope:
+    """The provider with settings and related units; ``lock`` serializes writers per provider.
+
+    Raises ``NotFoundError`` for an unknown provider.
+    """
+    rows = driver_rows(session, scope_sql(session, lock=lock), {"provider": provider_id})
+    return scope_from_rows(rows, provider_id)
+
+
+def scope_sql(session: Session, *, lock: bool) -> str:
+    """The scope statement (parameter ``provider``), locking on PostgreSQL when asked."""
+    if lock and session.get_bind().dialect.name == "postgresql":
+        return _SCOPE + " FOR UPDATE OF p"
+    return _SCOPE
+
+
+def scope_from_rows(rows: list[tuple[Any, ...]], provider_id: str) -> Scope:
+    """The ``Scope`` that the scope statement's rows describe, or ``NotFoundError``."""
+    own = next((row for row in rows if row[0] == provider_id), None)
+    if own is None:
+        raise NotFoundError("provider", provider_id)
+    related = Related(
+        parents=tuple(row[0] for row in rows if row[12] and row[0] != provider_id),
+        children_all=tuple(row[0] for row in rows if row[13] and row[0] != provider_id),
+        names={row[0]: row[1] for row in rows},
+    )
+    settings = tuple(own[4:11]) if own[11] is not None else None
+    return Scope(own[0], own[1], own[2], own[3], settings, related)

@@ -1,0 +1,133 @@
+"""A fixed-window rate limiter on the rate_limits table, shared by every process.
+
+One row per key holds the current window's start and hit count; a single upsert
+(INSERT … ON CONFLICT DO UPDATE … RETURNING) counts a hit atomically on SQLite and
+PostgreSQL alike, so no read-modify-write race is possible between processes.
+"""
+
+from __future__ import annotations
+
+import weakref
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, case, delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.models import DEFAULT_TENANT, RateLimit
+from core.services.busy import Deferred, db_time, defer, driver_rows
+from core.services.errors import RateLimited
+
+
+def window_start(now: datetime, window_seconds: int) -> datetime:
+    """The start of the fixed window that ``now`` falls in."""
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % window_seconds, UTC)
+
+
+def hit(session: Session, key: str, now: datetime, *, limit: int, window_seconds: int = 60) -> int:
+    """Count one hit for ``key``; raise ``RateLimited`` once more than ``limit`` fell in the window.
+
+    Returns the hits so far in this window. A limit of 0 disables the check.
+    """
+    if limit <= 0:
+        return 0
+    start = window_start(now, window_seconds)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = insert(RateLimit).values(key=key[:255], window_start=start, hits=1)
+    same_window = RateLimit.window_start == values.excluded.window_start
+    statement = values.on_conflict_do_update(
+        index_elements=[RateLimit.key],
+        set_={
+            "hits": case((same_window, RateLimit.hits + 1), else_=1),
+            "window_start": values.excluded.window_start,
+        },
+    ).returning(RateLimit.hits)
+    hits = int(session.execute(statement).scalar_one())
+    if hits > limit:
+        raise RateLimited(_retry_after(start, now, window_seconds))
+    return hits
+
+
+# One statement per hit. On PostgreSQL the FROM clause turns synchronous_commit off for
+# this transaction only: a counter lost in a crash is harmless, and not waiting for the
+# WAL flush keeps the commit a public request waits for cheap.
+_HIT = """
+    INSERT INTO rate_limits (key, tenant_id, window_start, hits)
+    SELECT :key, :tenant, :start, 1 {source}
+    ON CONFLICT (key) DO UPDATE SET
+        hits = CASE WHEN rate_limits.window_start = excluded.window_start
+                    THEN rate_limits.hits + 1 ELSE 1 END,
+        window_start = excluded.window_start
+    RETURNING hits
+"""
+_FAST_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS fast"
+
+
+def check(
+    sessions: sessionmaker[Session],
+    key: str,
+    now: datetime,
+    *,
+    limit: int,
+    window_seconds: int = 60,
+) -> int:
+    """``hit`` in its own short transaction, so the counter row is never locked for long."""
+    if limit <= 0:
+        return 0
+    start = window_start(now, window_seconds)
+    with sessions.begin() as session:
+        dialect = session.get_bind().dialect.name
+        sql = _HIT.format(source=_FAST_COMMIT if dialect == "postgresql" else "WHERE true")
+        params = {"key": key[:255], "tenant": DEFAULT_TENANT, "start": db_time(session, start)}
+        hits = int(driver_rows(session, sql, params)[0][0])
+    if hits > limit:
+        raise RateLimited(_retry_after(start, now, window_seconds))
+    return hits
+
+
+# Per engine, the keys known to be over their limit and the window that holds for: a
+# client refused once is refused again without touching the database until it ends.
+_REFUSED: weakref.WeakKeyDictionary[Engine, dict[str, datetime]] = weakref.WeakKeyDictionary()
+
+
+def defer_hit(
+    session: Session, key: str, now: datetime, *, limit: int, window_seconds: int = 60
+) -> None:
+    """Count one hit for ``key`` in the caller's transaction, riding on its next batch.
+
+    The count is only kept if the transaction commits: callers count a failed call with
+    ``check`` instead. ``RateLimited`` comes right away for a key already refused in this
+    window, else once the hit is counted.
+    """
+    if limit <= 0:
+        return
+    start = window_start(now, window_seconds)
+    engine = session.get_bind()
+    refused = _REFUSED.get(engine) if isinstance(engine, Engine) else None
+    if refused is not None and refused.get(key) == start:
+        raise RateLimited(_retry_after(start, now, window_seconds))
+
+    def then(rows: list[tuple[Any, ...]]) -> None:
+        if int(rows[0][0]) > limit:
+            if isinstance(engine, Engine):
+                known = _REFUSED.setdefault(engine, {})
+                if len(known) > 10_000:
+                    known.clear()
+                known[key] = start
+            raise RateLimited(_retry_after(start, now, window_seconds))
+
+    params = {"key": key[:255], "tenant": DEFAULT_TENANT, "start": db_time(session, start)}
+    defer(session, Deferred(_HIT.format(source="WHERE true"), params, then))
+
+
+def _retry_after(start: datetime, now: datetime, window_seconds: int) -> int:
+    return max(int((start + timedelta(seconds=window_seconds) - now).total_seconds()) + 1, 1)
+
+
+def purge(session: Session, now: datetime, *, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Delete counters whose window ended long ago; returns how many."""
+    result = session.execute(delete(RateLimit).where(RateLimit.window_start < now - older_than))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,227 @@
+"""External calendar sources of a provider: create (with limits and URL checks), read, delete.
+
+A CalDAV password is sealed with the secret key (core.crypto) before it is stored. The
+network check of a URL (the SSRF guard) is passed in by the caller, so this module does
+no I/O beyond its session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from core.crypto import seal
+from core.db.models import ExternalEvent, ExternalSource, Provider, new_id
+from core.errors import ParleyError
+from core.feeds import Platform, priority_of
+
+MAX_URL_LENGTH = 2048
+KINDS = ("ics", "caldav")
+
+
+class SourceError(ParleyError):
+    """Base of the errors of this module; code is the API's stable error code."""
+
+    code = "invalid_source"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ProviderNotFound(SourceError):
+    """Raised when a source is added to a provider id that does not exist."""
+
+    code = "not_found"
+
+
+class SourceNotFound(SourceError):
+    """Raised when a source id names no source."""
+
+    code = "not_found"
+
+
+class InvalidSource(SourceError):
+    """Raised when a field of a new source is unusable (URL, kind, platform, priority)."""
+
+
+class SourceLimitReached(SourceError):
+    """Raised when the provider already has the most sources settings allow."""
+
+    code = "source_limit"
+
+
+class DuplicateSource(SourceError):
+    """Raised when the provider already imports the same URL."""
+
+    code = "duplicate_source"
+
+
+class NotHeld(SourceError):
+    """Raised when a removal is confirmed for a source that is not held."""
+
+    code = "not_held"
+
+
+@dataclass(frozen=True, slots=True)
+class NewSource:
+    url: str
+    kind: str = "ics"
+    platform: str | None = None
+    username: str | None = None
+    password: str | None = None
+    priority: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """A source as the API shows it; never the credentials."""
+
+    id: str
+    provider_id: str
+    name: str | None
+    url: str
+    kind: str
+    platform: str
+    priority: int
+    status: str
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    held_reason: str | None
+    next_poll_at: datetime
+    poll_interval_seconds: int
+    events: int
+
+
+def create_source(
+    session: Session,
+    provider_id: str,
+    new: NewSource,
+    *,
+    now: datetime,
+    secret_key: bytes,
+    max_sources: int,
+    check_url: Callable[[str], str | None] | None = None,
+) -> str:
+    """Add a source to a provider, due for its first poll at once; returns its id."""
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        raise ProviderNotFound(f"no provider {provider_id!r}")
+    url = normalize_url(new.url, new.kind)
+    platform, priority = _platform_and_priority(new)
+    if new.password and not new.username:
+        raise InvalidSource("a password needs a username")
+    count = session.scalar(select(func.count()).where(ExternalSource.provider_id == provider_id))
+    if (count or 0) >= max_sources:
+        raise SourceLimitReached(f"a provider may have at most {max_sources} external sources")
+    duplicate = session.scalar(
+        select(ExternalSource.id).where(
+            ExternalSource.provider_id == provider_id, ExternalSource.url == url
+        )
+    )
+    if duplicate is not None:
+        raise DuplicateSource(f"this provider already imports that URL (source {duplicate})")
+    reason = check_url(url) if check_url is not None else None
+    if reason is not None:
+        raise InvalidSource(f"URL refused: {reason}", code="url_refused")
+    source = ExternalSource(
+        id=new_id("src"), tenant_id=provider.tenant_id, provider_id=provider_id,
+        name=(new.name or None), url=url, kind=new.kind, platform=platform, priority=priority,
+        username=new.username or None,
+        secret_encrypted=seal(secret_key, new.password) if new.password else None,
+        status="pending", next_poll_at=now, created_at=now,
+    )  # fmt: skip
+    session.add(source)
+    session.flush()
+    return source.id
+
+
+def normalize_url(url: str, kind: str) -> str:
+    """The URL to store: trimmed, webcal:// read as https://; raises InvalidSource."""
+    if kind not in KINDS:
+        raise InvalidSource(f"kind must be one of {', '.join(KINDS)}")
+    url = url.strip()
+    if not url or len(url) > MAX_URL_LENGTH:
+        raise InvalidSource(f"url must be 1 to {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError for a bad port
+    except ValueError:
+        raise InvalidSource("url is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("webcal", "webcals") and kind == "ics":
+        scheme = "https"
+    if scheme not in ("http", "https"):
+        allowed = "http, https or webcal" if kind == "ics" else "http or https"
+        raise InvalidSource(f"url scheme must be {allowed}")
+    if not parts.hostname:
+        raise InvalidSource("url has no host")
+    if parts.username or parts.password:
+        raise InvalidSource("put credentials in username and password, not in the url")
+    return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
+
+
+def _platform_and_priority(new: NewSource) -> tuple[str, int]:
+    platform = new.platform or Platform.GENERIC.value
+    if platform not in {p.value for p in Platform}:
+        names = ", ".join(p.value for p in Platform)
+        raise InvalidSource(f"platform must be one of {names}")
+    priority = new.priority if new.priority is not None else priority_of(platform)
+    if not 1 <= priority <= 10:
+        raise InvalidSource("priority must be between 1 (wins) and 10")
+    return platform, priority
+
+
+def get_source(session: Session, source_id: str) -> SourceView:
+    source = session.get(ExternalSource, source_id)
+    if source is None:
+        raise SourceNotFound(f"no source {source_id!r}")
+    return _view(session, source)
+
+
+def list_sources(session: Session, provider_id: str) -> list[SourceView]:
+    query = (
+        select(ExternalSource)
+        .where(ExternalSource.provider_id == provider_id)
+        .order_by(ExternalSource.created_at, ExternalSource.id)
+    )
+    return [_view(session, s) for s in session.scalars(query)]
+
+
+def _view(session: Session, source: ExternalSource) -> SourceView:
+    events = session.scalar(select(func.count()).where(ExternalEvent.source_id == source.id))
+    return SourceView(
+        id=source.id, provider_id=source.provider_id, name=source.name, url=source.url,
+        kind=source.kind, platform=source.platform, priority=source.priority,
+        status=source.status, last_attempt_at=source.last_attempt_at,
+        last_success_at=source.last_success_at, last_error=source.last_error,
+        held_reason=source.held_reason, next_poll_at=source.next_poll_at,
+        poll_interval_seconds=source.poll_interval_seconds, events=events or 0,
+    )  # fmt: skip
+
+
+def delete_source(session: Session, source_id: str) -> None:
+    """Remove a source and, with it, every event it imported (their busy time is freed)."""
+    source = session.get(ExternalSource, source_id)
+    if source is None:
+        raise SourceNotFound(f"no source {source_id!r}")
+    # Copies merged into this source's events stand on their own again, or their busy
+    # time would vanish with the copy they point at.
+    own = select(ExternalEvent.id).where(ExternalEvent.source_id == source_id)
+    session.execute(
+        update(ExternalEvent)
+        .where(ExternalEvent.merged_into_id.in_(own))
+        .values(merged_into_id=None)
+    )
+    # Explicit, so it does not depend on the database enforcing ON DELETE CASCADE.
+    session.execute(delete(ExternalEvent).where(ExternalEvent.source_id == source_id))
+    session.delete(source)
