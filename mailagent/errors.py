@@ -1,0 +1,19 @@
+"""Errors of the mail agent.
+
+Parsing inbound mail never raises (it reports an outcome instead); these errors belong to
+helpers whose caller passes something that is not what they need.
+"""
+
+from __future__ import annotations
+
+
+class MailError(Exception):
+    """Base class for mail agent errors."""
+
+
+class BadAddress(MailError, ValueError):
+    """Raised when a string is not an address of the form local@domain."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"not an email address: {address[:80]!r}")
+        self.address = address

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the organizer mailbox: mail in by outcome, mail out by status.
+
+Served by the web app's /metrics with everything else in the default registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+INBOUND = Counter(
+    "parley_mail_inbound_total", "Inbound messages processed, by outcome", ["outcome"]
+)
+OUTBOUND = Counter(
+    "parley_mail_outbound_total", "Outbound delivery attempts, by status", ["status"]
+)
+OUTBOX_BACKLOG = Gauge(
+    "parley_mail_outbox_backlog", "Outbound messages waiting to be sent (last delivery run)"
+)
+DELIVERY_LATENCY = Histogram(
+    "parley_mail_delivery_latency_seconds",
+    "Seconds from queueing an outbound message to the relay (or Maildir) accepting it",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
+)
+INBOUND_STORED = Counter(
+    "parley_mail_inbound_stored_total", "Inbound messages stored, by channel", ["channel"]
+)

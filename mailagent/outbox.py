@@ -1,0 +1,241 @@
+"""The outbox sender: claims due rows, signs, delivers and settles each one.
+
+Runs as the worker's "outbox.deliver" job. One relay connection serves a whole batch;
+results are settled every SETTLE_EVERY messages, on a thread while the next ones are
+sent, so a crash re-sends at most twice that many (same Message-IDs, which receivers
+deduplicate) and never a settled one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.jobs import wake_periodic
+from core.logging import get_logger
+from core.services.outbox import (
+    OutboxItem,
+    Settled,
+    backlog,
+    claim_due,
+    mark_sent_many,
+    mark_unsent,
+)
+from core.settings import Settings
+from mailagent.delivery import DeliveryResult, MaildirWriter, RelayClient, RelayConfig
+from mailagent.dkim import DkimSigner
+from mailagent.imap import ImapConfig, append_sent
+from mailagent.metrics import DELIVERY_LATENCY, OUTBOUND, OUTBOX_BACKLOG
+
+_log = get_logger("parley.outbox")
+# Results are written every SETTLE_EVERY messages (one transaction): a crash re-sends at
+# most that many, with their stable Message-IDs; per-message commits cost 3x the throughput.
+SETTLE_EVERY = 25
+
+
+@dataclass
+class DeliveryReport:
+    """Counts of one run of the sender."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    sent_messages: list[bytes] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.retried + self.failed
+
+
+class OutboxSender:
+    """Delivers the outbox of one deployment through its relay or into its Maildir."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        *,
+        relay_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.signer = _signer(settings)
+        self.relay = (
+            RelayClient(
+                RelayConfig.from_url(settings.smtp_relay_url),
+                timeout=settings.smtp_relay_timeout_seconds,
+                tls=relay_tls or _relay_tls(settings),
+            )
+            if settings.smtp_relay_url
+            else None
+        )
+        self.maildir = MaildirWriter(settings.maildir)
+        # Copies for the IMAP Sent folder are only kept when there is an IMAP mailbox.
+        self.keep_sent = bool(settings.imap_url)
+
+    async def run(self, *, max_batches: int = 50) -> DeliveryReport:
+        """Deliver due rows, batch after batch, until none is due (or max_batches ran)."""
+        report = DeliveryReport()
+        try:
+            for _ in range(max_batches):
+                items = await asyncio.to_thread(
+                    claim_due,
+                    self.sessions,
+                    now=self.clock(),
+                    lease_seconds=self.settings.outbox_lease_seconds,
+                    limit=self.settings.outbox_batch_size,
+                )
+                if not items:
+                    break
+                await self._deliver_batch(items, report)
+        finally:
+            if self.relay is not None:
+                await self.relay.close()
+        await asyncio.to_thread(self._update_backlog)
+        return report
+
+    async def _deliver_batch(self, items: list[OutboxItem], report: DeliveryReport) -> None:
+        done: list[tuple[OutboxItem, bytes, DeliveryResult]] = []
+        settling: asyncio.Future[None] | None = None
+        try:
+            for item in items:
+                message = self.signer.sign(item.mime) if self.signer else item.mime
+                done.append((item, message, await self._deliver(item, message)))
+                if len(done) >= SETTLE_EVERY:
+                    settling = await self._settle_behind(settling, done, report)
+                    done = []
+            if done:
+                settling = await self._settle_behind(settling, done, report)
+        finally:
+            if settling is not None:
+                await settling
+
+    async def _settle_behind(
+        self,
+        previous: asyncio.Future[None] | None,
+        done: list[tuple[OutboxItem, bytes, DeliveryResult]],
+        report: DeliveryReport,
+    ) -> asyncio.Future[None]:
+        """Settle done on a thread while sending goes on; one settlement at a time, in order."""
+        if previous is not None:
+            await previous
+        return asyncio.ensure_future(asyncio.to_thread(self._settle_all, done, report))
+
+    def _settle_all(
+        self, done: list[tuple[OutboxItem, bytes, DeliveryResult]], report: DeliveryReport
+    ) -> None:
+        """One transaction: the sent rows in one executemany, each unsent row on its own."""
+        now = self.clock()
+        sent = [(item, message) for item, message, result in done if result.ok]
+        with self.sessions.begin() as session:
+            mark_sent_many(session, [item for item, _ in sent], now=now)
+            unsent = [
+                (item, result, self._unsent(session, item, result, now))
+                for item, _, result in done
+                if not result.ok
+            ]
+        self._count_sent(sent, report, now)
+        for item, result, settled in unsent:
+            self._count_unsent(item, result, settled, report)
+
+    async def _deliver(self, item: OutboxItem, message: bytes) -> DeliveryResult:
+        if self.relay is None:
+            try:
+                await asyncio.to_thread(
+                    self.maildir.deliver,
+                    item.message_id,
+                    message,
+                    timestamp=item.created_at.timestamp(),
+                )
+            except OSError as exc:
+                return DeliveryResult(False, False, f"maildir: {exc}")
+            return DeliveryResult(True)
+        return await self.relay.send(self.settings.organizer_email, item.recipient, message)
+
+    def _unsent(
+        self, session: Session, item: OutboxItem, result: DeliveryResult, now: datetime
+    ) -> Settled:
+        return mark_unsent(
+            session, item, now=now, error=result.error, permanent=result.permanent,
+            give_up_after=timedelta(hours=self.settings.outbox_give_up_hours),
+        )  # fmt: skip
+
+    def _count_sent(
+        self, sent: list[tuple[OutboxItem, bytes]], report: DeliveryReport, now: datetime
+    ) -> None:
+        report.sent += len(sent)
+        OUTBOUND.labels(status="sent").inc(len(sent))
+        for item, message in sent:
+            if self.keep_sent:
+                report.sent_messages.append(message)
+            DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
+
+    def _count_unsent(
+        self, item: OutboxItem, result: DeliveryResult, settled: Settled, report: DeliveryReport
+    ) -> None:
+        report.failed += settled.status == "failed"
+        report.retried += settled.status == "retry"
+        OUTBOUND.labels(status=settled.status).inc()
+        _log.warning(
+            "mail.outbound.unsent", outbox_id=item.id, status=settled.status,
+            attempts=item.attempts, error=result.error[:200],
+        )  # fmt: skip
+
+    def _update_backlog(self) -> None:
+        with self.sessions() as session:
+            OUTBOX_BACKLOG.set(backlog(session))
+
+
+def _signer(settings: Settings) -> DkimSigner | None:
+    if not (settings.dkim_selector and settings.dkim_key_file):
+        return None
+    domain = settings.dkim_domain or settings.organizer_domain
+    return DkimSigner.from_file(settings.dkim_selector, domain, settings.dkim_key_file)
+
+
+def _relay_tls(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if settings.smtp_relay_ca_file:
+        context.load_verify_locations(settings.smtp_relay_ca_file)
+    return context
+
+
+DELIVER_JOB = "outbox.deliver"
+
+
+def request_delivery(session: Session, now: datetime) -> None:
+    """Make the periodic outbox.deliver job due now, in the caller's transaction."""
+    wake_periodic(session, DELIVER_JOB, now)
+
+
+def deliver_outbox(
+    settings: Settings, sessions: sessionmaker[Session], clock: Callable[[], datetime]
+) -> DeliveryReport:
+    """The outbox.deliver job: send what is due, then copy it to the IMAP Sent folder."""
+    report = asyncio.run(OutboxSender(settings, sessions, clock).run())
+    if report.sent_messages and settings.imap_url:
+        asyncio.run(_copy_to_sent(settings, report.sent_messages))
+    return report
+
+
+async def _copy_to_sent(settings: Settings, messages: list[bytes]) -> None:
+    # Best effort: the mail is already delivered, a missing Sent copy is only logged.
+    config = ImapConfig.from_url(settings.imap_url)
+    try:
+        await append_sent(config, settings.imap_sent_folder, messages, _imap_tls(settings))
+    except Exception as exc:
+        _log.warning("mail.outbound.sent_copy_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _imap_tls(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if settings.imap_ca_file:
+        context.load_verify_locations(settings.imap_ca_file)
+    return context

@@ -1,0 +1,419 @@
+"""What becomes of each stored inbound message: parse it, record the facts, decide its outcome.
+
+Runs as the worker's "inbound.process" job, after the message is safely stored, never
+inside the SMTP dialogue. Outcomes: unparseable, auto_reply, bounce, unauthenticated,
+ignored, plain_reply (answers an invitation without iTIP) and itip. The two hooks at the
+bottom, apply_itip and answer_non_itip, are where the negotiation layer plugs in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.models import InboundMessage, Invitation
+from core.itip.read import Attendee, ItipMessage
+from core.jobs import wake_periodic
+from core.logging import get_logger
+from core.services import replies
+from core.services.bookings import Actor
+from core.services.inbound import engine_of
+from core.settings import Settings
+from mailagent.dkim import DnsFunc, authres_passes, dkim_domain_passes
+from mailagent.errors import BadAddress
+from mailagent.metrics import INBOUND
+from mailagent.mime import Outcome, ParsedMail, parse_message, split_plus
+
+_log = get_logger("parley.inbound")
+
+# Methods an attendee sends; the rest (REQUEST, CANCEL, …) speak for the organizer.
+ATTENDEE_METHODS = frozenset({"REPLY", "COUNTER", "REFRESH"})
+# IMAP folder (under the configured prefix) for each outcome.
+FOLDERS = {
+    "itip": "Processed",
+    "plain_reply": "Processed",
+    "bounce": "Processed",
+    "auto_reply": "Ignored",
+    "ignored": "Ignored",
+    "unauthenticated": "Ignored",
+    "unparseable": "Failed",
+}
+PROCESS_JOB = "inbound.process"
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    """How an inbound iTIP sender must prove its address: none, dkim or authres:<id>."""
+
+    mode: str = "none"
+    authserv_id: str = ""
+    dnsfunc: DnsFunc | None = None
+
+    @classmethod
+    def from_setting(cls, value: str, dnsfunc: DnsFunc | None = None) -> AuthPolicy:
+        kind, _, ident = value.strip().partition(":")
+        kind = kind.lower() or "none"
+        if kind not in ("none", "dkim", "authres") or (kind == "authres") != bool(ident):
+            raise ValueError(f"PARLEY_INBOUND_AUTH must be none, dkim or authres:<id>: {value!r}")
+        return cls(kind, ident, dnsfunc)
+
+
+@dataclass(frozen=True)
+class ProcessingContext:
+    """What processing needs; with an actor, iTIP and plain answers are acted on."""
+
+    sessions: sessionmaker[Session]
+    settings: Settings
+    auth: AuthPolicy
+    clock: Callable[[], datetime]
+    actor: Actor | None = None
+
+
+def process_pending(context: ProcessingContext, *, limit: int = 100) -> int:
+    """Process up to limit pending messages, oldest first; returns how many were settled.
+
+    On PostgreSQL ``inbound_concurrency`` threads take messages side by side, each the
+    oldest one nobody holds (SKIP LOCKED), so their database round trips overlap. Two
+    answers about one booking still apply one after the other (the booking row is
+    locked), and a late-arriving older one is recognised by its SEQUENCE and DTSTAMP.
+    """
+    threads = context.settings.inbound_concurrency
+    if engine_of(context.sessions).dialect.name != "postgresql" or threads <= 1:
+        return _process_in_order(context, limit)
+    budget = iter(range(limit))
+    lock = threading.Lock()
+
+    def drain() -> int:
+        settled = 0
+        while True:
+            with lock:
+                if next(budget, None) is None:
+                    return settled
+            if process_next(context) is None:
+                return settled
+            settled += 1
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="inbound") as pool:
+        return sum(pool.map(lambda _: drain(), range(threads)))
+
+
+def _process_in_order(context: ProcessingContext, limit: int) -> int:
+    with context.sessions() as session:
+        ids = list(
+            session.scalars(
+                select(InboundMessage.id)
+                .where(InboundMessage.outcome == "pending")
+                .order_by(InboundMessage.received_at, InboundMessage.id)
+                .limit(limit)
+            )
+        )
+    return sum(1 for message_id in ids if process_one(context, message_id) is not None)
+
+
+def process_next(context: ProcessingContext) -> str | None:
+    """Settle the oldest pending message no one else holds; None when there is none."""
+    query = (
+        select(InboundMessage)
+        .where(InboundMessage.outcome == "pending")
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+        .limit(1)
+    )
+    return _settle_one(context, query)
+
+
+def process_one(context: ProcessingContext, message_id: int) -> str | None:
+    """Settle one stored message; None when it is gone or already settled by someone else."""
+    query = select(InboundMessage).where(
+        InboundMessage.id == message_id, InboundMessage.outcome == "pending"
+    )
+    return _settle_one(context, query)
+
+
+def _settle_one(context: ProcessingContext, query: Select[InboundMessage]) -> str | None:
+    """Process the row ``query`` finds, locked (PostgreSQL: skipping rows others hold)."""
+    with context.sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        row = session.scalar(query)
+        if row is None:
+            return None
+        message_id = row.id
+        now = context.clock()
+        parsed = parse_message(row.raw)
+        _record_facts(row, parsed)
+        _decide(session, row, parsed, context, now)
+        if row.outcome == "pending":  # a hook that decided nothing: do not loop on it
+            _settle(row, "itip" if parsed.itip else "ignored", now)
+        outcome = row.outcome
+    INBOUND.labels(outcome=outcome).inc()
+    _log.info("mail.inbound.processed", id=message_id, outcome=outcome)
+    return outcome
+
+
+def request_processing(sessions: sessionmaker[Session], now: datetime) -> None:
+    """Make the periodic inbound.process job due now (called right after a message is stored)."""
+    with sessions.begin() as session:
+        wake_periodic(session, PROCESS_JOB, now)
+
+
+def folder_for(outcome: str, prefix: str = "Parley") -> str:
+    """The IMAP folder a message with this outcome is filed into."""
+    return f"{prefix}/{FOLDERS.get(outcome, 'Failed')}"
+
+
+# --- deciding ------------------------------------------------------------------------------
+
+
+def _decide(
+    session: Session,
+    row: InboundMessage,
+    parsed: ParsedMail,
+    context: ProcessingContext,
+    now: datetime,
+) -> None:
+    if parsed.outcome is Outcome.UNPARSEABLE:
+        _settle(row, "unparseable", now, parsed.error or "unreadable")
+    elif parsed.outcome is Outcome.BAD_CALENDAR:
+        _settle(row, "unparseable", now, f"calendar part unreadable: {parsed.error}")
+    elif parsed.outcome is Outcome.BOUNCE:
+        _settle(row, "bounce", now, _mark_undeliverable(session, parsed, now))
+    elif parsed.outcome is Outcome.AUTO_REPLY:
+        _settle(row, "auto_reply", now, parsed.auto_reason)
+    elif parsed.outcome is Outcome.ITIP and parsed.itip is not None:
+        vouched = _vouched_addresses(session, row, parsed, context.settings)
+        failure = check_sender(row.raw, parsed, parsed.itip, context.auth, vouched)
+        if failure is not None:
+            _settle(row, "unauthenticated", now, failure)
+        else:
+            apply_itip(session, row, parsed, now, context)
+    else:
+        invitation = answered_invitation(session, row, parsed, context.settings)
+        if invitation is None:
+            _settle(row, "ignored", now, "no calendar data and answers no invitation")
+        else:
+            answer_non_itip(session, row, parsed, invitation, now, context)
+
+
+def _record_facts(row: InboundMessage, parsed: ParsedMail) -> None:
+    row.from_address = (parsed.from_address or "")[:320] or None
+    row.subject = parsed.subject[:2000] or None
+    itip = parsed.itip
+    if itip is None:
+        return
+    event = itip.event
+    row.method = itip.method[:32]
+    row.uid = event.uid[:255]
+    row.sequence = event.sequence
+    row.dtstamp = event.dtstamp
+    attendee = speaking_attendee(itip, parsed.from_address)
+    if attendee is not None:
+        row.attendee = attendee.address[:320]
+        row.partstat = attendee.partstat[:32]
+
+
+def _settle(row: InboundMessage, outcome: str, now: datetime, reason: str | None = None) -> None:
+    row.outcome = outcome
+    row.outcome_reason = reason[:2000] if reason else None
+    row.processed_at = now
+
+
+# --- authenticity --------------------------------------------------------------------------
+
+
+def _base(address: str | None) -> str | None:
+    """local@domain without its plus tag, lower-cased; None for what is not an address."""
+    if not address:
+        return None
+    try:
+        local, _, domain = split_plus(address.removeprefix("mailto:").removeprefix("MAILTO:"))
+    except BadAddress:
+        return None
+    return f"{local}@{domain}"
+
+
+def speaking_attendee(itip: ItipMessage, from_address: str | None) -> Attendee | None:
+    """The ATTENDEE the message speaks for: the one matching From, else the only one."""
+    attendees = itip.event.attendees
+    sender = _base(from_address)
+    for attendee in attendees:
+        if sender is not None and _base(attendee.address) == sender:
+            return attendee
+    return attendees[0] if len(attendees) == 1 else None
+
+
+def check_sender(
+    raw: bytes,
+    parsed: ParsedMail,
+    itip: ItipMessage,
+    auth: AuthPolicy,
+    vouched: frozenset[str] = frozenset(),
+) -> str | None:
+    """None when From may speak for the iTIP part, else why not (item 6 of the mailbox issue).
+
+    vouched: invitation addresses whose private plus-address the message was sent to; a
+    reply to that address may come from another account of the same person (Apple).
+    """
+    sender = _base(parsed.from_address)
+    if sender is None:
+        return "no usable From address"
+    if itip.method.upper() in ATTENDEE_METHODS:
+        speaks = {_base(a.address) for a in itip.event.attendees}
+        if sender not in speaks and not speaks & vouched:
+            return f"From {parsed.from_address} is not the attendee of this {itip.method}"
+    elif _base(itip.event.organizer) != sender:
+        return f"From {parsed.from_address} is not the organizer of this {itip.method}"
+    domain = sender.rpartition("@")[2]
+    if auth.mode == "dkim" and not dkim_domain_passes(raw, domain, auth.dnsfunc):
+        return f"no valid DKIM signature of {domain}"
+    if auth.mode == "authres" and not authres_passes(raw, auth.authserv_id, domain):
+        return f"no passing Authentication-Results from {auth.authserv_id} for {domain}"
+    return None
+
+
+# --- bounces and plain answers -------------------------------------------------------------
+
+
+def _mark_undeliverable(session: Session, parsed: ParsedMail, now: datetime) -> str:
+    """Mark the invitations a bounce names (by Message-ID or recipient); say which."""
+    clauses = []
+    if parsed.bounced_message_id:
+        bare = parsed.bounced_message_id.strip("<>")
+        clauses.append(Invitation.last_message_id.in_((bare, f"<{bare}>")))
+    recipients = [r.lower() for r in parsed.bounced_recipients]
+    if recipients:
+        clauses.append(Invitation.address.in_(recipients))
+    if not clauses:
+        return "bounce names no message or recipient"
+    found = list(session.scalars(select(Invitation).where(or_(*clauses))))
+    if parsed.bounced_message_id and any(
+        i.last_message_id and i.last_message_id.strip("<>") == parsed.bounced_message_id.strip("<>")
+        for i in found
+    ):
+        # The Message-ID pins the exact copy; a bare address may match older bookings too.
+        bare = parsed.bounced_message_id.strip("<>")
+        found = [i for i in found if (i.last_message_id or "").strip("<>") == bare]
+    for invitation in found:
+        invitation.delivery_state = "undeliverable"
+        invitation.delivery_error = (parsed.text or "bounced")[:1000]
+        invitation.updated_at = now
+    if not found:
+        return "bounce matches no invitation"
+    return "undeliverable: " + ", ".join(sorted(i.id for i in found))
+
+
+def answered_invitation(
+    session: Session, row: InboundMessage, parsed: ParsedMail, settings: Settings
+) -> Invitation | None:
+    """The invitation a non-iTIP message answers: by In-Reply-To/References or plus tag."""
+    ids = [i for i in (parsed.in_reply_to, *parsed.references) if i]
+    if ids:
+        wanted = [*ids, *(f"<{i}>" for i in ids)]
+        found = session.scalar(
+            select(Invitation).where(Invitation.last_message_id.in_(wanted)).limit(1)
+        )
+        if found is not None:
+            return found
+    organizer = _base(settings.organizer_email)
+    envelope = (row.envelope_to or "").split(",")
+    for address in (*envelope, *parsed.delivered_to, *parsed.to_addresses, *parsed.cc_addresses):
+        tag = _plus_tag_for(address, organizer)
+        if tag:
+            found = session.scalar(select(Invitation).where(Invitation.plus_tag == tag))
+            if found is not None:
+                return found
+    return None
+
+
+def _vouched_addresses(
+    session: Session, row: InboundMessage, parsed: ParsedMail, settings: Settings
+) -> frozenset[str]:
+    """Addresses of the invitations whose plus-address tags this message was sent to."""
+    organizer = _base(settings.organizer_email)
+    tags = {
+        tag
+        for address in _recipients(row, parsed)
+        if (tag := _plus_tag_for(address, organizer)) is not None
+    }
+    if not tags:
+        return frozenset()
+    found = session.scalars(select(Invitation.address).where(Invitation.plus_tag.in_(tags)))
+    return frozenset(a.lower() for a in found)
+
+
+def _plus_tag_for(address: str, organizer: str | None) -> str | None:
+    try:
+        local, tag, domain = split_plus(address)
+    except BadAddress:
+        return None
+    return tag if tag and f"{local}@{domain}" == organizer else None
+
+
+# --- hooks for the negotiation layer -------------------------------------------------------
+
+
+def apply_itip(
+    session: Session,
+    message_row: InboundMessage,
+    parsed: ParsedMail,
+    now: datetime,
+    context: ProcessingContext,
+) -> None:
+    """Act on an authenticated iTIP message (REPLY, COUNTER, REFRESH, …) in this transaction.
+
+    Without an actor (the bare mail layer) the message is only marked ready ("itip").
+    """
+    if context.actor is None or context.actor.mailer is None or parsed.itip is None:
+        _settle(message_row, "itip", now)
+        return
+    decision = replies.apply_itip(
+        session,
+        context.actor.mailer,
+        message_row,
+        parsed.itip,
+        recipients=_recipients(message_row, parsed),
+        policy=context.settings.decline_policy,
+        now=now,
+        actor=context.actor,
+    )
+    message_row.booking_id = decision.booking_id
+    outcome = "itip" if decision.outcome == "applied" else "ignored"
+    _settle(message_row, outcome, now, decision.reason)
+
+
+def answer_non_itip(
+    session: Session,
+    message_row: InboundMessage,
+    parsed: ParsedMail,
+    invitation: Invitation,
+    now: datetime,
+    context: ProcessingContext,
+) -> None:
+    """Answer a person's plain mail about an invitation with their reschedule link.
+
+    Auto-replies and bounces never reach this hook, so it cannot loop with a responder.
+    """
+    message_row.booking_id = invitation.booking_id
+    if context.actor is None or context.actor.mailer is None:
+        _settle(message_row, "plain_reply", now, f"answers invitation {invitation.id}")
+        return
+    decision = replies.answer_plain_mail(
+        session,
+        context.actor.mailer,
+        message_row,
+        invitation,
+        subject=parsed.subject,
+        in_reply_to=parsed.message_id,
+        now=now,
+    )
+    _settle(message_row, "plain_reply", now, decision.reason)
+
+
+def _recipients(row: InboundMessage, parsed: ParsedMail) -> tuple[str, ...]:
+    envelope = tuple(a for a in (row.envelope_to or "").split(",") if a)
+    return (*envelope, *parsed.delivered_to, *parsed.to_addresses, *parsed.cc_addresses)

@@ -1,0 +1,233 @@
+"""The organizer mailbox's SMTP listener (aiosmtpd).
+
+Accepts mail for the organizer address, its plus-addressed forms and the configured
+aliases; stores the raw message durably and only then answers 250. When the message
+cannot be stored (database down) it answers 451 so the sending server retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import queue
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.logging import get_logger
+from core.services.inbound import SqliteRawWriter, Stored, engine_of, store_raw
+from mailagent.metrics import INBOUND_STORED
+
+_log = get_logger("parley.smtp")
+
+
+class RecipientPolicy:
+    """Which envelope recipients belong to the organizer mailbox."""
+
+    def __init__(self, organizer: str, aliases: Iterable[str] = (), plus: bool = True) -> None:
+        self._addresses = {organizer.lower(), *(a.lower() for a in aliases)}
+        self._plus = plus
+
+    def accepts(self, address: str) -> bool:
+        address = address.strip().strip("<>").lower()
+        if address in self._addresses:
+            return True
+        local, at, domain = address.rpartition("@")
+        if not at or not self._plus or "+" not in local:
+            return False
+        return f"{local.split('+', 1)[0]}@{domain}" in self._addresses
+
+
+class InboundHandler:
+    """aiosmtpd handler: RCPT checks the recipient, DATA stores the message."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        policy: RecipientPolicy,
+        *,
+        channel: str = "smtp",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_stored: Callable[[int], None] | None = None,
+        max_recipients: int = 50,
+    ) -> None:
+        self._sessions = sessions
+        self._policy = policy
+        self._channel = channel
+        self._clock = clock
+        self._on_stored = on_stored
+        self._max_recipients = max_recipients
+        self._stored = INBOUND_STORED.labels(channel=channel)
+        # SQLite has one writer: eight threads racing for its lock spend their time in the
+        # busy handler's sleeps, so stores there go through one thread, one after another,
+        # over that thread's one open connection. PostgreSQL stores from the default pool.
+        self._writer = StoreThread(engine_of(sessions)) if _is_sqlite(sessions) else None
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: SmtpSession,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if not self._policy.accepts(address):
+            return "550 5.1.1 No such user here"
+        if len(envelope.rcpt_tos) >= self._max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        return await self.store(envelope)
+
+    async def store(self, envelope: Envelope) -> str:
+        """Store the message of envelope; the reply line to give (250 or 451)."""
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        kwargs: dict[str, Any] = {"channel": self._channel, "now": self._clock(),
+                                  "envelope_from": envelope.mail_from,
+                                  "envelope_to": list(envelope.rcpt_tos)}  # fmt: skip
+        try:
+            if self._writer is not None:
+                stored = await self._writer.store(raw, kwargs)
+            else:
+                store = functools.partial(store_raw, self._sessions, raw, **kwargs)
+                stored = await asyncio.get_running_loop().run_in_executor(None, store)
+        except Exception as exc:
+            _log.warning("mail.inbound.store_failed", error=type(exc).__name__)
+            return "451 4.3.0 Temporary failure storing the message, try again later"
+        # No log line per message (it cost more than the insert): the counter says enough.
+        self._stored.inc()
+        if self._on_stored is not None and not stored.duplicate:
+            self._on_stored(stored.id)
+        return "250 2.0.0 Stored"
+
+    def close(self) -> None:
+        """End the SQLite store thread and close its connection (the listener has stopped)."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Stored]", bytes, dict[str, Any]]
+_Done = tuple["asyncio.Future[Stored]", Stored | None, BaseException | None]
+
+
+class StoreThread:
+    """The one thread that stores SMTP mail into SQLite, each message its own transaction.
+
+    A store is handed over on a queue and its result comes back on the event loop; when
+    several stores are waiting the thread commits them one by one and then hands all
+    their answers back in one wake-up of the loop (each was committed before its answer).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def store(self, raw: bytes, kwargs: dict[str, Any]) -> Stored:
+        self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Stored] = loop.create_future()
+        self._queue.put((loop, future, raw, kwargs))
+        return await future
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(10)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="smtp-store", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        writer = SqliteRawWriter(self._engine)
+        try:
+            while (job := self._queue.get()) is not None:
+                answers: dict[asyncio.AbstractEventLoop, list[_Done]] = {}
+                while job is not None:
+                    loop, future, raw, kwargs = job
+                    answers.setdefault(loop, []).append(_run_one(writer, future, raw, kwargs))
+                    job = self._next_waiting()
+                for loop, done in answers.items():
+                    with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
+                        loop.call_soon_threadsafe(_answer, done)
+        finally:
+            writer.close()
+
+    def _next_waiting(self) -> _Job | None:
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if job is None:
+            self._queue.put(None)  # close() asked: finish this round, then stop
+        return job
+
+
+def _run_one(
+    writer: SqliteRawWriter, future: asyncio.Future[Stored], raw: bytes, kwargs: dict[str, Any]
+) -> _Done:
+    try:
+        return future, writer.store(raw, **kwargs), None
+    except Exception as exc:
+        return future, None, exc
+
+
+def _answer(done: list[_Done]) -> None:
+    for future, stored, error in done:
+        if future.cancelled():
+            continue  # the client went away; the message is stored all the same
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(stored)  # type: ignore[arg-type]
+
+
+def _is_sqlite(sessions: sessionmaker[Session]) -> bool:
+    bind = sessions.kw.get("bind")
+    return (
+        bind is not None
+        and getattr(bind, "dialect", None) is not None
+        and (bind.dialect.name == "sqlite")
+    )
+
+
+def smtp_factory(
+    handler: Any,
+    *,
+    data_size_limit: int,
+    hostname: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> Callable[[], SMTP]:
+    """A protocol factory for loop.create_server."""
+
+    def build() -> SMTP:
+        return SMTP(
+            handler,
+            data_size_limit=data_size_limit,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=hostname,
+            ident="Parley ESMTP",
+            tls_context=tls,
+            require_starttls=False,
+        )
+
+    return build
