@@ -1,0 +1,136 @@
+"""iCalendar text for what Parley generates: one booking or hold as a CalDAV object, and the
+per-provider ICS feed in its standard and booking-platform (Airbnb, Booking.com) forms.
+
+The provider's copy names the guest only: no guest address ever appears (PRD privacy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from core.db.models import Booking, Hold
+from core.itip.build import fold, text_line, utc_stamp
+
+PRODID = "-//Parley//CalDAV bridge//EN"
+CRLF = "\r\n"
+FEED_FORMATS = ("standard", "airbnb", "booking.com")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One busy span in a feed: a booking, a hold or another platform's reservation."""
+
+    uid: str
+    start: datetime
+    end: datetime
+    summary: str
+    status: str  # CONFIRMED or TENTATIVE
+    sequence: int = 0
+    stamp: datetime | None = None
+
+
+def booking_summary(booking: Booking) -> str:
+    guest = (booking.guest_name or "").strip()
+    return f"{booking.title} with {guest}" if guest else booking.title
+
+
+def booking_event(booking: Booking) -> FeedEvent:
+    status = "CONFIRMED" if booking.status == "confirmed" else "TENTATIVE"
+    return FeedEvent(
+        uid=booking.uid,
+        start=booking.start_at,
+        end=booking.end_at,
+        summary=booking_summary(booking),
+        status=status,
+        sequence=booking.sequence,
+        stamp=booking.updated_at,
+    )
+
+
+def hold_event(hold: Hold) -> FeedEvent:
+    guest = (hold.guest_name or "").strip()
+    return FeedEvent(
+        uid=f"{hold.id}@parley-hold",
+        start=hold.start_at,
+        end=hold.end_at,
+        summary=f"On hold for {guest}" if guest else "On hold",
+        status="TENTATIVE",
+        stamp=hold.created_at,
+    )
+
+
+def _vevent(event: FeedEvent) -> list[str]:
+    stamp = event.stamp or event.start
+    return [
+        "BEGIN:VEVENT",
+        text_line("UID", event.uid),
+        f"SEQUENCE:{event.sequence}",
+        f"DTSTAMP:{utc_stamp(stamp)}",
+        f"LAST-MODIFIED:{utc_stamp(stamp)}",
+        f"DTSTART:{utc_stamp(event.start)}",
+        f"DTEND:{utc_stamp(event.end)}",
+        text_line("SUMMARY", event.summary),
+        f"STATUS:{event.status}",
+        "TRANSP:OPAQUE",
+        "END:VEVENT",
+    ]
+
+
+def _calendar(lines: Iterable[str], name: str | None = None) -> str:
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
+    if name:
+        head += ["METHOD:PUBLISH", text_line("X-WR-CALNAME", name)]
+    return "".join(fold(line) + CRLF for line in [*head, *lines, "END:VCALENDAR"])
+
+
+def event_object(event: FeedEvent) -> str:
+    """A single-event VCALENDAR, as a CalDAV object."""
+    return _calendar(_vevent(event))
+
+
+def render_feed(events: Sequence[FeedEvent], name: str) -> str:
+    """The standard feed: every event with its own UID, SEQUENCE and STATUS."""
+    lines: list[str] = []
+    for event in sorted(events, key=lambda e: (e.start, e.uid)):
+        lines.extend(_vevent(event))
+    return _calendar(lines, name)
+
+
+def render_platform_feed(
+    events: Sequence[FeedEvent], name: str, platform: str, zone: ZoneInfo
+) -> str:
+    """The form booking platforms import: whole days in the unit's zone (check-in to
+    check-out), SUMMARY "Reserved" for bookings and "Not available" for everything else."""
+    lines: list[str] = []
+    for event in sorted(events, key=lambda e: (e.start, e.uid)):
+        first, last = _days(event, zone)
+        # A stable DTSTAMP keeps the body, and so the ETag, unchanged between polls.
+        stamp = utc_stamp(event.stamp or event.start)
+        summary = "Reserved" if event.status == "CONFIRMED" else "Not available"
+        lines += [
+            "BEGIN:VEVENT",
+            text_line("UID", event.uid),
+            f"DTSTAMP:{stamp}",
+            f"DTSTART;VALUE=DATE:{first:%Y%m%d}",
+            f"DTEND;VALUE=DATE:{last:%Y%m%d}",
+            text_line("SUMMARY", summary),
+        ]
+        if platform == "booking.com":
+            lines.append(f"STATUS:{event.status if event.status == 'CONFIRMED' else 'TENTATIVE'}")
+        lines.append("END:VEVENT")
+    return _calendar(lines, name)
+
+
+def _days(event: FeedEvent, zone: ZoneInfo) -> tuple[date, date]:
+    # A stay ends on its check-out day, which stays free for the next arrival; a span
+    # within one day still blocks that day.
+    first = event.start.astimezone(zone).date()
+    last = event.end.astimezone(zone).date()
+    return first, max(last, first + timedelta(days=1))
+
+
+def http_date(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")

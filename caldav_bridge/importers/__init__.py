@@ -1,0 +1,54 @@
+"""Importers that fetch external calendars for core.services.sync: ICS over HTTP, CalDAV.
+
+make_fetcher(settings) returns one callable that picks the importer by source kind;
+check_url(settings) returns the URL check the sources service runs on creation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from caldav_bridge.importers.caldav_source import CalDavFetcher
+from caldav_bridge.importers.http_ics import HttpIcsFetcher, refusal_reason
+from core.services.sync import Fetched, FetchFailed, FetchRequest
+from core.settings import Settings
+
+
+class SourceFetcher:
+    """Dispatches a FetchRequest to the importer of its kind; share one per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.http = HttpIcsFetcher(
+            timeout=settings.fetch_timeout_seconds,
+            max_bytes=settings.feed_max_bytes,
+            max_redirects=settings.fetch_max_redirects,
+            allow_private=settings.import_allow_private,
+        )
+        self.caldav = CalDavFetcher(
+            timeout=settings.fetch_timeout_seconds,
+            max_bytes=settings.feed_max_bytes,
+            allow_private=settings.import_allow_private,
+        )
+
+    def __call__(self, request: FetchRequest) -> Fetched:
+        if request.kind == "caldav":
+            return self.caldav(request)
+        if request.kind == "ics":
+            return self.http(request)
+        raise FetchFailed(f"unknown source kind {request.kind!r}")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def make_fetcher(settings: Settings) -> SourceFetcher:
+    return SourceFetcher(settings)
+
+
+def check_url(settings: Settings) -> Callable[[str], str | None]:
+    """A check returning why a URL may not be imported (SSRF guard), or None."""
+
+    def check(url: str) -> str | None:
+        return refusal_reason(url, allow_private=settings.import_allow_private)
+
+    return check
