@@ -1,0 +1,20 @@
+"""The JSON API under /api/v1: each module contributes its routes to ROUTE_MODULES."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from web.api import bookings, holds, providers
+from web.api import dav as dav_api
+from web.api import sources as source_api
+from web.pages import negotiation as negotiation_pages
+
+
+def api_routes() -> list[BaseRoute]:
+    """Every /api/v1 route, in the order they are matched."""
+    routes: list[BaseRoute] = []
+    routes += [*providers.routes(), *holds.routes(), *bookings.routes()]
+    routes += source_api.routes()
+    routes += dav_api.routes()
+    routes += negotiation_pages.api()
+    return routes

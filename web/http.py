@@ -1,0 +1,229 @@
+"""Small helpers every endpoint uses: the runtime, admin auth, JSON in and out, running a
+service in one transaction off the event loop, turning service and domain errors into JSON
+errors, strict RFC 3339 parsing, and the per-IP limiter for public calls.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from core.domain.errors import DomainError
+from core.runtime import Runtime
+from core.services import ratelimit
+from core.services.busy import run_deferred
+from core.services.errors import (
+    InvalidInput,
+    NotFoundError,
+    RateLimited,
+    ServiceError,
+    SlotUnavailable,
+)
+from web.errors import ApiError, BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+
+T = TypeVar("T")
+_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?"
+)
+_PLUS_LOST = re.compile(r"(.*[Tt]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})")
+MAX_DURATION_MINUTES = 14 * 24 * 60
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def require_admin(request: Request) -> None:
+    """Raise Unauthorized unless the request carries the admin bearer token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected = runtime_of(request).secrets.admin_token
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("this call needs 'Authorization: Bearer <admin token>'")
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(validation_message(exc), code="invalid_request") from None
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """The request body as model; malformed JSON or wrong fields raise BadRequest."""
+    return parse_body(await request.body(), model)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(data, status_code=status, headers=headers)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def api_error(error: Exception) -> ApiError:
+    """The JSON error for a service or domain error (never a 500 for bad input)."""
+    if isinstance(error, NotFoundError):
+        return NotFound(error.message)
+    if isinstance(error, RateLimited):
+        return TooManyRequests(error.message)
+    if isinstance(error, SlotUnavailable):
+        return ApiError(error.message, code=error.code, status=422)
+    if isinstance(error, InvalidInput):
+        return BadRequest(error.message, code=error.code)
+    if isinstance(error, ServiceError):
+        return Conflict(error.message, code=error.code)
+    if isinstance(error, DomainError):
+        return BadRequest(str(error), code=error.code)
+    raise error
+
+
+async def in_transaction(request: Request, work: Callable[[Session, datetime], T]) -> T:
+    """Run ``work(session, now)`` in one transaction in the threadpool; errors become JSON."""
+    runtime = runtime_of(request)
+
+    def run() -> T:
+        with runtime.sessions.begin() as session:
+            return work(session, runtime.clock())
+
+    try:
+        return await run_in_threadpool(run)
+    except (ServiceError, DomainError) as error:
+        raise api_error(error) from None
+
+
+def _client_key(request: Request) -> str:
+    return f"public:{request.client.host if request.client else 'unknown'}"
+
+
+async def public_call(request: Request, work: Callable[[Session, datetime], T]) -> T:
+    """``work`` in one transaction that also counts the call against its client's budget.
+
+    The hit goes out with the transaction's first batch of statements (or just before
+    the commit), so it costs no round trip of its own; a call that fails is rolled back
+    and then counted on its own, so failures count too. Parse request values inside
+    ``work``.
+    """
+    runtime = runtime_of(request)
+    key, limit = _client_key(request), runtime.settings.public_rate_limit_per_minute
+
+    def run() -> T:
+        now = runtime.clock()
+        try:
+            with runtime.sessions.begin() as session:
+                ratelimit.defer_hit(session, key, now, limit=limit)
+                result = work(session, now)
+                run_deferred(session)
+                return result
+        except RateLimited:
+            raise
+        except Exception:
+            _count_failed_call(runtime, key, limit)
+            raise
+
+    try:
+        return await run_in_threadpool(run)
+    except (ServiceError, DomainError) as error:
+        raise api_error(error) from None
+
+
+def _count_failed_call(runtime: Runtime, key: str, limit: int) -> None:
+    """Count a call whose transaction was rolled back; over the limit it becomes a 429."""
+    try:
+        ratelimit.check(runtime.sessions, key, runtime.clock(), limit=limit)
+    except RateLimited:
+        raise
+    except Exception:  # the database is down: the call's own error says more
+        return
+
+
+async def limit_public(request: Request) -> None:
+    """Count this request against its client's budget; 429 once exceeded."""
+    runtime = runtime_of(request)
+    try:
+        await run_in_threadpool(
+            ratelimit.check,
+            runtime.sessions,
+            _client_key(request),
+            runtime.clock(),
+            limit=runtime.settings.public_rate_limit_per_minute,
+        )
+    except RateLimited as error:
+        raise api_error(error) from None
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    """``read_json`` for a body already read (so it can be parsed in the threadpool)."""
+    if len(raw) > 1_000_000:
+        raise BadRequest("request body too large", code="too_large")
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON", code="malformed_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", code="invalid_request")
+    return parse_model(model, data)
+
+
+def parse_instant(value: object, name: str) -> datetime:
+    """An aware datetime from RFC 3339 text; naive or unparsable values are 400s."""
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{name} is required (RFC 3339 with an offset)", code="invalid_time")
+    text = value.strip()
+    lost = _PLUS_LOST.fullmatch(text)
+    if lost:  # "+01:00" arrived as " 01:00": an unescaped '+' in a query string
+        text = f"{lost[1]}+{lost[2]}"
+    if not _INSTANT.fullmatch(text):
+        raise BadRequest(f"{name} {value!r} is not an RFC 3339 date-time", code="invalid_time")
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise BadRequest(
+            f"{name} {value!r} is not a valid date-time", code="invalid_time"
+        ) from None
+    if parsed.tzinfo is None:
+        raise BadRequest(f"{name} must carry an offset, e.g. Z or +01:00", code="naive_datetime")
+    return parsed
+
+
+def parse_minutes(value: object, name: str) -> timedelta:
+    """A positive whole number of minutes from a query parameter."""
+    if not isinstance(value, str) or not value.strip().isdigit():
+        raise BadRequest(f"{name} must be a whole number of minutes", code="invalid_duration")
+    minutes = int(value.strip())
+    if not 0 < minutes <= MAX_DURATION_MINUTES:
+        raise BadRequest(
+            f"{name} must be 1–{MAX_DURATION_MINUTES} minutes", code="invalid_duration"
+        )
+    return timedelta(minutes=minutes)
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC RFC 3339 with a Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,20 @@
+"""Server-rendered pages (booking, reschedule, approve/decline, provider pages) and feeds."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from web.pages import booking as booking_pages
+from web.pages import feeds as feed_pages
+from web.pages import me as provider_pages
+from web.pages import negotiation as negotiation_pages
+
+
+def page_routes() -> list[BaseRoute]:
+    """Every HTML page and feed route; each feature module appends its own."""
+    routes: list[BaseRoute] = []
+    routes += feed_pages.routes()
+    routes += booking_pages.routes()
+    routes += negotiation_pages.routes()
+    routes += provider_pages.routes()
+    return routes

@@ -1,0 +1,263 @@
+"""The public booking page /book/{slug}: pick a slot, hold it, give name and email, confirm.
+
+Plain forms and redirects (POST → 303 → GET), so it works without JavaScript; a small
+script only pre-fills the guest's time zone from the browser. Times are shown in the
+``tz`` query parameter's zone, defaulting to the provider's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote
+from zoneinfo import ZoneInfo, available_timezones
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.db.models import Provider
+from core.domain import Slot
+from core.services import availability, holds, providers
+from core.services.bookings import actor_of, get_booking, view_booking
+from core.services.errors import NotFoundError, ServiceError
+from web.errors import ApiError
+from web.http import in_transaction, limit_public, parse_instant, runtime_of
+from web.templating import templates
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One local date of the page with its slots, as shown to the guest."""
+
+    label: str
+    slots: list[tuple[str, Slot]]
+
+
+def _zone(name: str | None, fallback: str) -> str:
+    if name and name in _zones():
+        return name
+    return fallback
+
+
+_ZONES: frozenset[str] = frozenset()
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if not _ZONES:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body())[:20_000].decode("utf-8", "replace")
+    return {key: values[0] for key, values in parse_qs(body).items()}
+
+
+def _days(slots: list[Slot], zone: str) -> list[Day]:
+    tz, days = ZoneInfo(zone), dict[date, Day]()
+    for slot in slots:
+        local = slot.start.astimezone(tz)
+        day = days.setdefault(local.date(), Day(local.strftime("%A %d %B %Y"), []))
+        day.slots.append((local.strftime("%H:%M"), slot))
+    return list(days.values())
+
+
+async def _html(request: Request, work: Callable[[Session, datetime], T]) -> T | Response:
+    """``in_transaction``, but an unknown page or hold answers with an HTML error page."""
+    try:
+        return await in_transaction(request, work)
+    except ApiError as error:
+        return error_page(request, error)
+
+
+def error_page(request: Request, error: ApiError) -> Response:
+    """A plain HTML page for a booking-page error (never the API's JSON)."""
+    missing = error.status == 404
+    context = {
+        "heading": "Page not found" if missing else "This booking link cannot be used",
+        "message": (
+            "There is no booking page or reservation at this address. Please check the link."
+            if missing
+            else error.message
+        ),
+        "slug": None if missing else request.path_params.get("slug"),
+    }
+    return templates.TemplateResponse(request, "book_error.html", context, status_code=error.status)
+
+
+async def book_page(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    weeks = runtime_of(request).settings.booking_page_weeks
+    context = await _html(request, lambda s, now: _page_context(s, slug, request, now, weeks))
+    if isinstance(context, Response):
+        return context
+    return templates.TemplateResponse(request, "book.html", context)
+
+
+def _page_context(
+    session: Session, slug: str, request: Request, now: datetime, weeks: int
+) -> dict[str, Any]:
+    provider = providers.get_provider_by_slug(session, slug)
+    zone = _zone(request.query_params.get("tz"), provider.timezone)
+    policy = availability.load_policy(session, provider)
+    first = _from_date(request.query_params.get("from"), now, zone)
+    start = datetime.combine(first, time(0), ZoneInfo(zone))
+    end = start + timedelta(weeks=weeks)
+    duration = timedelta(minutes=policy.min_duration_minutes)
+    found = availability.find_slots(session, provider.id, start, end, duration, now)
+    return {
+        "provider": provider,
+        "zone": zone,
+        "zone_given": bool(request.query_params.get("tz")),
+        "days": _days(found.slots, zone),
+        "duration": policy.min_duration_minutes,
+        "later": (first + timedelta(weeks=weeks)).isoformat(),
+        "earlier": (first - timedelta(weeks=weeks)).isoformat() if first > now.date() else None,
+        "zones": sorted(_zones()),
+        "message": request.query_params.get("m"),
+    }
+
+
+def _from_date(text: str | None, now: datetime, zone: str) -> date:
+    today = now.astimezone(ZoneInfo(zone)).date()
+    try:
+        return max(date.fromisoformat(text or ""), today)
+    except ValueError:
+        return today
+
+
+async def hold_slot(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    form = await _form(request)
+    zone = form.get("tz", "")
+    try:
+        await limit_public(request)
+        start, end = (
+            parse_instant(form.get("start"), "start"),
+            parse_instant(form.get("end"), "end"),
+        )
+        ttl = runtime_of(request).settings.hold_ttl_seconds
+
+        def work(session: Session, now: datetime) -> str:
+            provider = providers.get_provider_by_slug(session, slug)
+            ask = holds.HoldRequest(
+                provider.id, start, end, guest_timezone=_zone(zone, provider.timezone)
+            )
+            return holds.create_hold(session, ask, now, ttl_seconds=ttl).hold.id
+
+        hold_id = await in_transaction(request, work)
+    except ApiError as error:
+        message = (
+            "Sorry, that time was just taken. Please pick another."
+            if error.status == 409
+            else error.message
+        )
+        return RedirectResponse(
+            f"/book/{slug}?tz={quote(zone)}&m={quote(message)}", status_code=303
+        )
+    return RedirectResponse(f"/book/{slug}/hold/{hold_id}?tz={quote(zone)}", status_code=303)
+
+
+async def hold_form(request: Request) -> Response:
+    return await _render_hold(request, {}, {}, 200)
+
+
+async def _render_hold(
+    request: Request, values: dict[str, str], errors: dict[str, str], status: int
+) -> Response:
+    slug, hold_id = request.path_params["slug"], request.path_params["hold_id"]
+
+    def work(session: Session, now: datetime) -> dict[str, Any]:
+        provider = providers.get_provider_by_slug(session, slug)
+        hold = holds.get_hold(session, hold_id)
+        if hold.provider_id != provider.id:
+            raise NotFoundError("hold", hold_id)
+        zone = _zone(request.query_params.get("tz") or values.get("tz"), provider.timezone)
+        return _hold_context(provider, hold, zone, now)
+
+    context = await _html(request, work)
+    if isinstance(context, Response):
+        return context
+    context.update(values=values, errors=errors)
+    return templates.TemplateResponse(request, "book_hold.html", context, status_code=status)
+
+
+def _hold_context(provider: Provider, hold: Any, zone: str, now: datetime) -> dict[str, Any]:
+    tz = ZoneInfo(zone)
+    return {
+        "provider": provider,
+        "hold": hold,
+        "zone": zone,
+        "status": holds.hold_status(hold, now),
+        "when": hold.start_at.astimezone(tz).strftime("%A %d %B %Y, %H:%M"),
+        "until": hold.end_at.astimezone(tz).strftime("%H:%M"),
+        "minutes_left": max(0, int((hold.expires_at - now).total_seconds() // 60)),
+    }
+
+
+async def confirm(request: Request) -> Response:
+    slug, hold_id = request.path_params["slug"], request.path_params["hold_id"]
+    form = await _form(request)
+    values = {k: form.get(k, "") for k in ("name", "email", "tz")}
+    if not values["email"].strip():
+        return await _render_hold(
+            request, values, {"email": "Please enter your email address."}, 400
+        )
+    actor = actor_of(runtime_of(request), "guest")
+    try:
+        await limit_public(request)
+        await in_transaction(
+            request,
+            lambda s, now: (
+                holds.confirm_hold(
+                    s, hold_id, actor, now, guest_email=values["email"], guest_name=values["name"]
+                ).id
+            ),
+        )
+    except ApiError as error:
+        if error.code in ("invalid_email", "invalid_name", "guest_email_required"):
+            return await _render_hold(request, values, {"email": error.message}, 400)
+        message = "Your hold has expired or the time was taken. Please pick a time again."
+        return RedirectResponse(
+            f"/book/{slug}?tz={quote(values['tz'])}&m={quote(message)}", status_code=303
+        )
+    return RedirectResponse(
+        f"/book/{slug}/done/{hold_id}?tz={quote(values['tz'])}", status_code=303
+    )
+
+
+async def done(request: Request) -> Response:
+    slug, hold_id = request.path_params["slug"], request.path_params["hold_id"]
+
+    def work(session: Session, now: datetime) -> dict[str, Any]:
+        provider = providers.get_provider_by_slug(session, slug)
+        hold = holds.get_hold(session, hold_id)
+        if hold.provider_id != provider.id:
+            raise NotFoundError("hold", hold_id)
+        if hold.booking_id is None:
+            raise ServiceError("this time was not booked")
+        booking = view_booking(session, get_booking(session, hold.booking_id))
+        zone = _zone(request.query_params.get("tz"), provider.timezone)
+        return {**_hold_context(provider, hold, zone, now), "view": booking}
+
+    context = await _html(request, work)
+    if isinstance(context, Response):
+        return context
+    return templates.TemplateResponse(request, "book_done.html", context)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/book/{slug}", book_page, methods=["GET"]),
+        Route("/book/{slug}/hold", hold_slot, methods=["POST"]),
+        Route("/book/{slug}/hold/{hold_id}", hold_form, methods=["GET"]),
+        Route("/book/{slug}/hold/{hold_id}", confirm, methods=["POST"]),
+        Route("/book/{slug}/done/{hold_id}", done, methods=["GET"]),
+    ]
