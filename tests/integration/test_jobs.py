@@ -1,0 +1,110 @@
+"""The job queue: periodic jobs reschedule themselves; a wake-up during a run is not lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from core.db.models import Job
+from core.jobs import JobContext, Periodic, claim, enqueue, ensure_periodic, finish, wake_periodic
+from core.runtime import Runtime
+
+T0 = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
+
+
+def _row(runtime: Runtime) -> Job:
+    with runtime.sessions() as session:
+        return session.scalars(select(Job)).one()
+
+
+def test_periodic_job_runs_again_after_its_period(runtime: Runtime) -> None:
+    ensure_periodic(runtime.sessions, [Periodic("tick", 60)], T0)
+    (job,) = claim(runtime.sessions, worker="w", now=T0, lease_seconds=30)
+    finish(runtime.sessions, job, worker="w", now=T0 + timedelta(seconds=1))
+    row = _row(runtime)
+    assert row.status == "queued" and row.run_at == T0 + timedelta(seconds=61)
+
+
+def test_wake_up_during_a_run_makes_it_run_again_at_once(runtime: Runtime) -> None:
+    ensure_periodic(runtime.sessions, [Periodic("tick", 60)], T0)
+    (job,) = claim(runtime.sessions, worker="w", now=T0, lease_seconds=30)
+    with runtime.sessions.begin() as session:  # new work arrives while the job runs
+        wake_periodic(session, "tick", T0 + timedelta(seconds=1))
+    finish(runtime.sessions, job, worker="w", now=T0 + timedelta(seconds=2))
+    row = _row(runtime)
+    assert row.status == "queued" and row.run_at == T0 + timedelta(seconds=2)
+    assert claim(runtime.sessions, worker="w", now=T0 + timedelta(seconds=2), lease_seconds=30)
+
+
+def test_wake_up_of_a_waiting_job_makes_it_due(runtime: Runtime) -> None:
+    ensure_periodic(runtime.sessions, [Periodic("tick", 60)], T0 - timedelta(seconds=1))
+    (job,) = claim(runtime.sessions, worker="w", now=T0, lease_seconds=30)
+    finish(runtime.sessions, job, worker="w", now=T0)
+    assert not claim(runtime.sessions, worker="w", now=T0 + timedelta(seconds=5), lease_seconds=30)
+    with runtime.sessions.begin() as session:
+        wake_periodic(session, "tick", T0 + timedelta(seconds=5))
+    assert claim(runtime.sessions, worker="w", now=T0 + timedelta(seconds=5), lease_seconds=30)
+
+
+def test_a_worker_runs_a_short_job_while_a_long_one_is_in_hand(runtime: Runtime) -> None:
+    import asyncio
+    import threading
+
+    from parley.worker import Worker
+
+    runtime.clock = lambda: datetime.now(UTC)
+    release, fast_done = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def slow(context: JobContext, payload: dict[str, object]) -> None:
+        seen.append("slow started")
+        release.wait(20)
+        seen.append("slow finished")
+
+    def fast(context: JobContext, payload: dict[str, object]) -> None:
+        seen.append("fast")
+        fast_done.set()
+
+    worker = Worker(runtime, {"slow": slow, "fast": fast}, [Periodic("slow", 600)])
+    now = datetime.now(UTC)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop))
+        while "slow started" not in seen:
+            await asyncio.sleep(0.02)
+        with runtime.sessions.begin() as session:
+            enqueue(session, "fast", now=now)
+        worker.wake.set()
+        assert await asyncio.to_thread(fast_done.wait, 10), "the short job waited for the long one"
+        release.set()
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+    asyncio.run(scenario())
+    assert seen == ["slow started", "fast", "slow finished"]
+
+
+def test_a_wake_up_committed_while_the_job_finishes_is_not_lost(runtime: Runtime) -> None:
+    import threading
+    import time
+
+    ensure_periodic(runtime.sessions, [Periodic("tick", 60)], T0)
+    (job,) = claim(runtime.sessions, worker="w", now=T0, lease_seconds=30)
+    waking = runtime.sessions()
+    waking.begin()
+    wake_periodic(waking, "tick", T0 + timedelta(seconds=1))  # not committed yet
+    finishing = threading.Thread(
+        target=finish, args=(runtime.sessions, job), kwargs={"worker": "w", "now": T0 + T2}
+    )
+    finishing.start()
+    time.sleep(0.3)  # finish() now waits for the wake-up's transaction
+    waking.commit()
+    waking.close()
+    finishing.join(10)
+    row = _row(runtime)
+    assert row.status == "queued" and row.run_at == T0 + T2, "the wake-up was overwritten"
+
+
+T2 = timedelta(seconds=2)
