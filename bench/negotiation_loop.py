@@ -1,0 +1,260 @@
+"""The negotiation loop's latency and throughput: an answer in over SMTP, its mail out (not a test).
+
+Run ``python bench/negotiation_loop.py [--kind reply|counter] [--bookings N] [--clients C]
+[--workers W]``:
+creates its own PostgreSQL database on 127.0.0.1:5432 (``--sqlite`` for the embedded
+default), starts `parley serve` with a local relay sink, books N sessions over the JSON
+API and waits for their invitations. Then for each booking one answer is sent to
+Parley's SMTP listener: a REPLY DECLINED from the guest (result: CANCEL to both) or a
+Gmail-shaped COUNTER from the host (result: the approval request to that booking's
+guest). Latency runs from the listener's 250 to the last resulting mail at the relay:
+first one answer at a time (light load), then all the rest from C concurrent clients
+(sustained loops/s). ``--workers W`` adds W `parley worker` processes beside `parley
+serve` (the scaled-out deployment: they share the job queue and the inbound mail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.helpers import parley_env, start
+from tests.e2e.relay import Received, running_relay
+from tests.e2e.test_negotiation_smtp import ADMIN, ORGANIZER, serve_parley, stop_parley
+from tests.integration.negotiation import mails
+from tests.pg import create_database, drop_database
+
+HOST = "ada.host@hostmail.example"
+
+
+class Arrivals:
+    """What the relay got, keyed by booking UID (iTIP) or by recipient (notices)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {}
+        self.changed = threading.Condition()
+        self.invitations: dict[str, dict[str, str]] = {}  # guest → uid, organizer per role
+
+    def __call__(self, item: Received) -> None:
+        message = email.message_from_bytes(item.raw, policy=policy.default)
+        key, uid, organizer, method = item.recipient, None, None, None
+        for part in message.walk():
+            if part.get_content_type() == "text/calendar" and not part.is_attachment():
+                ics = part.get_content()
+                ics = ics.decode() if isinstance(ics, bytes) else ics
+                fields = dict(_fields(ics))
+                uid, method = fields.get("UID"), fields.get("METHOD")
+                organizer = fields.get("ORGANIZER", "").rpartition("mailto:")[2]
+                key = uid or key
+                break
+        with self.changed:
+            if method == "REQUEST" and uid and organizer:
+                self.invitations.setdefault(uid, {})[item.recipient] = organizer
+            else:
+                self.times.setdefault(key, []).append(item.at)
+            self.changed.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> None:
+        with self.changed:
+            if not self.changed.wait_for(predicate, timeout):
+                raise TimeoutError("the relay did not receive the expected mail in time")
+
+
+def _fields(ics: str) -> list[tuple[str, str]]:
+    unfolded = ics.replace("\r\n ", "").replace("\n ", "")
+    out = []
+    for line in unfolded.splitlines():
+        name, _, value = line.partition(":")
+        out.append((name.split(";")[0].upper(), value if name.upper() != "ORGANIZER" else line))
+    return out
+
+
+def book_all(base: str, count: int, arrivals: Arrivals) -> list[tuple[str, str]]:
+    """count confirmed bookings (guest i, 30 min each); returns (uid, guest) once invited."""
+    http = httpx.Client(base_url=f"{base}/api/v1", headers=ADMIN, timeout=30)
+    created = http.post(
+        "/providers", json={"name": "Ada Host", "email": HOST, "timezone": "UTC", "slug": "ada"}
+    )
+    provider_id = created.json()["id"]
+    hours = {
+        "timezone": "UTC",
+        "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                    "start": "00:00", "end": "24:00"}],
+        "lead_time_hours": 1, "booking_window_days": 365, "min_duration_minutes": 30,
+        "slot_step_minutes": 30, "instant_book": True,
+    }  # fmt: skip
+    assert http.put(f"/providers/{provider_id}/availability", json=hours).status_code == 200
+    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+    def one(index: int) -> str:
+        start = first + timedelta(minutes=30 * index)
+        guest = f"guest{index}@guests.example"
+        body = {
+            "provider_id": provider_id, "start": start.isoformat(),
+            "end": (start + timedelta(minutes=30)).isoformat(), "guest_email": guest,
+            "guest_name": f"Guest {index}",
+        }  # fmt: skip
+        with httpx.Client(base_url=f"{base}/api/v1", headers=ADMIN, timeout=30) as client:
+            hold = client.post("/holds", json=body)
+            assert hold.status_code == 201, hold.text
+            done = client.post(f"/holds/{hold.json()['id']}/confirm")
+            assert done.status_code == 201, done.text
+            uid: str = done.json()["booking"]["uid"]
+            return uid
+
+    with ThreadPoolExecutor(8) as pool:
+        uids = list(pool.map(one, range(count)))
+    arrivals.wait(
+        lambda: sum(len(v) == 2 for v in arrivals.invitations.values()) >= count, 60 + count / 5
+    )
+    return [(uid, f"guest{i}@guests.example") for i, uid in enumerate(uids)]
+
+
+def answer(kind: str, uid: str, guest: str, organizers: dict[str, str], now: datetime) -> Any:
+    """(raw, envelope to, key of the result, results expected) for one booking."""
+    if kind == "reply":
+        to = organizers[guest]
+        raw = mails.apple(uid=uid, sequence=0, attendee=guest, to=to, partstat="DECLINED")
+        return raw, to, uid, 2
+    to = organizers[HOST]
+    start = now + timedelta(days=300, minutes=30 * (hash(uid) % 1000))
+    raw = mails.gmail(
+        method="COUNTER", uid=uid, sequence=0, attendee=HOST, to=to, partstat="TENTATIVE",
+        start_utc=start.strftime("%Y%m%dT%H%M%SZ"),
+        end_utc=(start + timedelta(minutes=30)).strftime("%Y%m%dT%H%M%SZ"), note="later?",
+    )  # fmt: skip
+    return raw, to, guest, 1
+
+
+def run(args: argparse.Namespace) -> None:
+    import smtplib
+
+    db_url = (
+        f"sqlite:///{tempfile.mkdtemp()}/parley.db"
+        if args.sqlite
+        else create_database(prefix="parley_bench")
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    try:
+        with running_relay() as (sink, relay_port):
+            arrivals = Arrivals()
+            sink.listeners.append(arrivals)
+            proc, parley = serve_parley(
+                workdir, db_url, sink, relay_port, PARLEY_PUBLIC_RATE_LIMIT_PER_MINUTE="0"
+            )
+            workers = [
+                start(["worker"], _worker_env(workdir, db_url, relay_port, parley.base), workdir)
+                for _ in range(args.workers)
+            ]
+            try:
+                started = time.monotonic()
+                booked = book_all(parley.base, args.bookings, arrivals)
+                print(f"{len(booked)} bookings invited in {time.monotonic() - started:.1f} s")
+                now = datetime.now(UTC)
+                jobs = [
+                    answer(args.kind, uid, guest, arrivals.invitations[uid], now)
+                    for uid, guest in booked
+                ]
+                light, heavy = jobs[: args.light], jobs[args.light :]
+
+                def send_all(share: list[Any], out: list[float], sent_at: dict[str, float]) -> None:
+                    with smtplib.SMTP("127.0.0.1", parley.smtp_port, timeout=30) as client:
+                        for raw, to, key, _ in share:
+                            sender = str(email.message_from_bytes(raw)["From"])
+                            client.sendmail(sender, [to], raw)
+                            sent_at[key] = time.monotonic()
+
+                def done(key: str, expected: int) -> bool:
+                    return len(arrivals.times.get(key, ())) >= expected
+
+                latencies = []
+                for job in light:
+                    sent: dict[str, float] = {}
+                    send_all([job], [], sent)
+                    arrivals.wait(lambda job=job: done(job[2], job[3]), 30)
+                    latencies.append(max(arrivals.times[job[2]]) - sent[job[2]])
+                report("light load (one at a time)", latencies)
+
+                sent_heavy: dict[str, float] = {}
+                shares = [heavy[i :: args.clients] for i in range(args.clients)]
+                begin = time.monotonic()
+                threads = [
+                    threading.Thread(target=send_all, args=(share, [], sent_heavy))
+                    for share in shares
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                accepted = time.monotonic() - begin
+                arrivals.wait(lambda: all(done(j[2], j[3]) for j in heavy), 120)
+                elapsed = max(max(arrivals.times[j[2]]) for j in heavy) - begin
+                loaded = [max(arrivals.times[j[2]]) - sent_heavy[j[2]] for j in heavy]
+                print(
+                    f"sustained: {len(heavy)} loops from {args.clients} SMTP clients in "
+                    f"{elapsed:.2f} s = {len(heavy) / elapsed:.1f} loops/s "
+                    f"(SMTP accepted them all in {accepted:.2f} s = "
+                    f"{len(heavy) / accepted:.1f} msg/s)"
+                )
+                report("under sustained load", loaded)
+            finally:
+                for process in [proc, *workers]:
+                    stop_parley(process)
+    finally:
+        if not args.sqlite:
+            drop_database(db_url)
+
+
+def _worker_env(workdir: Path, db_url: str, relay_port: int, base: str) -> dict[str, str]:
+    """What `parley worker` needs to share the work of the `parley serve` started above."""
+    return parley_env(
+        workdir / "data",
+        PARLEY_DATABASE_URL=db_url,
+        PARLEY_BASE_URL=base,
+        PARLEY_SMTP_PORT="0",
+        PARLEY_SMTP_RELAY_URL=f"smtp://127.0.0.1:{relay_port}",
+        PARLEY_ORGANIZER_EMAIL=ORGANIZER,
+        PARLEY_WORKER_POLL_SECONDS="0.2",
+        PARLEY_SECRET_KEY="e2e-secret-key-0123456789abcdef0123",
+        PARLEY_LOG_LEVEL="warning",
+    )
+
+
+def report(label: str, values: list[float]) -> None:
+    ms = sorted(v * 1000 for v in values)
+    p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
+    print(
+        f"{label}: n={len(ms)} median {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms, "
+        f"max {ms[-1]:.0f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=["reply", "counter"], default="reply")
+    parser.add_argument("--bookings", type=int, default=600)
+    parser.add_argument("--light", type=int, default=40, help="answers sent one at a time")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0, help="extra `parley worker` processes")
+    parser.add_argument("--sqlite", action="store_true", help="the embedded default database")
+    args = parser.parse_args()
+    print(f"negotiation loop: kind={args.kind} on {'SQLite' if args.sqlite else 'PostgreSQL'}")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
