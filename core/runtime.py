@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.engine import make_engine, make_sessionmaker
+from core.db.hot import HotConnections
 from core.settings import Secrets, Settings, ensure_secrets
 
 
@@ -27,8 +28,15 @@ class Runtime:
     sessions: sessionmaker[Session]
     secrets: Secrets
     clock: Callable[[], datetime] = field(default=utc_now)
+    # Asyncio connections for the hottest public path; PostgreSQL only.
+    hot: HotConnections | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.hot = HotConnections.for_engine(self.engine)
 
     def close(self) -> None:
+        if self.hot is not None:
+            self.hot.close()
         self.engine.dispose()
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +23,7 @@ from starlette.responses import JSONResponse
 from core.domain.errors import DomainError
 from core.runtime import Runtime
 from core.services import ratelimit
-from core.services.busy import run_deferred
+from core.services.busy import Deferred, run_deferred
 from core.services.errors import (
     InvalidInput,
     NotFoundError,
@@ -151,6 +153,44 @@ async def public_call(request: Request, work: Callable[[Session, datetime], T]) 
         return await run_in_threadpool(run)
     except (ServiceError, DomainError) as error:
         raise api_error(error) from None
+
+
+async def public_call_hot(
+    request: Request,
+    hot: Callable[[AsyncConnection[Any], datetime, Deferred | None], Awaitable[T | None]],
+    work: Callable[[Session, datetime], T],
+) -> T:
+    """``public_call`` that first tries ``hot`` on the event loop (PostgreSQL only).
+
+    ``hot`` gets an asyncio connection, the time and the rate-limit statement to run in
+    its transaction; it answers None to leave the call to ``work`` (run as
+    ``public_call`` runs it), as does a connection that fails. Its failures count
+    against the client's budget as ``public_call``'s do.
+    """
+    runtime = runtime_of(request)
+    if runtime.hot is None:
+        return await public_call(request, work)
+    key, limit = _client_key(request), runtime.settings.public_rate_limit_per_minute
+    now = runtime.clock()
+    try:
+        hit = ratelimit.pending_hit(runtime.engine, key, now, limit=limit)
+        async with runtime.hot.connection() as conn:
+            result = await hot(conn, now, hit)
+    except RateLimited as error:
+        raise api_error(error) from None
+    except psycopg.OperationalError:
+        result = None  # rolled back; the regular path retries, or reports the failure
+    except Exception as error:
+        try:
+            await run_in_threadpool(_count_failed_call, runtime, key, limit)
+        except RateLimited as refused:
+            raise api_error(refused) from None
+        if isinstance(error, (ServiceError, DomainError)):
+            raise api_error(error) from None
+        raise
+    if result is None:
+        return await public_call(request, work)
+    return result
 
 
 def _count_failed_call(runtime: Runtime, key: str, limit: int) -> None:

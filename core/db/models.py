@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -206,6 +207,16 @@ class Hold(Base):
         CheckConstraint("status in ('active', 'converted', 'expired', 'released')", name="status"),
         Index("ix_holds_provider_span", "provider_id", "start_at", "end_at"),
         Index("ix_holds_status_expires", "status", "expires_at"),
+        # The busy query's: active holds of one unit around a span. Without it, planners
+        # with stale statistics walk every active hold via ix_holds_status_expires.
+        Index(
+            "ix_holds_active_span",
+            "provider_id",
+            "start_at",
+            "end_at",
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from core.db.models import UnitRelationship
@@ -56,7 +56,8 @@ class Related:
 
 
 @lru_cache(maxsize=64)
-def _for_driver(sql: str, dialect: str) -> str:
+@lru_cache(maxsize=256)
+def for_driver(sql: str, dialect: str) -> str:
     """``:name`` placeholders as the driver wants them (sqlite3 takes them as they are)."""
     if dialect == "sqlite":
         return sql
@@ -65,7 +66,12 @@ def _for_driver(sql: str, dialect: str) -> str:
 
 def db_time(session: Session, moment: datetime) -> Any:
     """An aware datetime as the driver binds it: naive UTC text on SQLite (as stored)."""
-    if session.get_bind().dialect.name == "sqlite":
+    return bind_time(session.get_bind(), moment)
+
+
+def bind_time(bind: Engine | Connection, moment: datetime) -> Any:
+    """``db_time`` for an engine or connection."""
+    if bind.dialect.name == "sqlite":
         return moment.astimezone(UTC).strftime(_SQLITE_TIME)
     return moment
 
@@ -79,7 +85,7 @@ def driver_rows(session: Session, sql: str, params: Mapping[str, Any]) -> list[t
     connection = session.connection()
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(_for_driver(sql, connection.dialect.name), params)
+        cursor.execute(for_driver(sql, connection.dialect.name), params)
         return list(cursor.fetchall()) if cursor.description is not None else []
     finally:
         cursor.close()
@@ -117,7 +123,7 @@ def _pipelined(
             for sql, params in statements:
                 cursor = driver.cursor()
                 cursors.append(cursor)
-                cursor.execute(_for_driver(sql, "postgresql"), params)
+                cursor.execute(for_driver(sql, "postgresql"), params)
         return [list(c.fetchall()) if c.description is not None else [] for c in cursors]
     finally:
         for cursor in cursors:
@@ -207,7 +213,7 @@ _BUSY = """
 
 
 @lru_cache(maxsize=16)
-def _busy_sql(count: int) -> str:
+def busy_sql(count: int) -> str:
     return _BUSY.format(ids=", ".join(f":u{n}" for n in range(count)))
 
 
@@ -240,7 +246,7 @@ def unit_rows_statement(
         skip_booking=exclude.booking_id or "",
         skip_hold=exclude.hold_id or "",
     )
-    return _busy_sql(len(unit_ids)), params
+    return busy_sql(len(unit_ids)), params
 
 
 def busy_rows(
@@ -272,8 +278,13 @@ def busy_from_unit_rows(
     if isinstance(rows[0][1] if rows else None, str):
         rows = [(u, as_utc(s), as_utc(e), k, r, lb) for u, s, e, k, r, lb in rows]
     if not related.ids:
-        return [(s, e, k, r, lb or "") for _, s, e, k, r, lb in rows]
+        return own_busy_rows(rows)
     return _with_related(session, provider_id, rows, related)
+
+
+def own_busy_rows(rows: list[tuple[Any, ...]]) -> list[BusyRow]:
+    """``busy_from_unit_rows`` for a unit with no related units (PostgreSQL's row types)."""
+    return [(s, e, k, r, lb or "") for _, s, e, k, r, lb in rows]
 
 
 def _with_related(

@@ -7,9 +7,12 @@ wins and the others get ``SlotTaken``. A hold blocks only while ``expires_at > n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from psycopg import AsyncConnection, IntegrityError, Rollback
 from sqlalchemy.orm import Session
 
 from core.db.models import DEFAULT_TENANT, Booking, Hold, new_id
@@ -25,16 +28,21 @@ from core.services.availability import (
     check_free,
     check_rules,
     load_policy,
+    padded,
     policy_from_rows,
 )
 from core.services.bookings import Actor, book_hold
 from core.services.busy import (
+    Deferred,
     Exclude,
     as_busy,
     busy_from_unit_rows,
+    busy_sql,
     db_time,
     driver_batch,
     driver_rows,
+    for_driver,
+    own_busy_rows,
     related_units,
     unit_rows_statement,
 )
@@ -109,10 +117,71 @@ def create_hold(
     scope, policy = loaded.scope, loaded.policy
     check_rules(policy, request.start, request.end, now)
     check_free(policy, loaded.busy, request.start, request.end, now)
-    hold = Hold(
+    hold = _new_hold(scope.id, request, now, ttl_seconds)
+    _insert(session, hold, request)
+    record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
+    return HoldResult(hold, created=True)
+
+
+async def create_hold_hot(
+    conn: AsyncConnection[Any],
+    request: HoldRequest,
+    now: datetime,
+    *,
+    ttl_seconds: int,
+    hit: Deferred | None = None,
+) -> HoldResult | None:
+    """``create_hold`` on an asyncio PostgreSQL connection, for the common case.
+
+    One transaction, taking its locks in the same order as ``create_hold``: lock the
+    provider while reading its settings, count ``hit`` (a rate-limit statement), read
+    the rules, check the idempotency key, read what is busy around the span with the
+    buffers just read, check, insert. A provider with related units, or a key used
+    before, is left to ``create_hold``: then nothing is written here and the answer is
+    None.
+    """
+    _check_request(request)
+    provider_id = request.provider_id
+    hold: Hold | None = None
+    async with conn.transaction() as transaction:
+        cursor = conn.cursor()
+        await cursor.execute(_HOT_SCOPE, {"provider": provider_id})
+        scope = scope_from_rows(await cursor.fetchall(), provider_id)
+        if scope.related.ids:
+            raise Rollback(transaction)
+        if hit is not None:  # after the provider lock, as in create_hold's batch
+            await cursor.execute(for_driver(hit.sql, "postgresql"), hit.params)
+            hit.then(await cursor.fetchall())
+        await cursor.execute(_HOT_RULES, {"provider": provider_id})
+        policy = policy_from_rows(scope, await cursor.fetchall())
+        if request.idempotency_key:
+            await cursor.execute(
+                _HOT_BY_KEY, {"tenant": DEFAULT_TENANT, "key": request.idempotency_key}
+            )
+            if await cursor.fetchall():
+                raise Rollback(transaction)
+        low, high = padded(policy, (request.start, request.end))
+        span = {"low": low, "high": high, "now": now, "skip_booking": "", "skip_hold": ""}
+        await cursor.execute(_HOT_BUSY, {"u0": provider_id, **span})
+        busy = as_busy(own_busy_rows(await cursor.fetchall()))
+        check_rules(policy, request.start, request.end, now)
+        check_free(policy, busy, request.start, request.end, now)
+        hold = _new_hold(scope.id, request, now, ttl_seconds)
+        try:
+            await cursor.execute(_HOT_INSERT, _insert_params(hold, lambda moment: moment))
+        except IntegrityError:
+            raise IdempotencyMismatch(request.idempotency_key or "") from None
+    if hold is None:
+        return None
+    record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
+    return HoldResult(hold, created=True)
+
+
+def _new_hold(provider_id: str, request: HoldRequest, now: datetime, ttl_seconds: int) -> Hold:
+    return Hold(
         id=new_id("hld"),
         tenant_id=DEFAULT_TENANT,
-        provider_id=scope.id,
+        provider_id=provider_id,
         start_at=request.start.astimezone(UTC),
         end_at=request.end.astimezone(UTC),
         expires_at=now + timedelta(seconds=ttl_seconds),
@@ -124,9 +193,6 @@ def create_hold(
         guest_timezone=request.guest_timezone,
         created_at=now,
     )
-    _insert(session, hold, request)
-    record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
-    return HoldResult(hold, created=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +219,7 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
     low = request.start - timedelta(minutes=after)
     high = request.end + timedelta(minutes=before)
     statements = [
-        (scope_sql(session, lock=True), {"provider": provider_id}),
+        (scope_sql(session.get_bind().dialect.name, lock=True), {"provider": provider_id}),
         (RULES, {"provider": provider_id}),
         unit_rows_statement(session, (provider_id, *units), low, high, now),
     ]
@@ -191,10 +257,22 @@ _COLUMNS = (
 )  # fmt: skip
 
 
+_HOT_SCOPE = for_driver(scope_sql("postgresql", lock=True), "postgresql")
+_HOT_RULES = for_driver(RULES, "postgresql")
+_HOT_BY_KEY = for_driver(_BY_KEY, "postgresql")
+_HOT_INSERT = for_driver(_INSERT, "postgresql")
+_HOT_BUSY = for_driver(busy_sql(1), "postgresql")
+
+
+def _insert_params(hold: Hold, bind: Callable[[datetime], Any]) -> dict[str, Any]:
+    params = {name: getattr(hold, name) for name in _COLUMNS}
+    params.update({name: bind(getattr(hold, name)) for name in _TIMES})
+    return params
+
+
 def _insert(session: Session, hold: Hold, request: HoldRequest) -> None:
     """Insert ``hold``; a clash of idempotency keys becomes ``IdempotencyMismatch``."""
-    params = {name: getattr(hold, name) for name in _COLUMNS}
-    params.update({name: db_time(session, getattr(hold, name)) for name in _TIMES})
+    params = _insert_params(hold, lambda moment: db_time(session, moment))
     dbapi = session.get_bind().dialect.loaded_dbapi
     try:
         driver_rows(session, _INSERT, params)

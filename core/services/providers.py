@@ -170,13 +170,15 @@ def load_scope(session: Session, provider_id: str, *, lock: bool = False) -> Sco
 
     Raises ``NotFoundError`` for an unknown provider.
     """
-    rows = driver_rows(session, scope_sql(session, lock=lock), {"provider": provider_id})
+    rows = driver_rows(
+        session, scope_sql(session.get_bind().dialect.name, lock=lock), {"provider": provider_id}
+    )
     return scope_from_rows(rows, provider_id)
 
 
-def scope_sql(session: Session, *, lock: bool) -> str:
+def scope_sql(dialect: str, *, lock: bool) -> str:
     """The scope statement (parameter ``provider``), locking on PostgreSQL when asked."""
-    if lock and session.get_bind().dialect.name == "postgresql":
+    if lock and dialect == "postgresql":
         return _SCOPE + " FOR UPDATE OF p"
     return _SCOPE
 

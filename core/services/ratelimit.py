@@ -11,12 +11,12 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, delete
+from sqlalchemy import Connection, Engine, case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import DEFAULT_TENANT, RateLimit
-from core.services.busy import Deferred, db_time, defer, driver_rows
+from core.services.busy import Deferred, bind_time, db_time, defer, driver_rows
 from core.services.errors import RateLimited
 
 
@@ -102,25 +102,40 @@ def defer_hit(
     ``check`` instead. ``RateLimited`` comes right away for a key already refused in this
     window, else once the hit is counted.
     """
+    statement = pending_hit(
+        session.get_bind(), key, now, limit=limit, window_seconds=window_seconds
+    )
+    if statement is not None:
+        defer(session, statement)
+
+
+def pending_hit(
+    bind: Engine | Connection, key: str, now: datetime, *, limit: int, window_seconds: int = 60
+) -> Deferred | None:
+    """The statement that counts one hit for ``key``, and the check of its result.
+
+    None when ``limit`` is 0 (no limit); ``RateLimited`` at once for a key already
+    refused in this window. Whoever runs the statement passes its rows to ``then``.
+    """
     if limit <= 0:
-        return
+        return None
     start = window_start(now, window_seconds)
-    engine = session.get_bind()
-    refused = _REFUSED.get(engine) if isinstance(engine, Engine) else None
+    engine = bind if isinstance(bind, Engine) else None
+    refused = _REFUSED.get(engine) if engine is not None else None
     if refused is not None and refused.get(key) == start:
         raise RateLimited(_retry_after(start, now, window_seconds))
 
     def then(rows: list[tuple[Any, ...]]) -> None:
         if int(rows[0][0]) > limit:
-            if isinstance(engine, Engine):
+            if engine is not None:
                 known = _REFUSED.setdefault(engine, {})
                 if len(known) > 10_000:
                     known.clear()
                 known[key] = start
             raise RateLimited(_retry_after(start, now, window_seconds))
 
-    params = {"key": key[:255], "tenant": DEFAULT_TENANT, "start": db_time(session, start)}
-    defer(session, Deferred(_HIT.format(source="WHERE true"), params, then))
+    params = {"key": key[:255], "tenant": DEFAULT_TENANT, "start": bind_time(bind, start)}
+    return Deferred(_HIT.format(source="WHERE true"), params, then)
 
 
 def _retry_after(start: datetime, now: datetime, window_seconds: int) -> int:

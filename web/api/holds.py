@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
 from pydantic import BaseModel, Field, StrictStr
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute
 from core.db.models import Hold
 from core.services import holds
 from core.services.bookings import actor_of, view_booking
+from core.services.busy import Deferred
 from web.api.bookings import BookingEnvelope, booking_json
 from web.api.providers import Strict
 from web.http import (
@@ -26,7 +28,7 @@ from web.http import (
     limit_public,
     parse_body,
     parse_instant,
-    public_call,
+    public_call_hot,
     read_json,
     rfc3339,
     runtime_of,
@@ -74,9 +76,9 @@ async def create_hold(request: Request) -> JSONResponse:
     raw = await request.body()
     ttl = runtime_of(request).settings.hold_ttl_seconds
 
-    def work(session: Session, now: datetime) -> dict[str, Any]:
+    def asked() -> holds.HoldRequest:
         body = parse_body(raw, HoldIn)
-        ask = holds.HoldRequest(
+        return holds.HoldRequest(
             provider_id=body.provider_id,
             start=parse_instant(body.start, "start"),
             end=parse_instant(body.end, "end"),
@@ -85,10 +87,18 @@ async def create_hold(request: Request) -> JSONResponse:
             guest_timezone=body.guest_timezone,
             idempotency_key=body.idempotency_key,
         )
-        result = holds.create_hold(session, ask, now, ttl_seconds=ttl)
+
+    async def hot(
+        conn: AsyncConnection[Any], now: datetime, hit: Deferred | None
+    ) -> dict[str, Any] | None:
+        result = await holds.create_hold_hot(conn, asked(), now, ttl_seconds=ttl, hit=hit)
+        return None if result is None else hold_json(result.hold, now)
+
+    def work(session: Session, now: datetime) -> dict[str, Any]:
+        result = holds.create_hold(session, asked(), now, ttl_seconds=ttl)
         return hold_json(result.hold, now)
 
-    return json_response(await public_call(request, work), status=201)
+    return json_response(await public_call_hot(request, hot, work), status=201)
 
 
 async def get_hold(request: Request) -> JSONResponse:
