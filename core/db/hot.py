@@ -67,7 +67,10 @@ class HotConnections:
         return self._slots
 
     async def _connect(self) -> AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=30)
+        # Autocommit: the hot path sends its own BEGIN, inside its first pipeline.
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo, connect_timeout=30, autocommit=True
+        )
 
 
 def _finish(conn: AsyncConnection[Any]) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
@@ -128,6 +129,19 @@ def _pipelined(
     finally:
         for cursor in cursors:
             cursor.close()
+
+
+async def pipelined_async(
+    conn: AsyncConnection[Any], statements: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """``driver_batch`` on an asyncio PostgreSQL connection (``%(name)s`` placeholders)."""
+    cursors = []
+    async with conn.pipeline():
+        for sql, params in statements:
+            cursor = conn.cursor()
+            cursors.append(cursor)
+            await cursor.execute(sql, params or None)
+    return [list(await c.fetchall()) if c.description is not None else [] for c in cursors]
 
 
 @dataclass(frozen=True, slots=True)

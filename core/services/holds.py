@@ -7,12 +7,13 @@ wins and the others get ``SlotTaken``. A hold blocks only while ``expires_at > n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection, IntegrityError, Rollback
+from psycopg import AsyncConnection, IntegrityError
+from psycopg.pq import TransactionStatus
 from sqlalchemy.orm import Session
 
 from core.db.models import DEFAULT_TENANT, Booking, Hold, new_id
@@ -43,6 +44,7 @@ from core.services.busy import (
     driver_rows,
     for_driver,
     own_busy_rows,
+    pipelined_async,
     related_units,
     unit_rows_statement,
 )
@@ -133,46 +135,58 @@ async def create_hold_hot(
 ) -> HoldResult | None:
     """``create_hold`` on an asyncio PostgreSQL connection, for the common case.
 
-    One transaction, taking its locks in the same order as ``create_hold``: lock the
-    provider while reading its settings, count ``hit`` (a rate-limit statement), read
-    the rules, check the idempotency key, read what is busy around the span with the
-    buffers just read, check, insert. A provider with related units, or a key used
-    before, is left to ``create_hold``: then nothing is written here and the answer is
-    None.
+    One transaction of three round trips. The first is a pipeline like ``create_hold``'s
+    batch: lock the provider while reading its settings, count ``hit`` (a rate-limit
+    statement), read the rules, what is busy around the span (with the buffers guessed
+    from the provider's last hold) and any hold with the same key. Then the insert,
+    then the commit. A provider with related units, or a key used before, is left to
+    ``create_hold``: then nothing is written here and the answer is None.
     """
     _check_request(request)
     provider_id = request.provider_id
-    hold: Hold | None = None
-    async with conn.transaction() as transaction:
-        cursor = conn.cursor()
-        await cursor.execute(_HOT_SCOPE, {"provider": provider_id})
-        scope = scope_from_rows(await cursor.fetchall(), provider_id)
-        if scope.related.ids:
-            raise Rollback(transaction)
-        if hit is not None:  # after the provider lock, as in create_hold's batch
-            await cursor.execute(for_driver(hit.sql, "postgresql"), hit.params)
-            hit.then(await cursor.fetchall())
-        await cursor.execute(_HOT_RULES, {"provider": provider_id})
-        policy = policy_from_rows(scope, await cursor.fetchall())
-        if request.idempotency_key:
-            await cursor.execute(
-                _HOT_BY_KEY, {"tenant": DEFAULT_TENANT, "key": request.idempotency_key}
-            )
-            if await cursor.fetchall():
-                raise Rollback(transaction)
-        low, high = padded(policy, (request.start, request.end))
-        span = {"low": low, "high": high, "now": now, "skip_booking": "", "skip_hold": ""}
-        await cursor.execute(_HOT_BUSY, {"u0": provider_id, **span})
-        busy = as_busy(own_busy_rows(await cursor.fetchall()))
+    guess = _LAST_SEEN.get(provider_id, ((), 0, 0))
+    _, before, after = guess
+    low, high = request.start - timedelta(minutes=after), request.end + timedelta(minutes=before)
+    span = {"low": low, "high": high, "now": now, "skip_booking": "", "skip_hold": ""}
+    statements: list[tuple[str, Mapping[str, Any]]] = [
+        ("BEGIN", {}),
+        (_HOT_SCOPE, {"provider": provider_id}),
+        (_HOT_RULES, {"provider": provider_id}),
+        (_HOT_BUSY, {"u0": provider_id, **span}),
+    ]
+    if hit is not None:  # after the provider lock, as in create_hold's batch
+        statements.append((for_driver(hit.sql, "postgresql"), hit.params))
+    if request.idempotency_key:
+        statements.append((_HOT_BY_KEY, {"tenant": DEFAULT_TENANT, "key": request.idempotency_key}))
+    try:
+        _, scope_rows, rules, busy_rows, *rest = await pipelined_async(conn, statements)
+        scope = scope_from_rows(scope_rows, provider_id)
+        if scope.related.ids or (request.idempotency_key and rest[-1]):
+            await conn.execute("ROLLBACK")
+            return None
+        if hit is not None:
+            hit.then(rest[0])
+        policy = policy_from_rows(scope, rules)
+        seen = ((), policy.buffer_before_minutes, policy.buffer_after_minutes)
+        _remember(provider_id, seen)
+        if seen != guess:
+            low, high = padded(policy, (request.start, request.end))
+            span.update(low=low, high=high)
+            cursor = await conn.execute(_HOT_BUSY, {"u0": provider_id, **span})
+            busy_rows = await cursor.fetchall()
+        busy = as_busy(own_busy_rows(busy_rows))
         check_rules(policy, request.start, request.end, now)
         check_free(policy, busy, request.start, request.end, now)
         hold = _new_hold(scope.id, request, now, ttl_seconds)
         try:
-            await cursor.execute(_HOT_INSERT, _insert_params(hold, lambda moment: moment))
+            await conn.execute(_HOT_INSERT, _insert_params(hold, lambda moment: moment))
         except IntegrityError:
             raise IdempotencyMismatch(request.idempotency_key or "") from None
-    if hold is None:
-        return None
+        await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            await conn.execute("ROLLBACK")
+        raise
     record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
     return HoldResult(hold, created=True)
 
@@ -231,15 +245,19 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
         return get_hold(session, results[3][0][0])
     policy = policy_from_rows(scope, results[1])
     seen = (scope.related.ids, policy.buffer_before_minutes, policy.buffer_after_minutes)
-    if len(_LAST_SEEN) >= _LAST_SEEN_MAX:
-        _LAST_SEEN.clear()
-    _LAST_SEEN[provider_id] = seen
+    _remember(provider_id, seen)
     if seen == guess:
         busy = as_busy(busy_from_unit_rows(session, provider_id, results[2], scope.related))
     else:
         span = (request.start, request.end)
         busy = busy_for_span(session, scope.id, policy, span, now, related=scope.related)
     return _Loaded(scope, policy, busy)
+
+
+def _remember(provider_id: str, seen: tuple[tuple[str, ...], int, int]) -> None:
+    if len(_LAST_SEEN) >= _LAST_SEEN_MAX:
+        _LAST_SEEN.clear()
+    _LAST_SEEN[provider_id] = seen
 
 
 _INSERT = """
