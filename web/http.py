@@ -182,9 +182,12 @@ async def public_call_hot(
         result = None  # rolled back; the regular path retries, or reports the failure
     except Exception as error:
         try:
-            await run_in_threadpool(_count_failed_call, runtime, key, limit)
+            async with runtime.hot.connection() as conn:
+                await ratelimit.check_hot(conn, key, runtime.clock(), limit=limit)
         except RateLimited as refused:
             raise api_error(refused) from None
+        except psycopg.Error:
+            pass  # the database is down: the call's own error says more
         if isinstance(error, (ServiceError, DomainError)):
             raise api_error(error) from None
         raise

@@ -11,12 +11,13 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import Connection, Engine, case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import DEFAULT_TENANT, RateLimit
-from core.services.busy import Deferred, bind_time, db_time, defer, driver_rows
+from core.services.busy import Deferred, bind_time, defer, driver_rows, for_driver
 from core.services.errors import RateLimited
 
 
@@ -77,12 +78,41 @@ def check(
     """``hit`` in its own short transaction, so the counter row is never locked for long."""
     if limit <= 0:
         return 0
-    start = window_start(now, window_seconds)
     with sessions.begin() as session:
-        dialect = session.get_bind().dialect.name
-        sql = _HIT.format(source=_FAST_COMMIT if dialect == "postgresql" else "WHERE true")
-        params = {"key": key[:255], "tenant": DEFAULT_TENANT, "start": db_time(session, start)}
+        sql, params, start = _alone(session.get_bind(), key, now, window_seconds)
         hits = int(driver_rows(session, sql, params)[0][0])
+    return _judged(hits, limit, start, now, window_seconds)
+
+
+async def check_hot(
+    conn: AsyncConnection[Any],
+    key: str,
+    now: datetime,
+    *,
+    limit: int,
+    window_seconds: int = 60,
+) -> int:
+    """``check`` on an asyncio PostgreSQL connection in autocommit mode."""
+    if limit <= 0:
+        return 0
+    sql, params, start = _alone(None, key, now, window_seconds)
+    cursor = await conn.execute(for_driver(sql, "postgresql"), params)
+    row = await cursor.fetchone()
+    return _judged(int(row[0]) if row else 0, limit, start, now, window_seconds)
+
+
+def _alone(
+    bind: Engine | Connection | None, key: str, now: datetime, window_seconds: int
+) -> tuple[str, dict[str, Any], datetime]:
+    """The statement of a hit that is a transaction of its own (None: PostgreSQL's)."""
+    start = window_start(now, window_seconds)
+    postgres = bind is None or bind.dialect.name == "postgresql"
+    sql = _HIT.format(source=_FAST_COMMIT if postgres else "WHERE true")
+    when = start if bind is None else bind_time(bind, start)
+    return sql, {"key": key[:255], "tenant": DEFAULT_TENANT, "start": when}, start
+
+
+def _judged(hits: int, limit: int, start: datetime, now: datetime, window_seconds: int) -> int:
     if hits > limit:
         raise RateLimited(_retry_after(start, now, window_seconds))
     return hits
