@@ -47,8 +47,10 @@ class HotConnections:
             try:
                 yield conn
             finally:
-                # A query cut short (cancelled, or the server went away) leaves it busy.
-                if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                # A query cut short (cancelled, or the server went away) leaves it busy;
+                # one of a loop no longer served is of no use.
+                busy = conn.closed or conn.info.transaction_status != TransactionStatus.IDLE
+                if busy or self._slots is not slots:
                     _finish(conn)
                 else:
                     self._idle.append(conn)

@@ -57,7 +57,6 @@ class Related:
 
 
 @lru_cache(maxsize=64)
-@lru_cache(maxsize=256)
 def for_driver(sql: str, dialect: str) -> str:
     """``:name`` placeholders as the driver wants them (sqlite3 takes them as they are)."""
     if dialect == "sqlite":

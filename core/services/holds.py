@@ -8,10 +8,12 @@ wins and the others get ``SlotTaken``. A hold blocks only while ``expires_at > n
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection, IntegrityError
 from psycopg.pq import TransactionStatus
 from sqlalchemy.orm import Session
@@ -185,7 +187,8 @@ async def create_hold_hot(
         await conn.execute("COMMIT")
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            await conn.execute("ROLLBACK")
+            with suppress(psycopg.Error):  # else the pool drops the connection
+                await conn.execute("ROLLBACK")
         raise
     record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
     return HoldResult(hold, created=True)
