@@ -21,14 +21,19 @@ def provider(session: Session, slug: str, *, buffer_minutes: int = 0) -> str:
         session, name=slug.title(), email=f"{slug}@example.org", timezone="Europe/Berlin",
         slug=slug, now=NOW, kind="unit",
     )  # fmt: skip
+    set_hours(session, created.id, buffer_minutes=buffer_minutes)
+    return created.id
+
+
+def set_hours(session: Session, provider_id: str, *, buffer_minutes: int = 0) -> None:
+    """Mon–Fri 09:00–17:00 in Berlin, with ``buffer_minutes`` before and after each booking."""
     policy = AvailabilityPolicy(
         "Europe/Berlin",
         weekly=weekly_windows(["mon", "tue", "wed", "thu", "fri"], "09:00", "17:00"),
         buffer_before_minutes=buffer_minutes,
         buffer_after_minutes=buffer_minutes,
     )
-    put_availability(session, created.id, policy, NOW, actor="test")
-    return created.id
+    put_availability(session, provider_id, policy, NOW, actor="test")
 
 
 def relate(session: Session, parent: str, child: str, *, all_children: bool = False) -> None:

@@ -8,12 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import AvailabilityPolicy, weekly_windows
 from core.runtime import Runtime
-from core.services.availability import put_availability
 from core.services.errors import SlotTaken
 from core.services.holds import HoldRequest, create_hold
-from tests.integration.services.helpers import MON, NOW, booking, provider, relate
+from tests.integration.services.helpers import MON, NOW, booking, provider, relate, set_hours
 
 HOUR = timedelta(hours=1)
 NINE = MON + timedelta(hours=8)  # 09:00 in Berlin
@@ -29,14 +27,8 @@ def test_a_buffer_added_after_the_last_hold_is_honoured(runtime: Runtime) -> Non
     with runtime.sessions.begin() as session:
         ada = provider(session, "ada")
     _hold(runtime, ada, NINE)  # remembered: no buffers
-    policy = AvailabilityPolicy(
-        "Europe/Berlin",
-        weekly=weekly_windows(["mon", "tue", "wed", "thu", "fri"], "09:00", "17:00"),
-        buffer_before_minutes=30,
-        buffer_after_minutes=30,
-    )
     with runtime.sessions.begin() as session:
-        put_availability(session, ada, policy, NOW, actor="test")
+        set_hours(session, ada, buffer_minutes=30)
     with pytest.raises(SlotTaken):
         _hold(runtime, ada, NINE + HOUR)  # starts where the first ends: inside its buffer
     _hold(runtime, ada, NINE + 2 * HOUR)

@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 
-from core.domain import AvailabilityPolicy, weekly_windows
 from core.runtime import Runtime
-from core.services.availability import put_availability
 from core.services.errors import RateLimited, SlotTaken
 from core.services.holds import HoldRequest, HoldResult, create_hold, create_hold_hot
 from core.services.ratelimit import pending_hit
-from tests.integration.services.helpers import MON, NOW, booking, provider, relate
+from tests.integration.services.helpers import MON, NOW, booking, provider, relate, set_hours
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
@@ -70,14 +68,8 @@ def test_a_buffer_added_after_the_last_hot_hold_is_honoured(hot_runtime: Runtime
     with hot_runtime.sessions.begin() as session:
         ada = provider(session, "ada")
     assert _hot(hot_runtime, _ask(ada, NINE)) is not None  # remembered: no buffers
-    policy = AvailabilityPolicy(
-        "Europe/Berlin",
-        weekly=weekly_windows(["mon", "tue", "wed", "thu", "fri"], "09:00", "17:00"),
-        buffer_before_minutes=30,
-        buffer_after_minutes=30,
-    )
     with hot_runtime.sessions.begin() as session:
-        put_availability(session, ada, policy, NOW, actor="test")
+        set_hours(session, ada, buffer_minutes=30)
     with pytest.raises(SlotTaken):
         _hot(hot_runtime, _ask(ada, NINE + HOUR))  # starts where the first ends: its buffer
     assert _hot(hot_runtime, _ask(ada, NINE + 2 * HOUR)) is not None
