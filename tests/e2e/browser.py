@@ -47,3 +47,17 @@ def browser() -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def page_wait(driver: Any, seconds: float = 20) -> Any:
+    """A wait for the page a click leads to.
+
+    A click does not wait for the next page, and an element read while Chromium replaces
+    the page goes stale, or is reported as not belonging to the document (a plain
+    ``WebDriverException``). Both only mean "not there yet", so the wait polls on.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    ignored = (StaleElementReferenceException, WebDriverException)
+    return WebDriverWait(driver, seconds, ignored_exceptions=ignored)

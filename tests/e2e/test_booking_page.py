@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from core.runtime import Runtime
-from tests.e2e.browser import ARTIFACTS
+from tests.e2e.browser import ARTIFACTS, page_wait
 from tests.integration.api.helpers import Clock, client_for, make_provider, served
 
 
@@ -13,7 +13,6 @@ def test_guest_books_a_slot_in_their_own_zone(
     runtime: Runtime, admin_headers: dict[str, str], browser: object
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.wait import WebDriverWait
 
     driver: object = browser
     make_provider(client_for(runtime), admin_headers, slug="ada", lead_time_hours=1)
@@ -24,7 +23,7 @@ def test_guest_books_a_slot_in_their_own_zone(
         first = driver.find_elements(By.CSS_SELECTOR, "button.slot")[0]  # type: ignore[attr-defined]
         shown, start = first.text, datetime.fromisoformat(first.get_attribute("data-start"))
         first.click()
-        wait = WebDriverWait(driver, 15)
+        wait = page_wait(driver, 15)
         wait.until(lambda d: "Almost done" in d.page_source or "alert" in d.page_source)
         assert "Almost done" in driver.page_source, driver.page_source  # type: ignore[attr-defined]
         assert shown in driver.page_source  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.runtime import Runtime, utc_now
 from mailagent.outbox import deliver_outbox
-from tests.e2e.browser import ARTIFACTS
+from tests.e2e.browser import ARTIFACTS, page_wait
 from tests.integration.api.helpers import client_for, hold_body, make_provider, served
 from tests.integration.me.helpers import serve_feed
 
@@ -49,17 +49,13 @@ def _shot(driver: Any, runtime: Runtime, name: str) -> None:
 
 def _wait(driver: Any, selector: str, text: str = "") -> Any:
     """The element once the page after a click shows it (clicks do not wait for loads)."""
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     def ready(d: Any) -> Any:
         found = d.find_elements(By.CSS_SELECTOR, selector)
         return found[0] if found and text in found[0].text else False
 
-    return WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
-        ready
-    )
+    return page_wait(driver, 15).until(ready)
 
 
 def _slot_count(driver: Any) -> int:

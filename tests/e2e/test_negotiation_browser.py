@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.e2e.browser import ARTIFACTS
+from tests.e2e.browser import ARTIFACTS, page_wait
 from tests.e2e.test_negotiation_smtp import (
     GUEST,
     HOST,
@@ -37,14 +37,10 @@ def _shot(driver: object, name: str, parley: Parley) -> None:
 def test_guest_asks_for_a_new_time_and_the_host_approves_in_the_browser(
     parley: Parley, browser: object
 ) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.wait import WebDriverWait
 
     driver: object = browser
-    # A click does not wait for the next page: an element read while it replaces the
-    # current one goes stale, which only means "not there yet".
-    wait = WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,))
+    wait = page_wait(driver)
     booked = book(parley)
     reschedule = links(booked.invitations["guest"])["reschedule"]
 
