@@ -113,7 +113,8 @@ def server_tester(server: DavServer, timeout: float = 600) -> Score:
     tester = HOME / "venv" / "bin" / "caldav-server-tester"
     _need(tester, "caldav-server-tester")
     command = [str(tester), "--caldav-url", server.principal, "--format", "json"]
-    command += ["--caldav-username", server.username, "--caldav-password", server.password]
+    # "--name=value": a random password may start with "-", which a parser takes for a flag.
+    command += [f"--caldav-username={server.username}", f"--caldav-password={server.password}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     try:
         features = json.loads(done.stdout)["features"]
@@ -195,12 +196,12 @@ def litmus(
         raise SuiteUnavailable("litmus is not installed (apt-get install litmus)")
     scores = {}
     for group in groups:
-        # A litmus test program that dies mid-test (seen once in CI: `basic` exited during
-        # `init` without printing a result or a summary) says nothing about the server;
-        # such a run is repeated, up to three attempts in all.
+        # "--" ends litmus's options: a random password may start with "-". A litmus
+        # program that still dies without a summary says nothing about the server; such
+        # a run is repeated, up to three attempts in all.
         for _attempt in range(3):
             done = subprocess.run(
-                [binary, server.principal + collection, server.username, server.password],
+                [binary, "--", server.principal + collection, server.username, server.password],
                 env={**os.environ, "TESTS": group},
                 capture_output=True,
                 text=True,
