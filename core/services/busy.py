@@ -71,7 +71,12 @@ def db_time(session: Session, moment: datetime) -> Any:
 
 def bind_time(bind: Engine | Connection, moment: datetime) -> Any:
     """``db_time`` for an engine or connection."""
-    if bind.dialect.name == "sqlite":
+    return dialect_time(bind.dialect.name, moment)
+
+
+def dialect_time(dialect: str, moment: datetime) -> Any:
+    """``db_time`` for a dialect by name."""
+    if dialect == "sqlite":
         return moment.astimezone(UTC).strftime(_SQLITE_TIME)
     return moment
 
@@ -226,7 +231,7 @@ _BUSY = """
 
 
 @lru_cache(maxsize=16)
-def busy_sql(count: int) -> str:
+def _busy_sql(count: int) -> str:
     return _BUSY.format(ids=", ".join(f":u{n}" for n in range(count)))
 
 
@@ -239,27 +244,29 @@ def unit_rows(
     exclude: Exclude = Exclude(),
 ) -> list[tuple[Any, ...]]:
     """(unit id, start, end, kind, ref, label) of every unit in ``unit_ids``, by start."""
-    return driver_rows(session, *unit_rows_statement(session, unit_ids, low, high, now, exclude))
+    dialect = session.get_bind().dialect.name
+    return driver_rows(session, *unit_rows_statement(dialect, unit_ids, low, high, now, exclude))
 
 
 def unit_rows_statement(
-    session: Session,
+    dialect: str,
     unit_ids: Sequence[str],
     low: datetime,
     high: datetime,
     now: datetime,
     exclude: Exclude = Exclude(),
 ) -> tuple[str, dict[str, Any]]:
-    """The ``unit_rows`` statement and its parameters, to run alone or in a batch."""
+    """The ``unit_rows`` statement (``:name`` placeholders) and its parameters for
+    ``dialect``, to run alone or in a batch."""
     params: dict[str, Any] = {f"u{n}": unit for n, unit in enumerate(unit_ids)}
     params.update(
-        low=db_time(session, low),
-        high=db_time(session, high),
-        now=db_time(session, now),
+        low=dialect_time(dialect, low),
+        high=dialect_time(dialect, high),
+        now=dialect_time(dialect, now),
         skip_booking=exclude.booking_id or "",
         skip_hold=exclude.hold_id or "",
     )
-    return busy_sql(len(unit_ids)), params
+    return _busy_sql(len(unit_ids)), params
 
 
 def busy_rows(

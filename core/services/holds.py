@@ -40,7 +40,6 @@ from core.services.busy import (
     Exclude,
     as_busy,
     busy_from_unit_rows,
-    busy_sql,
     db_time,
     driver_batch,
     driver_rows,
@@ -149,12 +148,11 @@ async def create_hold_hot(
     guess = _LAST_SEEN.get(provider_id, ((), 0, 0))
     _, before, after = guess
     low, high = request.start - timedelta(minutes=after), request.end + timedelta(minutes=before)
-    span = {"low": low, "high": high, "now": now, "skip_booking": "", "skip_hold": ""}
     statements: list[tuple[str, Mapping[str, Any]]] = [
         ("BEGIN", {}),
         (_HOT_SCOPE, {"provider": provider_id}),
         (_HOT_RULES, {"provider": provider_id}),
-        (_HOT_BUSY, {"u0": provider_id, **span}),
+        _hot_busy(provider_id, low, high, now),
     ]
     if hit is not None:  # after the provider lock, as in create_hold's batch
         statements.append((for_driver(hit.sql, "postgresql"), hit.params))
@@ -173,8 +171,7 @@ async def create_hold_hot(
         _remember(provider_id, seen)
         if seen != guess:
             low, high = padded(policy, (request.start, request.end))
-            span.update(low=low, high=high)
-            cursor = await conn.execute(_HOT_BUSY, {"u0": provider_id, **span})
+            cursor = await conn.execute(*_hot_busy(provider_id, low, high, now))
             busy_rows = await cursor.fetchall()
         busy = as_busy(own_busy_rows(busy_rows))
         check_rules(policy, request.start, request.end, now)
@@ -235,10 +232,11 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
     units, before, after = guess
     low = request.start - timedelta(minutes=after)
     high = request.end + timedelta(minutes=before)
+    dialect = session.get_bind().dialect.name
     statements = [
-        (scope_sql(session.get_bind().dialect.name, lock=True), {"provider": provider_id}),
+        (scope_sql(dialect, lock=True), {"provider": provider_id}),
         (RULES, {"provider": provider_id}),
-        unit_rows_statement(session, (provider_id, *units), low, high, now),
+        unit_rows_statement(dialect, (provider_id, *units), low, high, now),
     ]
     if request.idempotency_key:
         statements.append((_BY_KEY, {"tenant": DEFAULT_TENANT, "key": request.idempotency_key}))
@@ -282,7 +280,13 @@ _HOT_SCOPE = for_driver(scope_sql("postgresql", lock=True), "postgresql")
 _HOT_RULES = for_driver(RULES, "postgresql")
 _HOT_BY_KEY = for_driver(_BY_KEY, "postgresql")
 _HOT_INSERT = for_driver(_INSERT, "postgresql")
-_HOT_BUSY = for_driver(busy_sql(1), "postgresql")
+
+
+def _hot_busy(
+    provider_id: str, low: datetime, high: datetime, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    sql, params = unit_rows_statement("postgresql", (provider_id,), low, high, now)
+    return for_driver(sql, "postgresql"), params
 
 
 def _insert_params(hold: Hold, bind: Callable[[datetime], Any]) -> dict[str, Any]:

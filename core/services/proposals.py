@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -206,11 +207,7 @@ def _mail_approval_request(
         booking=booking,
         to=Mailbox(other.address, other.name or ""),
         context={
-            "title": booking.title,
-            "current_start": booking.start_at,
-            "current_end": booking.end_at,
-            "proposed_start": proposal.start_at,
-            "proposed_end": proposal.end_at,
+            **_times(booking, proposal),
             "note": proposal.note,
             "proposer_label": proposer_name or "The other participant",
             "expires_at": proposal.expires_at,
@@ -324,17 +321,21 @@ def _tell_proposer(
         key=f"proposal-declined:{proposal.id}",
         booking=booking,
         to=Mailbox(proposer.address, proposer.name or ""),
-        context={
-            "title": booking.title,
-            "current_start": booking.start_at,
-            "current_end": booking.end_at,
-            "proposed_start": proposal.start_at,
-            "proposed_end": proposal.end_at,
-            "reschedule_url": link,
-        },
+        context={**_times(booking, proposal), "reschedule_url": link},
         now=now,
         zone_name=proposer.timezone,
     )
+
+
+def _times(booking: Booking, proposal: Proposal) -> dict[str, Any]:
+    """What every proposal notice shows: the title, the current time and the proposed one."""
+    return {
+        "title": booking.title,
+        "current_start": booking.start_at,
+        "current_end": booking.end_at,
+        "proposed_start": proposal.start_at,
+        "proposed_end": proposal.end_at,
+    }
 
 
 def propose_with_link(

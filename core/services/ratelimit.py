@@ -108,8 +108,12 @@ def _alone(
     start = window_start(now, window_seconds)
     postgres = bind is None or bind.dialect.name == "postgresql"
     sql = _HIT.format(source=_FAST_COMMIT if postgres else "WHERE true")
+    return sql, _hit_params(bind, key, start), start
+
+
+def _hit_params(bind: Engine | Connection | None, key: str, start: datetime) -> dict[str, Any]:
     when = start if bind is None else bind_time(bind, start)
-    return sql, {"key": key[:255], "tenant": DEFAULT_TENANT, "start": when}, start
+    return {"key": key[:255], "tenant": DEFAULT_TENANT, "start": when}
 
 
 def _judged(hits: int, limit: int, start: datetime, now: datetime, window_seconds: int) -> int:
@@ -164,8 +168,7 @@ def pending_hit(
                 known[key] = start
             raise RateLimited(_retry_after(start, now, window_seconds))
 
-    params = {"key": key[:255], "tenant": DEFAULT_TENANT, "start": bind_time(bind, start)}
-    return Deferred(_HIT.format(source="WHERE true"), params, then)
+    return Deferred(_HIT.format(source="WHERE true"), _hit_params(bind, key, start), then)
 
 
 def _retry_after(start: datetime, now: datetime, window_seconds: int) -> int:
