@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, Update, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -174,7 +174,11 @@ def wake_periodic(session: Session, kind: str, now: datetime) -> None:
 
     Every instance of it is woken: whichever is free takes the work.
     """
-    session.execute(
+    session.execute(_wake_statement(kind, now))
+
+
+def _wake_statement(kind: str, now: datetime) -> Update:
+    return (
         update(Job)
         .where(
             Job.kind == kind,
@@ -183,6 +187,51 @@ def wake_periodic(session: Session, kind: str, now: datetime) -> None:
         )
         .values(run_at=now)
     )
+
+
+_WAKES = "parley.wakes"  # session.info: the kinds to wake once the transaction commits
+
+
+def wake_after_commit(session: Session, kind: str, now: datetime) -> None:
+    """Make periodic job kind due as soon as the caller's transaction has committed.
+
+    Waking inside the transaction would hold the job's row lock until the commit, and
+    every transaction that queues work for the same job (each answer that mails
+    someone) would wait for the one before it to finish. The wake is a short statement
+    of its own instead, once per kind per transaction, and nothing happens on a rollback.
+    Should the process die in between, the job's next period picks the work up.
+    """
+    wakes = session.info.get(_WAKES)
+    if wakes is None:
+        wakes = session.info[_WAKES] = {}
+        event.listen(session, "after_commit", _wake_committed)
+        event.listen(session, "after_rollback", _forget_wakes)
+    wakes[kind] = max(now, wakes.get(kind, now))
+
+
+def _wake_committed(session: Session) -> None:
+    wakes = session.info.get(_WAKES)
+    if not wakes:
+        return
+    pending = dict(wakes)
+    wakes.clear()
+    bind = session.get_bind()
+    try:
+        if isinstance(bind, Connection):  # a session joined to an outer transaction
+            for kind, now in pending.items():
+                bind.execute(_wake_statement(kind, now))
+            return
+        with bind.begin() as connection:
+            for kind, now in pending.items():
+                connection.execute(_wake_statement(kind, now))
+    except Exception as exc:  # the work is committed; the job's next period finds it
+        _log.warning("job.wake_failed", kinds=sorted(pending), error=type(exc).__name__)
+
+
+def _forget_wakes(session: Session) -> None:
+    wakes = session.info.get(_WAKES)
+    if wakes:
+        wakes.clear()
 
 
 def fail(

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.jobs import wake_periodic
+from core.jobs import wake_after_commit
 from core.logging import get_logger
 from core.services.outbox import (
     OutboxItem,
@@ -211,8 +211,8 @@ DELIVER_JOB = "outbox.deliver"
 
 
 def request_delivery(session: Session, now: datetime) -> None:
-    """Make the periodic outbox.deliver job due now, in the caller's transaction."""
-    wake_periodic(session, DELIVER_JOB, now)
+    """Make the periodic outbox.deliver job due once the caller's transaction commits."""
+    wake_after_commit(session, DELIVER_JOB, now)
 
 
 def deliver_outbox(

@@ -359,18 +359,14 @@ def _queue_notice(
 
 
 def _deliver_soon(session: Session, now: datetime) -> None:
-    """Make outbox.deliver due now (in this transaction), not at its next period.
+    """Make outbox.deliver due once this transaction commits, not at its next period.
 
-    Once per transaction: a change that mails both attendees wakes the sender once.
+    A change that mails both attendees wakes the sender once (see wake_after_commit).
     """
     # Imported here: mailagent.outbox reaches back into core.services through processing.
     from mailagent.outbox import request_delivery
 
-    transaction = id(session.get_transaction())
-    if session.info.get("parley.delivery_requested") == transaction:
-        return
     request_delivery(session, now)
-    session.info["parley.delivery_requested"] = transaction
 
 
 def host_invitation(session: Session, booking: Booking) -> Invitation | None:
