@@ -143,6 +143,13 @@ def attendee_line(recipient: Recipient, *, rsvp: bool) -> str:
 
 def fold(line: str) -> str:
     """Fold one content line into chunks of at most 75 octets, never splitting a character."""
+    if line.isascii():  # one octet per character: plain slices (most lines fit as they are)
+        if len(line) <= _FOLD_OCTETS:
+            return line
+        rest = _FOLD_OCTETS - 1
+        pieces = [line[:_FOLD_OCTETS]]
+        pieces += [line[i : i + rest] for i in range(_FOLD_OCTETS, len(line), rest)]
+        return (CRLF + " ").join(pieces)
     out: list[str] = []
     chunk: list[str] = []
     size = 0
