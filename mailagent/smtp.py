@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import queue
+import re
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -209,6 +210,33 @@ def _is_sqlite(sessions: sessionmaker[Session]) -> bool:
     )
 
 
+# A plain <local@domain> as nearly every client sends it in MAIL FROM and RCPT TO.
+_SIMPLE_PATH = re.compile(
+    r"[ \t]*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(.*)",
+    re.DOTALL,
+)
+
+
+class FastPathSMTP(SMTP):
+    """aiosmtpd's SMTP, reading a plain ``<local@domain>`` path without its full parser.
+
+    The full RFC 5322 address parser (and a class it defines on every call) was a tenth
+    of the listener's time per message; anything not plainly shaped still goes to it.
+    """
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _SIMPLE_PATH.fullmatch(arg)
+        if match is None:
+            return super()._getaddr(arg)
+        address, rest = match[1], match[2].lstrip(" \t")
+        if rest.startswith(("(", "\r", "\n")):  # a comment or folding: the full parser's
+            return super()._getaddr(arg)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
+
+
 def smtp_factory(
     handler: Any,
     *,
@@ -219,7 +247,7 @@ def smtp_factory(
     """A protocol factory for loop.create_server."""
 
     def build() -> SMTP:
-        return SMTP(
+        return FastPathSMTP(
             handler,
             data_size_limit=data_size_limit,
             enable_SMTPUTF8=True,
