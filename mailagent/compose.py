@@ -352,6 +352,7 @@ _ENV: Final = Environment(
     autoescape=lambda name: name is not None and name.endswith(".html.j2"),
     keep_trailing_newline=True,
     trim_blocks=True,
+    auto_reload=False,  # shipped with the code: no stat() of the file on every message
 )
 # What each notice template cannot do without; a missing key is a caller bug, not a blank.
 REQUIRED_CONTEXT: Final[Mapping[str, frozenset[str]]] = {
