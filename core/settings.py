@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     dkim_domain: str = ""
     dkim_key_file: str = ""
     outbox_batch_size: int = Field(default=200, gt=0)
+    # Relay connections the outbox sends over at once (each message waits for its 250).
+    outbox_connections: int = Field(default=4, gt=0, le=64)
     outbox_lease_seconds: int = Field(default=300, gt=0)
     secret_key: str = ""
     admin_token: str = ""

@@ -1,15 +1,19 @@
 """The outbox sender: claims due rows, signs, delivers and settles each one.
 
-Runs as the worker's "outbox.deliver" job. One relay connection serves a whole batch;
-results are settled every SETTLE_EVERY messages, on a thread while the next ones are
-sent, so a crash re-sends at most twice that many (same Message-IDs, which receivers
-deduplicate) and never a settled one.
+Runs as the worker's "outbox.deliver" job. A batch is sent over a few relay connections
+side by side (``outbox_connections``), each kept for the whole batch: one connection
+waits for every 250 in turn, so the relay's round trips, not Parley, would set the pace.
+Results are settled every SETTLE_EVERY messages, on a thread while the next ones are
+sent, so a crash re-sends at most about twice that many (same Message-IDs, which
+receivers deduplicate) and never a settled one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -67,15 +71,15 @@ class OutboxSender:
         self.sessions = sessions
         self.clock = clock
         self.signer = _signer(settings)
-        self.relay = (
-            RelayClient(
-                RelayConfig.from_url(settings.smtp_relay_url),
-                timeout=settings.smtp_relay_timeout_seconds,
-                tls=relay_tls or _relay_tls(settings),
-            )
-            if settings.smtp_relay_url
-            else None
-        )
+        self.relays: list[RelayClient] = []
+        if settings.smtp_relay_url:
+            relay = RelayConfig.from_url(settings.smtp_relay_url)
+            tls = relay_tls or _relay_tls(settings)
+            timeout = settings.smtp_relay_timeout_seconds
+            self.relays = [
+                RelayClient(relay, timeout=timeout, tls=tls)
+                for _ in range(settings.outbox_connections)
+            ]
         self.maildir = MaildirWriter(settings.maildir)
         # Copies for the IMAP Sent folder are only kept when there is an IMAP mailbox.
         self.keep_sent = bool(settings.imap_url)
@@ -96,37 +100,56 @@ class OutboxSender:
                     break
                 await self._deliver_batch(items, report)
         finally:
-            if self.relay is not None:
-                await self.relay.close()
+            await asyncio.gather(*(relay.close() for relay in self.relays))
         await asyncio.to_thread(self._update_backlog)
         return report
 
     async def _deliver_batch(self, items: list[OutboxItem], report: DeliveryReport) -> None:
-        done: list[tuple[OutboxItem, bytes, DeliveryResult]] = []
-        settling: asyncio.Future[None] | None = None
-        try:
-            for item in items:
-                message = self.signer.sign(item.mime) if self.signer else item.mime
-                done.append((item, message, await self._deliver(item, message)))
-                if len(done) >= SETTLE_EVERY:
-                    settling = await self._settle_behind(settling, done, report)
-                    done = []
-            if done:
-                settling = await self._settle_behind(settling, done, report)
-        finally:
-            if settling is not None:
-                await settling
+        """Send items over the relay connections side by side, settling behind the sending.
 
-    async def _settle_behind(
+        Each recipient's messages share one lane, so they reach the relay in the order
+        they were queued (an update is never overtaken by the cancellation after it).
+        """
+        relays: list[RelayClient | None] = [*self.relays[: len(items)]] or [None]
+        lanes: list[deque[OutboxItem]] = [deque() for _ in relays]
+        for item in items:
+            lanes[zlib.crc32(item.recipient.lower().encode()) % len(lanes)].append(item)
+        done: list[tuple[OutboxItem, bytes, DeliveryResult]] = []
+        settling: list[asyncio.Future[None]] = []
+
+        async def send(relay: RelayClient | None, waiting: deque[OutboxItem]) -> None:
+            nonlocal done
+            while waiting:
+                item = waiting.popleft()
+                message = self.signer.sign(item.mime) if self.signer else item.mime
+                done.append((item, message, await self._deliver(relay, item, message)))
+                if len(done) >= SETTLE_EVERY:
+                    chunk, done = done, []
+                    settling.append(self._settle_behind(settling, chunk, report))
+
+        try:
+            await asyncio.gather(*(send(r, lane) for r, lane in zip(relays, lanes, strict=True)))
+            if done:
+                settling.append(self._settle_behind(settling, done, report))
+        finally:
+            if settling:
+                await asyncio.gather(*settling)
+
+    def _settle_behind(
         self,
-        previous: asyncio.Future[None] | None,
+        earlier: list[asyncio.Future[None]],
         done: list[tuple[OutboxItem, bytes, DeliveryResult]],
         report: DeliveryReport,
     ) -> asyncio.Future[None]:
-        """Settle done on a thread while sending goes on; one settlement at a time, in order."""
-        if previous is not None:
-            await previous
-        return asyncio.ensure_future(asyncio.to_thread(self._settle_all, done, report))
+        """Settle done on a thread while sending goes on, after the settlements before it."""
+        previous = earlier[-1] if earlier else None
+
+        async def settle() -> None:
+            if previous is not None:
+                await asyncio.shield(previous)
+            await asyncio.to_thread(self._settle_all, done, report)
+
+        return asyncio.ensure_future(settle())
 
     def _settle_all(
         self, done: list[tuple[OutboxItem, bytes, DeliveryResult]], report: DeliveryReport
@@ -145,8 +168,10 @@ class OutboxSender:
         for item, result, settled in unsent:
             self._count_unsent(item, result, settled, report)
 
-    async def _deliver(self, item: OutboxItem, message: bytes) -> DeliveryResult:
-        if self.relay is None:
+    async def _deliver(
+        self, relay: RelayClient | None, item: OutboxItem, message: bytes
+    ) -> DeliveryResult:
+        if relay is None:
             try:
                 await asyncio.to_thread(
                     self.maildir.deliver,
@@ -157,7 +182,7 @@ class OutboxSender:
             except OSError as exc:
                 return DeliveryResult(False, False, f"maildir: {exc}")
             return DeliveryResult(True)
-        return await self.relay.send(self.settings.organizer_email, item.recipient, message)
+        return await relay.send(self.settings.organizer_email, item.recipient, message)
 
     def _unsent(
         self, session: Session, item: OutboxItem, result: DeliveryResult, now: datetime
