@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import email
+import re
 import statistics
 import sys
 import tempfile
@@ -50,17 +51,15 @@ class Arrivals:
         self.invitations: dict[str, dict[str, str]] = {}  # guest → uid, organizer per role
 
     def __call__(self, item: Received) -> None:
-        message = email.message_from_bytes(item.raw, policy=policy.default)
-        key, uid, organizer, method = item.recipient, None, None, None
-        for part in message.walk():
-            if part.get_content_type() == "text/calendar" and not part.is_attachment():
-                ics = part.get_content()
-                ics = ics.decode() if isinstance(ics, bytes) else ics
-                fields = dict(_fields(ics))
-                uid, method = fields.get("UID"), fields.get("METHOD")
-                organizer = fields.get("ORGANIZER", "").rpartition("mailto:")[2]
-                key = uid or key
-                break
+        # Runs inside the relay sink's DATA handler: a fast MTA answers 250 at once, so the
+        # calendar part is read straight from the bytes (Parley sends it 7bit), and only
+        # other shapes go through the full email parser.
+        fields = _calendar_fields(item.raw)
+        if fields is None:
+            fields = _parsed_calendar_fields(item.raw)
+        uid, method = fields.get("UID"), fields.get("METHOD")
+        organizer = fields.get("ORGANIZER", "").rpartition("mailto:")[2]
+        key = uid or item.recipient
         with self.changed:
             if method == "REQUEST" and uid and organizer:
                 self.invitations.setdefault(uid, {})[item.recipient] = organizer
@@ -74,13 +73,39 @@ class Arrivals:
                 raise TimeoutError("the relay did not receive the expected mail in time")
 
 
-def _fields(ics: str) -> list[tuple[str, str]]:
+def _fields(ics: str) -> dict[str, str]:
     unfolded = ics.replace("\r\n ", "").replace("\n ", "")
-    out = []
+    out = {}
     for line in unfolded.splitlines():
         name, _, value = line.partition(":")
-        out.append((name.split(";")[0].upper(), value if name.upper() != "ORGANIZER" else line))
+        key = name.split(";")[0].upper()
+        out.setdefault(key, value if key != "ORGANIZER" else line)
     return out
+
+
+_CALENDAR_PART = re.compile(
+    rb"\r\nContent-Type: text/calendar[^\r]*\r\n((?:[^\r]+\r\n)*)\r\n(.*?)\r\n--", re.DOTALL
+)
+
+
+def _calendar_fields(raw: bytes) -> dict[str, str] | None:
+    """UID, METHOD and ORGANIZER of an unencoded calendar part; {} without one; None: parse."""
+    found = _CALENDAR_PART.search(raw)
+    if found is None:
+        return None if b"text/calendar" in raw else {}
+    headers, body = found.groups()
+    if b"base64" in headers or b"quoted-printable" in headers:
+        return None
+    return _fields(body.decode("utf-8", "replace"))
+
+
+def _parsed_calendar_fields(raw: bytes) -> dict[str, str]:
+    message = email.message_from_bytes(raw, policy=policy.default)
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar" and not part.is_attachment():
+            ics = part.get_content()
+            return _fields(ics.decode() if isinstance(ics, bytes) else ics)
+    return {}
 
 
 def book_all(base: str, count: int, arrivals: Arrivals) -> list[tuple[str, str]]:

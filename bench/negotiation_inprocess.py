@@ -1,0 +1,153 @@
+"""The CPU cost of one inbound answer, processed in process without SMTP (not a test).
+
+Run ``python bench/negotiation_inprocess.py [--answers N] [--profile]``: creates its own
+PostgreSQL database (``--sqlite`` for the embedded default), books N sessions through the
+JSON API, stores one REPLY DECLINED per booking the way the SMTP listener stores it,
+then settles them one after another on one thread, as ``inbound.process`` does. Prints
+milliseconds of wall and CPU time per answer (each one: parse, match, cancel, and the
+two CANCEL messages composed into the outbox).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.db.engine import make_engine, make_sessionmaker
+from core.db.migrate import upgrade
+from core.db.models import Booking, Invitation
+from core.logging import configure_logging
+from core.runtime import Runtime
+from core.services.bookings import actor_of
+from core.services.inbound import store_raw
+from core.settings import Secrets, Settings
+from mailagent.processing import AuthPolicy, ProcessingContext, process_one
+from tests.integration.api.helpers import Clock, client_for
+from tests.integration.negotiation import mails
+from tests.pg import create_database, drop_database
+
+ADMIN = "bench-admin-token-0123456789abcdef"
+
+
+def book(runtime: Runtime, count: int) -> list[str]:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    client = client_for(runtime, Clock(now))
+    created = client.post(
+        "/api/v1/providers",
+        json={"name": "Ada Host", "email": "ada@host.example", "timezone": "UTC", "slug": "ada"},
+        headers=headers,
+    )
+    provider_id = created.json()["id"]
+    hours = {
+        "timezone": "UTC",
+        "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                    "start": "00:00", "end": "24:00"}],
+        "lead_time_hours": 1, "booking_window_days": 365, "min_duration_minutes": 30,
+        "slot_step_minutes": 30, "instant_book": True,
+    }  # fmt: skip
+    client.put(f"/api/v1/providers/{provider_id}/availability", json=hours, headers=headers)
+    ids = []
+    for index in range(count):
+        start = now + timedelta(days=1, minutes=30 * index)
+        body = {
+            "provider_id": provider_id, "start": start.isoformat(),
+            "end": (start + timedelta(minutes=30)).isoformat(),
+            "guest_email": f"guest{index}@guests.example", "guest_name": f"Guest {index}",
+        }  # fmt: skip
+        hold = client.post("/api/v1/holds", json=body, headers=headers)
+        assert hold.status_code == 201, hold.text
+        done = client.post(f"/api/v1/holds/{hold.json()['id']}/confirm", headers=headers)
+        ids.append(done.json()["booking"]["id"])
+    return ids
+
+
+def answers(runtime: Runtime, booking_ids: list[str]) -> list[bytes]:
+    organizer = runtime.settings.organizer_email
+    local, _, domain = organizer.partition("@")
+    out = []
+    with runtime.sessions() as session:
+        for booking_id in booking_ids:
+            booking = session.get(Booking, booking_id)
+            assert booking is not None
+            guest = session.scalar(
+                select(Invitation).where(
+                    Invitation.booking_id == booking_id, Invitation.role == "guest"
+                )
+            )
+            assert guest is not None
+            to = f"{local}+{guest.plus_tag}@{domain}"
+            out.append(
+                mails.apple(
+                    uid=booking.uid, sequence=0, attendee=guest.address, to=to, partstat="DECLINED"
+                )
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--answers", type=int, default=300)
+    parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument(
+        "--profile", choices=["cumulative", "tottime"], help="print the top of a cProfile"
+    )
+    args = parser.parse_args()
+    configure_logging("warning", json=True)
+    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    sqlite = f"sqlite:///{workdir}/parley.db"
+    url = sqlite if args.sqlite else create_database(prefix="parley_bench")
+    try:
+        upgrade(url)
+        settings = Settings(
+            data_dir=workdir / "data", secret_key="bench-secret-key-0123456789abcdef",
+            admin_token=ADMIN, smtp_port=0, database_url=url, public_rate_limit_per_minute=0,
+        )  # fmt: skip
+        engine = make_engine(url)
+        runtime = Runtime(
+            settings=settings, engine=engine, sessions=make_sessionmaker(engine),
+            secrets=Secrets(settings.secret_key.encode(), ADMIN, False),
+        )  # fmt: skip
+        raws = answers(runtime, book(runtime, args.answers))
+        runtime.clock = lambda: datetime.now(UTC)
+        stored = [
+            store_raw(runtime.sessions, raw, channel="smtp", now=runtime.clock()).id for raw in raws
+        ]
+        context = ProcessingContext(
+            runtime.sessions, settings, AuthPolicy(), runtime.clock, actor_of(runtime, "mailbox")
+        )
+        warm, timed = stored[:20], stored[20:]
+        for message_id in warm:
+            assert process_one(context, message_id) == "itip"
+        profile = cProfile.Profile(time.process_time) if args.profile else None
+        wall, cpu = time.perf_counter(), time.process_time()
+        if profile:
+            profile.enable()
+        for message_id in timed:
+            assert process_one(context, message_id) == "itip"
+        if profile:
+            profile.disable()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(
+            f"{len(timed)} declines settled on one thread: {wall / len(timed) * 1000:.2f} ms "
+            f"wall, {cpu / len(timed) * 1000:.2f} ms CPU each ({len(timed) / wall:.0f}/s)"
+        )
+        if profile:
+            pstats.Stats(profile).sort_stats(args.profile).print_stats(45)
+        runtime.close()
+    finally:
+        if not args.sqlite:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
