@@ -122,7 +122,8 @@ class OutboxSender:
             while waiting:
                 item = waiting.popleft()
                 message = self.signer.sign(item.mime) if self.signer else item.mime
-                done.append((item, message, await self._deliver(relay, item, message)))
+                result = await self._deliver(relay, item, message)
+                done.append((item, message, result))  # `done` may be a new list by now
                 if len(done) >= SETTLE_EVERY:
                     chunk, done = done, []
                     settling.append(self._settle_behind(settling, chunk, report))

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from core.db.models import Job
-from core.jobs import JobContext, Periodic, claim, enqueue, ensure_periodic, finish, wake_periodic
+from core.jobs import (
+    JobContext,
+    Periodic,
+    claim,
+    enqueue,
+    ensure_periodic,
+    finish,
+    wake_after_commit,
+    wake_periodic,
+)
 from core.runtime import Runtime
 
 T0 = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
@@ -108,3 +118,34 @@ def test_a_wake_up_committed_while_the_job_finishes_is_not_lost(runtime: Runtime
 
 
 T2 = timedelta(seconds=2)
+
+
+def test_a_wake_after_commit_happens_only_once_the_transaction_commits(runtime: Runtime) -> None:
+    ensure_periodic(runtime.sessions, [Periodic("tick", 60)], T0)
+    (job,) = claim(runtime.sessions, worker="w", now=T0, lease_seconds=30)
+    with runtime.sessions.begin() as session:
+        wake_after_commit(session, "tick", T0 + timedelta(seconds=1))
+        wake_after_commit(session, "tick", T0 + timedelta(seconds=1))  # one wake per kind
+        assert _row(runtime).run_at == T0, "woken before the commit"
+    assert _row(runtime).run_at == T0 + timedelta(seconds=1)
+    with runtime.sessions() as session, session.begin():
+        wake_after_commit(session, "tick", T0 + T2)
+        session.rollback()
+    assert _row(runtime).run_at == T0 + timedelta(seconds=1), "a rolled-back wake took effect"
+    finish(runtime.sessions, job, worker="w", now=T0 + T2)
+    row = _row(runtime)
+    assert row.status == "queued" and row.run_at == T0 + T2, "the wake-up was lost"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer
+def test_an_open_transaction_that_will_wake_a_job_does_not_lock_its_row(runtime: Runtime) -> None:
+    ensure_periodic(runtime.sessions, [Periodic("tick", 60)], T0)
+    (job,) = claim(runtime.sessions, worker="w", now=T0, lease_seconds=30)
+    with runtime.sessions.begin() as queuing:
+        wake_after_commit(queuing, "tick", T0 + timedelta(seconds=1))
+        queuing.execute(text("SELECT 1"))  # the transaction is open and stays open
+        with runtime.sessions.begin() as other:  # another answer wakes the same job
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            wake_periodic(other, "tick", T0 + timedelta(seconds=1))
+        finish(runtime.sessions, job, worker="w", now=T0 + T2)
+    assert _row(runtime).status == "queued"

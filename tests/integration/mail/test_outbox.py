@@ -138,6 +138,47 @@ def test_refused_then_451_then_recovery_delivers_each_exactly_once(runtime: Runt
     assert {(r.status, r.attempts) for r in _rows(runtime)} == {("sent", 3)}
 
 
+class CountingRelay(Relay):
+    """A relay that notes which connection each message came over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[Any, str, str]] = []  # (peer, recipient, Message-ID)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        await asyncio.sleep(0.002)  # a relay's round trip: what connections side by side hide
+        message = message_from_bytes(bytes(envelope.original_content or b""))
+        self.arrivals.append((session.peer, envelope.rcpt_tos[0], str(message["Message-ID"])))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_batch_goes_over_several_connections_each_recipient_in_order(runtime: Runtime) -> None:
+    recipients = [f"r{n}@example.net" for n in range(5)]
+    with runtime.sessions.begin() as session:
+        for i in range(60):
+            enqueue_message(
+                session, idempotency_key=f"k{i}", kind="invitation", uid=f"u{i}", sequence=0,
+                attendee=recipients[i % 5], method="REQUEST", booking_id=None,
+                recipient=recipients[i % 5],
+                message=mail(message_id=f"<out{i}@parley.localhost>", to=recipients[i % 5]),
+                message_id=f"<out{i}@parley.localhost>", now=NOW,
+            )  # fmt: skip
+    relay = CountingRelay()
+    with server_in_thread(relay.factory()) as bound:
+        url = f"smtp://u:p%20w@127.0.0.1:{bound}"
+        sender = _sender(runtime, [NOW], smtp_relay_url=url, outbox_connections=3)
+        report = asyncio.run(sender.run())
+    assert report.sent == 60
+    assert {(r.status, r.attempts) for r in _rows(runtime)} == {("sent", 1)}
+    assert sorted(m for _, _, m in relay.arrivals) == sorted(
+        f"<out{i}@parley.localhost>" for i in range(60)
+    )
+    assert 1 < len({peer for peer, _, _ in relay.arrivals}) <= 3
+    for recipient in recipients:  # each recipient's mail arrives in the order it was queued
+        order = [int(m[4:].split("@")[0]) for _, r, m in relay.arrivals if r == recipient]
+        assert order == sorted(order) and len(order) == 12
+
+
 def test_permanent_5xx_fails_with_reason_and_old_rows_give_up(runtime: Runtime) -> None:
     _queue(runtime, 2)
     relay = Relay()
