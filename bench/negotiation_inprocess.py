@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.db.engine import make_engine, make_sessionmaker
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", choices=["cumulative", "tottime"], help="print the top of a cProfile"
     )
+    parser.add_argument("--show-sql", action="store_true", help="the statements of the last one")
     args = parser.parse_args()
     configure_logging("warning", json=True)
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
@@ -128,19 +129,31 @@ def main() -> None:
         warm, timed = stored[:20], stored[20:]
         for message_id in warm:
             assert process_one(context, message_id) == "itip"
+        statements = [0]
+        last: list[str] = []
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(conn: object, cursor: object, sql: str, *_: object) -> None:
+            statements[0] += 1
+            last.append(" ".join(sql.split())[:110])
+
         profile = cProfile.Profile(time.process_time) if args.profile else None
         wall, cpu = time.perf_counter(), time.process_time()
         if profile:
             profile.enable()
         for message_id in timed:
+            last.clear()
             assert process_one(context, message_id) == "itip"
         if profile:
             profile.disable()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         print(
             f"{len(timed)} declines settled on one thread: {wall / len(timed) * 1000:.2f} ms "
-            f"wall, {cpu / len(timed) * 1000:.2f} ms CPU each ({len(timed) / wall:.0f}/s)"
+            f"wall, {cpu / len(timed) * 1000:.2f} ms CPU each ({len(timed) / wall:.0f}/s), "
+            f"{statements[0] / len(timed):.1f} SQL statements each"
         )
+        if args.show_sql:
+            print("\n".join(f"  {sql}" for sql in last))
         if profile:
             pstats.Stats(profile).sort_stats(args.profile).print_stats(45)
         runtime.close()

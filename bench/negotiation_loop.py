@@ -178,9 +178,11 @@ def run(args: argparse.Namespace) -> None:
         with running_relay() as (sink, relay_port):
             arrivals = Arrivals()
             sink.listeners.append(arrivals)
+            settings = dict(item.split("=", 1) for item in args.set)
             proc, parley = serve_parley(
-                workdir, db_url, sink, relay_port, PARLEY_PUBLIC_RATE_LIMIT_PER_MINUTE="0"
-            )
+                workdir, db_url, sink, relay_port, PARLEY_PUBLIC_RATE_LIMIT_PER_MINUTE="0",
+                **settings,
+            )  # fmt: skip
             workers = [
                 start(["worker"], _worker_env(workdir, db_url, relay_port, parley.base), workdir)
                 for _ in range(args.workers)
@@ -276,6 +278,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0, help="extra `parley worker` processes")
     parser.add_argument("--sqlite", action="store_true", help="the embedded default database")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="PARLEY_X=VALUE",
+        help="a setting for `parley serve` (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     print(f"negotiation loop: kind={args.kind} on {'SQLite' if args.sqlite else 'PostgreSQL'}")
     run(args)

@@ -186,7 +186,10 @@ def _decide(
     elif parsed.outcome is Outcome.AUTO_REPLY:
         _settle(row, "auto_reply", now, parsed.auto_reason)
     elif parsed.outcome is Outcome.ITIP and parsed.itip is not None:
-        vouched = _vouched_addresses(session, row, parsed, context.settings)
+
+        def vouched() -> frozenset[str]:
+            return _vouched_addresses(session, row, parsed, context.settings)
+
         failure = check_sender(row.raw, parsed, parsed.itip, context.auth, vouched)
         if failure is not None:
             _settle(row, "unauthenticated", now, failure)
@@ -252,19 +255,20 @@ def check_sender(
     parsed: ParsedMail,
     itip: ItipMessage,
     auth: AuthPolicy,
-    vouched: frozenset[str] = frozenset(),
+    vouched: Callable[[], frozenset[str]] = frozenset,
 ) -> str | None:
     """None when From may speak for the iTIP part, else why not (item 6 of the mailbox issue).
 
-    vouched: invitation addresses whose private plus-address the message was sent to; a
-    reply to that address may come from another account of the same person (Apple).
+    vouched: gives the invitation addresses whose private plus-address the message was
+    sent to; a reply to that address may come from another account of the same person
+    (Apple). Asked only when From is none of the attendees.
     """
     sender = _base(parsed.from_address)
     if sender is None:
         return "no usable From address"
     if itip.method.upper() in ATTENDEE_METHODS:
         speaks = {_base(a.address) for a in itip.event.attendees}
-        if sender not in speaks and not speaks & vouched:
+        if sender not in speaks and not speaks & vouched():
             return f"From {parsed.from_address} is not the attendee of this {itip.method}"
     elif _base(itip.event.organizer) != sender:
         return f"From {parsed.from_address} is not the organizer of this {itip.method}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import tokens
@@ -345,12 +345,12 @@ def _cancel(session: Session, booking: Booking, reason: str | None, now: datetim
 def _set_partstat(
     session: Session, booking: Booking, role: str, partstat: str, now: datetime
 ) -> None:
-    invitation = session.scalar(
-        select(Invitation).where(Invitation.booking_id == booking.id, Invitation.role == role)
+    # One UPDATE; an invitation already loaded in the session is updated with it.
+    session.execute(
+        update(Invitation)
+        .where(Invitation.booking_id == booking.id, Invitation.role == role)
+        .values(partstat=partstat, updated_at=now)
     )
-    if invitation is not None:
-        invitation.partstat = partstat
-        invitation.updated_at = now
 
 
 def _after_booking_change(
@@ -405,9 +405,9 @@ def _mail_change(
     elif change in ("cancelled", "declined"):
         # Only attendees who were sent the event get its CANCEL (a declined request
         # was never on anybody's calendar).
-        for invitation in session.scalars(
+        sent_request = session.scalars(
             select(Invitation).where(
                 Invitation.booking_id == booking.id, Invitation.last_method_sent == "REQUEST"
             )
-        ):
-            send_itip(session, mailer, booking, "cancellation", now, only=invitation)
+        ).all()
+        send_itip(session, mailer, booking, "cancellation", now, among=sent_request)

@@ -9,6 +9,7 @@ repeated call never mails twice.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -183,6 +184,14 @@ def _already_sent(session: Session, key: str) -> bool:
     return session.scalar(query) is not None
 
 
+def _sent_keys(session: Session, keys: list[str]) -> set[str]:
+    """Which of keys are in the outbox already (one query for all of them)."""
+    if not keys:
+        return set()
+    query = select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.in_(keys))
+    return set(session.scalars(query))
+
+
 def send_itip(
     session: Session,
     mailer: Mailer,
@@ -191,14 +200,30 @@ def send_itip(
     now: datetime,
     *,
     only: Invitation | None = None,
+    among: Sequence[Invitation] | None = None,
     refresh_of: str | None = None,
 ) -> int:
-    """Queue the change for each attendee (or only one); returns how many were queued."""
+    """Queue the change for each attendee (or only one, or those among); how many were queued."""
+    if only is not None:
+        among = [only]
+    targets = [
+        invitation
+        for invitation in (among if among is not None else invitations_of(session, booking))
+        if invitation.delivery_state != "undeliverable" or change == "cancellation"
+    ]
+    method = "CANCEL" if change == "cancellation" else "REQUEST"
+    keys = [
+        f"refresh:{refresh_of}:{invitation.address}"
+        if refresh_of is not None
+        else f"{booking.uid}:{booking.sequence}:{invitation.address}:{method}"
+        for invitation in targets
+    ]
+    sent = _sent_keys(session, keys)
     queued = 0
-    for invitation in [only] if only is not None else invitations_of(session, booking):
-        if invitation.delivery_state == "undeliverable" and change != "cancellation":
-            continue
-        queued += _send_one(session, mailer, booking, invitation, change, now, refresh_of)
+    for invitation, key in zip(targets, keys, strict=True):
+        if key not in sent:
+            _send_one(session, mailer, booking, invitation, change, now, key, refresh_of)
+            queued += 1
     return queued
 
 
@@ -209,14 +234,10 @@ def _send_one(
     invitation: Invitation,
     change: Change,
     now: datetime,
+    key: str,
     refresh_of: str | None,
-) -> int:
+) -> None:
     method = "CANCEL" if change == "cancellation" else "REQUEST"
-    key = f"{booking.uid}:{booking.sequence}:{invitation.address}:{method}"
-    if refresh_of is not None:
-        key = f"refresh:{refresh_of}:{invitation.address}"
-    if _already_sent(session, key):
-        return 0
     event = _snapshot(mailer, booking, invitation)
     recipient = Recipient(invitation.address, invitation.name or "")
     link = (
@@ -262,7 +283,6 @@ def _send_one(
     invitation.last_message_id = message_id
     invitation.updated_at = now
     record("imip.out", method=method, booking_id=booking.id, role=invitation.role)
-    return 1
 
 
 def send_declinecounter(

@@ -63,8 +63,9 @@ def enqueue_message(
     """Queue a message in the caller's transaction; False (a no-op) when the key exists.
 
     known_new: the caller has just looked the key up in this transaction (and composed the
-    message only because it is absent), so the lookup is not repeated; the unique key
-    still guards the insert.
+    message only because it is absent), so the lookup is not repeated and the row goes
+    out with the transaction's next flush, together with the others (the unique key
+    still guards it there).
     """
     if not known_new:
         existing = session.scalar(
@@ -91,8 +92,9 @@ def enqueue_message(
             created_at=now,
         )
     )
-    # Flush now so a duplicate key inside the same transaction fails here, not at commit.
-    session.flush()
+    if not known_new:
+        # Flush now so a duplicate key inside the same transaction fails here, not at commit.
+        session.flush()
     return True
 
 
