@@ -6,6 +6,7 @@ transient (4xx, refused connection, timeout: try again later) or permanent (5xx)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import socket
@@ -110,7 +111,7 @@ class RelayClient:
             start_tls=config.starttls,
             tls_context=self._tls,
             timeout=self._timeout,
-            local_hostname=socket.getfqdn(),
+            local_hostname=_local_hostname(),
         )
         await client.connect()
         if config.username is not None:
@@ -131,6 +132,12 @@ class RelayClient:
     @staticmethod
     def _failed(code: int, message: str) -> DeliveryResult:
         return DeliveryResult(False, 500 <= code < 600, f"{code} {message}"[:500])
+
+
+@functools.lru_cache(maxsize=1)
+def _local_hostname() -> str:
+    """The name given in EHLO, looked up once (a reverse lookup can be slow)."""
+    return socket.getfqdn()
 
 
 class MaildirWriter:

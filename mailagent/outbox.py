@@ -11,6 +11,7 @@ receivers deduplicate) and never a settled one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import zlib
 from collections import deque
@@ -227,9 +228,16 @@ def _signer(settings: Settings) -> DkimSigner | None:
 
 
 def _relay_tls(settings: Settings) -> ssl.SSLContext:
+    return _tls_context(settings.smtp_relay_ca_file)
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(ca_file: str) -> ssl.SSLContext:
+    """One context per CA file for the process: loading the system's CAs costs milliseconds,
+    and the sender starts again on every wake-up."""
     context = ssl.create_default_context()
-    if settings.smtp_relay_ca_file:
-        context.load_verify_locations(settings.smtp_relay_ca_file)
+    if ca_file:
+        context.load_verify_locations(ca_file)
     return context
 
 
@@ -261,7 +269,4 @@ async def _copy_to_sent(settings: Settings, messages: list[bytes]) -> None:
 
 
 def _imap_tls(settings: Settings) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if settings.imap_ca_file:
-        context.load_verify_locations(settings.imap_ca_file)
-    return context
+    return _tls_context(settings.imap_ca_file)
