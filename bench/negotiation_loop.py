@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import email
+import os
 import re
 import statistics
 import sys
@@ -216,6 +217,7 @@ def run(args: argparse.Namespace) -> None:
                     latencies.append(max(arrivals.times[job[2]]) - sent[job[2]])
                 report("light load (one at a time)", latencies)
 
+                cpu_before = _cpu_seconds([proc, *workers])
                 sent_heavy: dict[str, float] = {}
                 shares = [heavy[i :: args.clients] for i in range(args.clients)]
                 begin = time.monotonic()
@@ -238,12 +240,27 @@ def run(args: argparse.Namespace) -> None:
                     f"{len(heavy) / accepted:.1f} msg/s)"
                 )
                 report("under sustained load", loaded)
+                cpu = _cpu_seconds([proc, *workers]) - cpu_before
+                if cpu > 0:
+                    print(f"Parley's CPU time per sustained loop: {cpu / len(heavy) * 1000:.1f} ms")
             finally:
                 for process in [proc, *workers]:
                     stop_parley(process)
     finally:
         if not args.sqlite:
             drop_database(db_url)
+
+
+def _cpu_seconds(processes: list[Any]) -> float:
+    """User + system CPU seconds the processes have used so far (Linux /proc; else 0)."""
+    total = 0.0
+    for process in processes:
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _worker_env(workdir: Path, db_url: str, relay_port: int, base: str) -> dict[str, str]:
