@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import event, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.negotiation_loop import ALL_DAY
 from core.db.engine import make_engine, make_sessionmaker
 from core.db.migrate import upgrade
 from core.db.models import Booking, Invitation
@@ -48,14 +49,7 @@ def book(runtime: Runtime, count: int) -> list[str]:
         headers=headers,
     )
     provider_id = created.json()["id"]
-    hours = {
-        "timezone": "UTC",
-        "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                    "start": "00:00", "end": "24:00"}],
-        "lead_time_hours": 1, "booking_window_days": 365, "min_duration_minutes": 30,
-        "slot_step_minutes": 30, "instant_book": True,
-    }  # fmt: skip
-    client.put(f"/api/v1/providers/{provider_id}/availability", json=hours, headers=headers)
+    client.put(f"/api/v1/providers/{provider_id}/availability", json=ALL_DAY, headers=headers)
     ids = []
     for index in range(count):
         start = now + timedelta(days=1, minutes=30 * index)
