@@ -92,6 +92,12 @@ class RelayClient:
             return self._failed(response.code, response.message)
         return DeliveryResult(True)
 
+    def abort(self) -> None:
+        """Drop the connection without QUIT (a send on it was cancelled half way)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None and client.is_connected:
@@ -113,9 +119,13 @@ class RelayClient:
             timeout=self._timeout,
             local_hostname=_local_hostname(),
         )
-        await client.connect()
-        if config.username is not None:
-            await client.login(config.username, config.password or "")
+        try:
+            await client.connect()
+            if config.username is not None:
+                await client.login(config.username, config.password or "")
+        except BaseException:  # failed or cancelled half way: leave no socket behind
+            client.close()
+            raise
         self._client = client
         return client
 

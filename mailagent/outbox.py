@@ -129,11 +129,23 @@ class OutboxSender:
                     chunk, done = done, []
                     settling.append(self._settle_behind(settling, chunk, report))
 
+        sending = [
+            asyncio.ensure_future(send(relay, lane))
+            for relay, lane in zip(relays, lanes, strict=True)
+        ]
         try:
-            await asyncio.gather(*(send(r, lane) for r, lane in zip(relays, lanes, strict=True)))
+            await asyncio.gather(*sending)
+        except BaseException:  # one lane failed (a broken DKIM key…): stop the others too
+            for task in sending:
+                task.cancel()
+            await asyncio.gather(*sending, return_exceptions=True)
+            for relay in relays:
+                if relay is not None:
+                    relay.abort()
+            raise
+        finally:  # what was sent is settled, even when a lane failed
             if done:
                 settling.append(self._settle_behind(settling, done, report))
-        finally:
             if settling:
                 await asyncio.gather(*settling)
 

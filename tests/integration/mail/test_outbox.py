@@ -179,6 +179,36 @@ def test_a_batch_goes_over_several_connections_each_recipient_in_order(runtime: 
         assert order == sorted(order) and len(order) == 12
 
 
+class BreakingSigner:
+    """Signs nothing and fails on the message given: a key that broke in the middle of a run."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.calls, self.fail_at = 0, fail_at
+
+    def sign(self, message: bytes) -> bytes:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("the signing key broke")
+        return message
+
+
+def test_a_lane_that_fails_stops_the_batch_and_what_was_sent_is_settled(runtime: Runtime) -> None:
+    _queue(runtime, 40)
+    relay = CountingRelay()
+    with server_in_thread(relay.factory()) as bound:
+        url = f"smtp://u:p%20w@127.0.0.1:{bound}"
+        sender = _sender(runtime, [NOW], smtp_relay_url=url, outbox_connections=3)
+        sender.signer = BreakingSigner(fail_at=30)  # type: ignore[assignment]
+        with pytest.raises(RuntimeError, match="signing key"):
+            asyncio.run(sender.run())
+    rows = _rows(runtime)
+    delivered = {m for _, _, m in relay.arrivals}
+    sent = {r.message_id for r in rows if r.status == "sent"}
+    # 29 were signed; at most the two other lanes had one in flight when the third failed.
+    assert len(sent) >= 27 and sent <= delivered  # settled as sent only what the relay took
+    assert {r.status for r in rows if r.message_id not in sent} <= {"sending"}  # lease: retried
+
+
 def test_permanent_5xx_fails_with_reason_and_old_rows_give_up(runtime: Runtime) -> None:
     _queue(runtime, 2)
     relay = Relay()
