@@ -129,8 +129,7 @@ def serve_parley(
         PARLEY_WORKER_POLL_SECONDS="0.2",
         PARLEY_ADMIN_TOKEN=ADMIN_TOKEN,
         PARLEY_SECRET_KEY="e2e-secret-key-0123456789abcdef0123",
-        PARLEY_LOG_LEVEL="warning",
-        **extra,
+        **({"PARLEY_LOG_LEVEL": "warning"} | extra),
     )
     proc = start(["serve"], env, tmp_path)
     deadline = time.monotonic() + 60
