@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Update, event, or_, select, update
+from sqlalchemy import Engine, Update, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -216,12 +216,9 @@ def _wake_committed(session: Session) -> None:
     pending = dict(wakes)
     wakes.clear()
     bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
     try:
-        if isinstance(bind, Connection):  # a session joined to an outer transaction
-            for kind, now in pending.items():
-                bind.execute(_wake_statement(kind, now))
-            return
-        with bind.begin() as connection:
+        with engine.begin() as connection:
             for kind, now in pending.items():
                 connection.execute(_wake_statement(kind, now))
     except Exception as exc:  # the work is committed; the job's next period finds it

@@ -70,7 +70,7 @@ class RelayClient:
     ) -> None:
         self._config = config
         self._timeout = timeout
-        self._tls = tls or ssl.create_default_context()
+        self._tls = tls or client_tls()
         self._client: aiosmtplib.SMTP | None = None
 
     async def send(self, sender: str, recipient: str, message: bytes) -> DeliveryResult:
@@ -142,6 +142,17 @@ class RelayClient:
     @staticmethod
     def _failed(code: int, message: str) -> DeliveryResult:
         return DeliveryResult(False, 500 <= code < 600, f"{code} {message}"[:500])
+
+
+@functools.lru_cache(maxsize=4)
+def client_tls(ca_file: str = "") -> ssl.SSLContext:
+    """The TLS context for a server Parley connects to (relay, IMAP), trusting the system's
+    CAs and ca_file; one per file for the process, since loading the CAs costs milliseconds
+    and the outbox sender starts again on every wake-up."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(ca_file)
+    return context
 
 
 @functools.lru_cache(maxsize=1)

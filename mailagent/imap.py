@@ -24,6 +24,7 @@ import aioimaplib
 from core.db.models import ImapState, InboundMessage
 from core.logging import get_logger
 from core.services.inbound import store_raw
+from mailagent.delivery import client_tls
 from mailagent.errors import MailError
 from mailagent.metrics import INBOUND_STORED
 from mailagent.processing import FOLDERS, ProcessingContext, process_one
@@ -81,7 +82,7 @@ async def connect(
     """A logged-in client (TLS unless the URL said imap://); lost is set when it drops."""
     client: aioimaplib.IMAP4
     if config.tls:
-        context = tls or ssl.create_default_context()
+        context = tls or client_tls()
         client = aioimaplib.IMAP4_SSL(
             config.host, config.port, timeout=timeout, ssl_context=context
         )

@@ -13,7 +13,11 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from mailagent.smtp import InboundHandler
+from mailagent.smtp import FastPathSMTP, InboundHandler
+
+
+class FastPathLMTP(FastPathSMTP, LMTP):
+    """aiosmtpd's LMTP with the listener's fast reading of plain paths."""
 
 
 class LmtpHandler(InboundHandler):
@@ -34,7 +38,7 @@ def lmtp_factory(
     """A protocol factory for loop.create_server (or a unix socket server)."""
 
     def build() -> LMTP:
-        return LMTP(
+        return FastPathLMTP(
             handler,
             data_size_limit=data_size_limit,
             enable_SMTPUTF8=True,

@@ -11,7 +11,6 @@ receivers deduplicate) and never a settled one.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ssl
 import zlib
 from collections import deque
@@ -32,7 +31,13 @@ from core.services.outbox import (
     mark_unsent,
 )
 from core.settings import Settings
-from mailagent.delivery import DeliveryResult, MaildirWriter, RelayClient, RelayConfig
+from mailagent.delivery import (
+    DeliveryResult,
+    MaildirWriter,
+    RelayClient,
+    RelayConfig,
+    client_tls,
+)
 from mailagent.dkim import DkimSigner
 from mailagent.imap import ImapConfig, append_sent
 from mailagent.metrics import DELIVERY_LATENCY, OUTBOUND, OUTBOX_BACKLOG
@@ -75,7 +80,7 @@ class OutboxSender:
         self.relays: list[RelayClient] = []
         if settings.smtp_relay_url:
             relay = RelayConfig.from_url(settings.smtp_relay_url)
-            tls = relay_tls or _relay_tls(settings)
+            tls = relay_tls or client_tls(settings.smtp_relay_ca_file)
             timeout = settings.smtp_relay_timeout_seconds
             self.relays = [
                 RelayClient(relay, timeout=timeout, tls=tls)
@@ -239,20 +244,6 @@ def _signer(settings: Settings) -> DkimSigner | None:
     return DkimSigner.from_file(settings.dkim_selector, domain, settings.dkim_key_file)
 
 
-def _relay_tls(settings: Settings) -> ssl.SSLContext:
-    return _tls_context(settings.smtp_relay_ca_file)
-
-
-@functools.lru_cache(maxsize=4)
-def _tls_context(ca_file: str) -> ssl.SSLContext:
-    """One context per CA file for the process: loading the system's CAs costs milliseconds,
-    and the sender starts again on every wake-up."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(ca_file)
-    return context
-
-
 DELIVER_JOB = "outbox.deliver"
 
 
@@ -275,10 +266,8 @@ async def _copy_to_sent(settings: Settings, messages: list[bytes]) -> None:
     # Best effort: the mail is already delivered, a missing Sent copy is only logged.
     config = ImapConfig.from_url(settings.imap_url)
     try:
-        await append_sent(config, settings.imap_sent_folder, messages, _imap_tls(settings))
+        await append_sent(
+            config, settings.imap_sent_folder, messages, client_tls(settings.imap_ca_file)
+        )
     except Exception as exc:
         _log.warning("mail.outbound.sent_copy_failed", error=f"{type(exc).__name__}: {exc}"[:200])
-
-
-def _imap_tls(settings: Settings) -> ssl.SSLContext:
-    return _tls_context(settings.imap_ca_file)

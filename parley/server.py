@@ -17,6 +17,7 @@ import uvicorn
 from core.logging import get_logger
 from core.runtime import Runtime
 from core.services.bookings import actor_of
+from mailagent.delivery import client_tls
 from mailagent.imap import ImapConfig, ImapPoller
 from mailagent.lmtp import LmtpHandler, lmtp_factory
 from mailagent.processing import AuthPolicy, ProcessingContext, request_processing
@@ -105,9 +106,7 @@ def _imap_poller(runtime: Runtime, worker: Worker | None) -> ImapPoller | None:
     settings = runtime.settings
     if not settings.imap_url:
         return None
-    tls = ssl.create_default_context()
-    if settings.imap_ca_file:
-        tls.load_verify_locations(settings.imap_ca_file)
+    tls = client_tls(settings.imap_ca_file)
     processing = ProcessingContext(
         runtime.sessions,
         settings,

@@ -180,8 +180,7 @@ def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> Event
 
 
 def _already_sent(session: Session, key: str) -> bool:
-    query = select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)
-    return session.scalar(query) is not None
+    return key in _sent_keys(session, [key])
 
 
 def _sent_keys(session: Session, keys: list[str]) -> set[str]:
@@ -199,13 +198,10 @@ def send_itip(
     change: Change,
     now: datetime,
     *,
-    only: Invitation | None = None,
     among: Sequence[Invitation] | None = None,
     refresh_of: str | None = None,
 ) -> int:
-    """Queue the change for each attendee (or only one, or those among); how many were queued."""
-    if only is not None:
-        among = [only]
+    """Queue the change for each attendee (or only those among); returns how many were queued."""
     targets = [
         invitation
         for invitation in (among if among is not None else invitations_of(session, booking))

@@ -217,7 +217,13 @@ def _counter(a: _Answer) -> Decision:
 def _refresh(a: _Answer) -> Decision:
     change: Change = "cancellation" if a.booking.status == "cancelled" else "update"
     send_itip(
-        a.session, a.mailer, a.booking, change, a.now, only=a.invitation, refresh_of=str(a.row.id)
+        a.session,
+        a.mailer,
+        a.booking,
+        change,
+        a.now,
+        among=[a.invitation],
+        refresh_of=str(a.row.id),
     )
     return a.decided("applied", "current copy sent again")
 
