@@ -471,6 +471,32 @@ def test_gmail_counter_then_a_second_one_the_latest_wins(parley: Parley) -> None
     assert booking["guest"]["partstat"] == "needs-action"  # TENTATIVE in a COUNTER is no answer
 
 
+def test_thunderbird_and_ios_exchange_counters_reach_the_counterparty(parley: Parley) -> None:
+    booked = book(parley)
+    shapes = [
+        ("host", GUEST, lambda to, start: mails.thunderbird(
+            method="COUNTER", uid=booked.uid, sequence=0, attendee=HOST, to=to,
+            partstat="ACCEPTED", start_local=berlin(start),
+            end_local=berlin(start + timedelta(minutes=30)), comment="Earlier?",
+        )),
+        ("guest", HOST, lambda to, start: mails.ios_exchange_counter(
+            uid=booked.uid, sequence=0, attendee=GUEST, to=to, start_utc=utc(start),
+            end_utc=utc(start + timedelta(minutes=30)), note="Later?",
+        )),
+    ]  # fmt: skip
+    for (role, counterparty, shape), new_start in zip(shapes, booked.free[:2], strict=True):
+        to = booked.organizer_of(role)
+        before = len(parley.relay.snapshot())
+        raw = shape(to, new_start)
+        parley.send(raw, to)
+        (request,) = new_mail(parley.relay, before, lambda m: "approve" in links(m), 1)
+        assert request.recipient == counterparty
+        proposer = HOST if role == "host" else GUEST
+        assert all(proposer.casefold() not in v for v in views(request))
+        assert parley.inbound_outcome(raw)[0] == "itip"
+    assert parley.booking(booked.id)["sequence"] == 0  # proposals only, until approved
+
+
 def test_thunderbird_accept_is_recorded_without_mail(parley: Parley) -> None:
     booked = book(parley)
     to = booked.organizer_of("host")

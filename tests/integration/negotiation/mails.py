@@ -5,7 +5,11 @@ Outlook: multipart/alternative, text/calendar inline in base64 with method on th
 Content-Type, Windows zone names, no ORGANIZER in a COUNTER. Gmail: the calendar inline
 plus an application/ics invite.ics attachment; "Propose a new time" is a COUNTER with
 PARTSTAT=TENTATIVE and the note in X-RESPONSE-COMMENT. Apple: METHOD only inside the file,
-base64. Thunderbird: quoted-printable text/calendar.
+base64. Thunderbird: quoted-printable text/calendar, an Olson TZID with its VTIMEZONE, and
+for "Propose new time" the whole event again with the new DTSTART/DTEND and a COMMENT.
+iOS through Exchange (ActiveSync): Exchange writes the COUNTER itself, "New Time Proposed:"
+subject, text and HTML beside a base64 text/calendar, times in UTC and the attendee's
+PARTSTAT=NEEDS-ACTION, the note only in the text parts.
 """
 
 from __future__ import annotations
@@ -166,8 +170,41 @@ def apple(
     ).encode()
 
 
+MOZILLA_BERLIN = CRLF.join(
+    [
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/Berlin",
+        "X-LIC-LOCATION:Europe/Berlin",
+        "BEGIN:DAYLIGHT",
+        "TZOFFSETFROM:+0100",
+        "TZOFFSETTO:+0200",
+        "TZNAME:CEST",
+        "DTSTART:19700329T020000",
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+        "END:DAYLIGHT",
+        "BEGIN:STANDARD",
+        "TZOFFSETFROM:+0200",
+        "TZOFFSETTO:+0100",
+        "TZNAME:CET",
+        "DTSTART:19701025T030000",
+        "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
+        "END:STANDARD",
+        "END:VTIMEZONE",
+    ]
+)
+
+
 def thunderbird(
-    *, method: str, uid: str, sequence: int, attendee: str, to: str, partstat: str = ""
+    *,
+    method: str,
+    uid: str,
+    sequence: int,
+    attendee: str,
+    to: str,
+    partstat: str = "",
+    start_local: str = "",
+    end_local: str = "",
+    comment: str = "",
 ) -> bytes:
     lines = [
         f"ORGANIZER:mailto:{to}",
@@ -175,11 +212,28 @@ def thunderbird(
         f"SEQUENCE:{sequence}",
         "DTSTAMP:20270301T090000Z",
     ]
+    vtimezone = ""
+    if start_local:
+        lines += [
+            "CREATED:20270301T080000Z",
+            "SUMMARY:Session",
+            f"DTSTART;TZID=Europe/Berlin:{start_local}",
+            f"DTEND;TZID=Europe/Berlin:{end_local}",
+            "X-MOZ-SEND-INVITATIONS:TRUE",
+        ]
+        vtimezone = MOZILLA_BERLIN
+    if comment:
+        lines.append(f"COMMENT:{comment}")
     if partstat:
         lines.insert(1, f"ATTENDEE;PARTSTAT={partstat}:mailto:{attendee}")
     else:
         lines.insert(1, f"ATTENDEE:mailto:{attendee}")
-    ics = _vcal(method, lines, prodid="-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN")
+    ics = _vcal(
+        method,
+        lines,
+        prodid="-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN",
+        vtimezone=vtimezone,
+    )
     qp = quopri.encodestring(ics.encode()).decode()
     return (
         _headers(
@@ -190,6 +244,48 @@ def thunderbird(
         )
         + CRLF
         + qp
+    ).encode()
+
+
+def ios_exchange_counter(
+    *, uid: str, sequence: int, attendee: str, to: str, start_utc: str, end_utc: str, note: str
+) -> bytes:
+    lines = [
+        f"ORGANIZER;CN=Scheduling:mailto:{to}",
+        f'ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN="{attendee}":mailto:{attendee}',
+        "SUMMARY;LANGUAGE=en-US:New Time Proposed: Session",
+        f"DTSTART:{start_utc}",
+        f"DTEND:{end_utc}",
+        f"UID:{uid}",
+        "CLASS:PUBLIC",
+        "PRIORITY:5",
+        "DTSTAMP:20270301T090000Z",
+        "TRANSP:OPAQUE",
+        "STATUS:CONFIRMED",
+        f"SEQUENCE:{sequence}",
+        f"X-MICROSOFT-CDO-APPT-SEQUENCE:{sequence}",
+        "X-MICROSOFT-CDO-OWNERAPPTID:-1",
+        "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE",
+        "X-MICROSOFT-CDO-INTENDEDSTATUS:BUSY",
+        "X-MICROSOFT-DISALLOW-COUNTER:FALSE",
+    ]
+    ics = _vcal("COUNTER", lines, prodid="Microsoft Exchange Server 2010")
+    b64 = base64.encodebytes(ics.encode()).decode().replace("\n", CRLF)
+    boundary = "_000_DB9PR04MB8432exchange_"
+    html = f"<html><body><p>{note}</p><p>Sent from my iPhone</p></body></html>"
+    return (
+        _headers(
+            attendee,
+            to,
+            "New Time Proposed: Session",
+            f"Thread-Topic: Session{CRLF}X-MS-Has-Attach: {CRLF}X-MS-TNEF-Correlator: {CRLF}"
+            f'Content-Type: multipart/alternative; boundary="{boundary}"{CRLF}',
+        )
+        + CRLF
+        + f'--{boundary}{CRLF}Content-Type: text/plain; charset="us-ascii"{CRLF}{CRLF}{note}{CRLF}Sent from my iPhone{CRLF}'
+        + f'--{boundary}{CRLF}Content-Type: text/html; charset="us-ascii"{CRLF}{CRLF}{html}{CRLF}'
+        + f'--{boundary}{CRLF}Content-Type: text/calendar; charset="utf-8"; method=COUNTER{CRLF}'
+        + f"Content-Transfer-Encoding: base64{CRLF}{CRLF}{b64}{CRLF}--{boundary}--{CRLF}"
     ).encode()
 
 

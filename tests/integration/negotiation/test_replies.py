@@ -173,6 +173,52 @@ def test_gmail_counter_tentative_is_a_proposal_not_an_answer(
     assert proposal.note == "Thursday works better"
 
 
+def test_thunderbird_counter_with_olson_zone_becomes_a_proposal(
+    runtime: Runtime, admin_headers
+) -> None:  # type: ignore[no-untyped-def]
+    _, uid, inv = _setup(runtime, admin_headers)
+    to = _plus(inv["host"])
+    raw = mails.thunderbird(
+        method="COUNTER", uid=uid, sequence=0, attendee=HOST, to=to, partstat="ACCEPTED",
+        start_local="20270705T091500", end_local="20270705T094500", comment="Before lunch?",
+    )  # fmt: skip
+    row = _deliver(runtime, raw, to)
+    assert row.outcome == "itip", row.outcome_reason
+    with runtime.sessions() as session:
+        proposal = session.scalars(select(Proposal)).one()
+    assert proposal.via == "counter" and proposal.proposed_by == "host"
+    assert proposal.start_at == datetime(2027, 7, 5, 7, 15, tzinfo=UTC)  # 09:15 CEST
+    assert proposal.end_at == datetime(2027, 7, 5, 7, 45, tzinfo=UTC)
+    assert proposal.note == "Before lunch?"
+    assert _partstat(runtime, "host", uid) == "accepted"  # the ACCEPTED is part of the copy
+    asks = [r for r in outbox(runtime) if r.kind == "notice.approval_request"]
+    assert [r.recipient for r in asks] == [GUEST]
+    assert HOST.encode() not in asks[0].mime
+
+
+def test_ios_counter_written_by_exchange_becomes_a_proposal(
+    runtime: Runtime, admin_headers
+) -> None:  # type: ignore[no-untyped-def]
+    _, uid, inv = _setup(runtime, admin_headers)
+    to = _plus(inv["guest"])
+    raw = mails.ios_exchange_counter(
+        uid=uid, sequence=0, attendee=GUEST, to=to, start_utc="20270305T160000Z",
+        end_utc="20270305T163000Z", note="Could we meet a bit later? gus@guest.example",
+    )  # fmt: skip
+    row = _deliver(runtime, raw, to)
+    assert row.outcome == "itip", row.outcome_reason
+    with runtime.sessions() as session:
+        proposal = session.scalars(select(Proposal)).one()
+    assert proposal.via == "counter" and proposal.proposed_by == "guest"
+    assert proposal.start_at == datetime(2027, 3, 5, 16, 0, tzinfo=UTC)
+    # The note lives only in the mail's text, signature and all: it is not passed on.
+    assert proposal.note is None
+    assert _partstat(runtime, "guest", uid) == "accepted"  # NEEDS-ACTION in a COUNTER: no answer
+    asks = [r for r in outbox(runtime) if r.kind == "notice.approval_request"]
+    assert [r.recipient for r in asks] == [HOST]
+    assert GUEST.encode() not in asks[0].mime and b"gus@guest.example" not in asks[0].mime
+
+
 def test_forwarded_copy_answered_by_a_stranger_is_ignored(runtime: Runtime, admin_headers) -> None:  # type: ignore[no-untyped-def]
     _, uid, inv = _setup(runtime, admin_headers)
     to = _plus(inv["guest"])
