@@ -234,29 +234,13 @@ def _send_one(
     refresh_of: str | None,
 ) -> None:
     method = "CANCEL" if change == "cancellation" else "REQUEST"
-    event = _snapshot(mailer, booking, invitation)
-    recipient = Recipient(invitation.address, invitation.name or "")
     link = (
         None
         if change == "cancellation"
         else reschedule_link(session, mailer, booking, invitation, now)
     )
-    if change == "cancellation":
-        ics = build_cancel(event, recipient, dtstamp=now)
-    else:
-        ics = build_request(event, recipient, dtstamp=now, reschedule_url=link)
-    message_id = message_id_for(key, mailer.domain)
-    message = compose_itip(
-        kind=_KIND[change],
-        ics=ics,
-        event=event,
-        recipient=Mailbox(invitation.address, invitation.name or ""),
-        message_id=message_id,
-        date=now,
-        zone_name=_zone(session, booking, invitation),
-        reschedule_url=link,
-        sender=Mailbox(event.organizer_address, mailer.organizer_name),
-    )
+    zone = _zone(session, booking, invitation)
+    message, message_id = compose_change(mailer, booking, invitation, change, now, key, zone, link)
     plain_key = refresh_of is None
     enqueue_message(
         session,
@@ -273,12 +257,48 @@ def _send_one(
         now=now,
         known_new=True,
     )
-    _deliver_soon(session, now)
+    deliver_soon(session, now)
     invitation.last_method_sent = method
     invitation.last_sequence_sent = booking.sequence
     invitation.last_message_id = message_id
     invitation.updated_at = now
     record("imip.out", method=method, booking_id=booking.id, role=invitation.role)
+
+
+def compose_change(
+    mailer: Mailer,
+    booking: Booking,
+    invitation: Invitation,
+    change: Change,
+    now: datetime,
+    key: str,
+    zone_name: str | None,
+    reschedule_url: str | None,
+) -> tuple[bytes, str]:
+    """The private iMIP message of one change for one attendee, and its Message-ID.
+
+    Reads only the booking's and invitation's own columns, so callers may pass rows that
+    are not in a session.
+    """
+    event = _snapshot(mailer, booking, invitation)
+    recipient = Recipient(invitation.address, invitation.name or "")
+    if change == "cancellation":
+        ics = build_cancel(event, recipient, dtstamp=now)
+    else:
+        ics = build_request(event, recipient, dtstamp=now, reschedule_url=reschedule_url)
+    message_id = message_id_for(key, mailer.domain)
+    message = compose_itip(
+        kind=_KIND[change],
+        ics=ics,
+        event=event,
+        recipient=Mailbox(invitation.address, invitation.name or ""),
+        message_id=message_id,
+        date=now,
+        zone_name=zone_name,
+        reschedule_url=reschedule_url,
+        sender=Mailbox(event.organizer_address, mailer.organizer_name),
+    )
+    return message, message_id
 
 
 def send_declinecounter(
@@ -371,10 +391,10 @@ def _queue_notice(
         now=now,
         known_new=True,  # every caller looked the key up first
     )
-    _deliver_soon(session, now)
+    deliver_soon(session, now)
 
 
-def _deliver_soon(session: Session, now: datetime) -> None:
+def deliver_soon(session: Session, now: datetime) -> None:
     """Make outbox.deliver due once this transaction commits, not at its next period.
 
     A change that mails both attendees wakes the sender once (see wake_after_commit).

@@ -8,11 +8,14 @@ is written to the audit log and returned as (outcome, reason) for the message ro
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,10 +24,13 @@ from core.db.models import AuditEntry, Booking, InboundMessage, Invitation
 from core.events import record
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
+from core.services.busy import as_utc, dialect_time, driver_batch
 from core.services.errors import ServiceError
 from core.services.notify import (
     Change,
     Mailer,
+    compose_change,
+    deliver_soon,
     invitations_of,
     reschedule_link,
     send_itip,
@@ -61,7 +67,7 @@ def _audit(
     )
 
 
-def _tags(addresses: tuple[str, ...] | list[str], organizer: str) -> set[str]:
+def plus_tags(addresses: tuple[str, ...] | list[str], organizer: str) -> set[str]:
     base = organizer.lower()
     found = set()
     for address in addresses:
@@ -75,7 +81,13 @@ def match_invitation(
     session: Session, booking: Booking, itip: ItipMessage, tags: set[str]
 ) -> tuple[Invitation | None, str]:
     """The invitation this iTIP answer speaks for, or None with the reason."""
-    invitations = invitations_of(session, booking)
+    return pick_invitation(invitations_of(session, booking), itip, tags)
+
+
+def pick_invitation(
+    invitations: Sequence[Invitation], itip: ItipMessage, tags: set[str]
+) -> tuple[Invitation | None, str]:
+    """``match_invitation`` among the booking's invitations, already loaded."""
     addresses = {a.address for a in itip.attendees}
     by_address = [i for i in invitations if i.address.lower() in addresses]
     by_tag = [i for i in invitations if i.plus_tag in tags]
@@ -125,12 +137,22 @@ def apply_itip(
     policy: Policy,
     now: datetime,
     actor: booking_service.Actor,
+    hot: bool = True,
 ) -> Decision:
-    """Act on one inbound iTIP message; never raises for what the sender got wrong."""
+    """Act on one inbound iTIP message; never raises for what the sender got wrong.
+
+    hot: a common REPLY goes through ``apply_reply_hot`` (False: the ORM path only).
+    """
+    if hot and itip.method.upper() == "REPLY":
+        done = apply_reply_hot(
+            session, mailer, row, itip, recipients=recipients, policy=policy, now=now, actor=actor
+        )
+        if done is not None:
+            return done
     booking = session.scalar(select(Booking).where(Booking.uid == itip.uid))
     if booking is None:
         return Decision("ignored", f"no booking has UID {itip.uid!r}")
-    tags = _tags(recipients, mailer.organizer_email)
+    tags = plus_tags(recipients, mailer.organizer_email)
     invitation, why = match_invitation(session, booking, itip, tags)
     if invitation is None:
         sender = row.from_address or "?"
@@ -155,14 +177,23 @@ def apply_itip(
         return answer.decided("ignored", exc.message)
 
 
-def _reply(a: _Answer) -> Decision:
-    attendee = next(x for x in a.itip.attendees if x.address == a.invitation.address.lower())
+def reply_partstat(itip: ItipMessage, invitation: Invitation) -> tuple[str, str | None]:
+    """The PARTSTAT a REPLY gives the invitation, and why it cannot be applied (or None)."""
+    attendee = next(x for x in itip.attendees if x.address == invitation.address.lower())
     partstat = attendee.partstat.upper()
     if partstat not in PARTSTATS:
-        return a.decided("ignored", f"unknown PARTSTAT {partstat}")
-    stamp, last = a.itip.dtstamp, a.invitation.last_reply_dtstamp
+        return partstat, f"unknown PARTSTAT {partstat}"
+    stamp, last = itip.dtstamp, invitation.last_reply_dtstamp
     if stamp is not None and last is not None and stamp < last:
-        return a.decided("ignored", "an older answer than the one already applied")
+        return partstat, "an older answer than the one already applied"
+    return partstat, None
+
+
+def _reply(a: _Answer) -> Decision:
+    partstat, problem = reply_partstat(a.itip, a.invitation)
+    if problem is not None:
+        return a.decided("ignored", problem)
+    stamp = a.itip.dtstamp
     a.invitation.partstat = partstat.lower()
     a.invitation.last_reply_dtstamp = stamp or a.now
     a.invitation.updated_at = a.now
@@ -257,3 +288,169 @@ def answer_plain_mail(
     )
     _audit(session, booking, invitation.address, "mail.auto_reply", now, message=row.id)
     return Decision("applied", "answered with a reschedule link", booking.id)
+
+
+# --- the common REPLY on the driver's cursor ------------------------------------------------
+
+_B = (
+    "id", "tenant_id", "provider_id", "uid", "sequence", "status", "title", "start_at",
+    "end_at", "host_name", "guest_name", "guest_timezone",
+)  # fmt: skip
+_I = (
+    "id", "tenant_id", "booking_id", "role", "address", "name", "timezone", "plus_tag",
+    "partstat", "last_method_sent", "last_reply_dtstamp", "delivery_state",
+)  # fmt: skip
+_BOOKING_BY_UID = (
+    f"SELECT {', '.join('b.' + c for c in _B)}, p.timezone FROM bookings b"
+    " JOIN providers p ON p.id = b.provider_id WHERE b.uid = :uid"
+)
+_INVITATIONS_BY_UID = (
+    f"SELECT {', '.join(_I)} FROM invitations WHERE booking_id ="
+    " (SELECT id FROM bookings WHERE uid = :uid) ORDER BY role"
+)
+_CANCELS_QUEUED = (
+    "SELECT idempotency_key FROM outbound_messages WHERE uid = :uid AND method = 'CANCEL'"
+)
+_AUDIT = (
+    "INSERT INTO audit_log (tenant_id, at, actor, action, subject_type, subject_id, data)"
+    " VALUES (:tenant, :at, :actor, :action, 'booking', :booking, :data)"
+)
+_ANSWERED = (
+    "UPDATE invitations SET partstat = :partstat, last_reply_dtstamp = :stamp,"
+    " updated_at = :now WHERE id = :id"
+)
+_CANCELLED = (
+    "UPDATE bookings SET status = 'cancelled', cancel_reason = :reason, sequence = :sequence,"
+    " updated_at = :now WHERE id = :id"
+)
+_QUEUE = (
+    "INSERT INTO outbound_messages (tenant_id, idempotency_key, kind, uid, sequence, attendee,"
+    " method, booking_id, recipient, message_id, mime, status, attempts, next_attempt_at,"
+    " created_at) VALUES (:tenant, :key, 'itip.cancellation', :uid, :sequence, :attendee,"
+    " 'CANCEL', :booking, :recipient, :message_id, :mime, 'pending', 0, :now, :now)"
+)
+_CANCEL_SENT = (
+    "UPDATE invitations SET last_method_sent = 'CANCEL', last_sequence_sent = :sequence,"
+    " last_message_id = :message_id, updated_at = :now WHERE id = :id"
+)
+
+
+def apply_reply_hot(
+    session: Session,
+    mailer: Mailer,
+    row: InboundMessage,
+    itip: ItipMessage,
+    *,
+    recipients: tuple[str, ...],
+    policy: Policy,
+    now: datetime,
+    actor: booking_service.Actor,
+) -> Decision | None:
+    """``apply_itip`` for the common REPLY: an invited attendee answers the current SEQUENCE.
+
+    The ORM path costs far more Python time than the statements themselves, and a
+    REPLY is what a busy organizer mailbox mostly receives. Here it is two batches on
+    the driver's cursor (pipelined on PostgreSQL): read the booking (locked), its
+    invitations and the CANCELs already queued; then write the answer, and under the
+    strict policy a decline's cancellation, audit rows and the CANCEL to each attendee
+    who has the event. Anything out of the ordinary (no such booking, an uninvited or
+    mismatched sender, a stale SEQUENCE, an unknown PARTSTAT, an older answer) writes
+    nothing and returns None, for ``apply_itip`` to decide and explain.
+    """
+    dialect = session.get_bind().dialect.name
+    lock = " FOR UPDATE OF b" if dialect == "postgresql" else ""
+    found, rows, queued = driver_batch(
+        session,
+        [
+            (_BOOKING_BY_UID + lock, {"uid": itip.uid}),
+            (_INVITATIONS_BY_UID, {"uid": itip.uid}),
+            (_CANCELS_QUEUED, {"uid": itip.uid}),
+        ],
+    )
+    if not found:
+        return None
+    *values, provider_zone = found[0]
+    booking = Booking(**dict(zip(_B, values, strict=True)))
+    booking.start_at, booking.end_at = as_utc(booking.start_at), as_utc(booking.end_at)
+    invitations = [Invitation(**dict(zip(_I, r, strict=True))) for r in rows]
+    for inv in invitations:
+        stamp = inv.last_reply_dtstamp
+        inv.last_reply_dtstamp = None if stamp is None else as_utc(stamp)
+    invitation, _ = pick_invitation(
+        invitations, itip, plus_tags(recipients, mailer.organizer_email)
+    )
+    if invitation is None or itip.sequence < booking.sequence:
+        return None
+    partstat, problem = reply_partstat(itip, invitation)
+    if problem is not None:
+        return None
+
+    def at(moment: datetime) -> Any:
+        return dialect_time(dialect, moment)
+
+    def audit(actor_name: str, action: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        body = Jsonb(data) if dialect == "postgresql" else json.dumps(data)
+        return _AUDIT, {
+            "tenant": booking.tenant_id, "at": at(now), "actor": actor_name, "action": action,
+            "booking": booking.id, "data": body,
+        }  # fmt: skip
+
+    role = invitation.role
+    record("imip.in", method="REPLY", booking_id=booking.id, role=role)
+    stamp = itip.dtstamp or now
+    writes = [
+        audit(invitation.address, "imip.reply", {"message": row.id, "partstat": partstat.lower()}),
+        (_ANSWERED, {"partstat": partstat.lower(), "stamp": at(stamp), "now": at(now),
+                     "id": invitation.id}),
+    ]  # fmt: skip
+    cancels = partstat == "DECLINED" and policy == "strict" and booking.status in ACTIVE
+    sent: list[tuple[Invitation, str]] = []
+    if cancels:
+        booking.sequence += 1
+        booking.status = "cancelled"
+        writes.append(
+            (_CANCELLED, {"reason": f"declined by the {role}", "sequence": booking.sequence,
+                          "now": at(now), "id": booking.id})
+        )  # fmt: skip
+        writes.append(
+            audit(actor.named(role).name, "booking.cancelled", {
+                "status": "cancelled", "sequence": booking.sequence,
+                "start": booking.start_at.isoformat(), "end": booking.end_at.isoformat(),
+            })
+        )  # fmt: skip
+        already = {key for (key,) in queued}
+        for target in invitations:  # only those who were sent the event get its CANCEL
+            key = f"{booking.uid}:{booking.sequence}:{target.address}:CANCEL"
+            if target.last_method_sent != "REQUEST" or key in already:
+                continue
+            zone = target.timezone or (
+                provider_zone if target.role == "host" else booking.guest_timezone
+            )
+            mime, message_id = compose_change(
+                mailer, booking, target, "cancellation", now, key, zone, None
+            )
+            writes.append(
+                (_QUEUE, {"tenant": booking.tenant_id, "key": key, "uid": booking.uid,
+                          "sequence": booking.sequence, "attendee": target.address.lower(),
+                          "booking": booking.id, "recipient": target.address,
+                          "message_id": message_id, "mime": mime, "now": at(now)})
+            )  # fmt: skip
+            writes.append(
+                (_CANCEL_SENT, {"sequence": booking.sequence, "message_id": message_id,
+                                "now": at(now), "id": target.id})
+            )  # fmt: skip
+            sent.append((target, key))
+    driver_batch(session, writes)
+    if not cancels:
+        return Decision("applied", f"{role} {partstat.lower()}", booking.id)
+    record(
+        "cal.event.cancelled",
+        booking_id=booking.id,
+        provider_id=booking.provider_id,
+        sequence=booking.sequence,
+    )
+    for target, _ in sent:
+        record("imip.out", method="CANCEL", booking_id=booking.id, role=target.role)
+    if sent:
+        deliver_soon(session, now)
+    return Decision("applied", f"{role} declined: cancelled for both", booking.id)

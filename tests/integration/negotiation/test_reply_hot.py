@@ -1,0 +1,188 @@
+"""The driver-level REPLY path leaves exactly what the ORM path leaves, or steps aside.
+
+Each case applies one REPLY twice in the same database: once through the ORM path, its
+effects read and rolled back, then through ``apply_reply_hot``. Bookings, invitations,
+audit rows, the outbox (the composed MIME byte for byte) and the outbox wake must agree.
+Answers the hot path does not take (stale, unknown, uninvited, older) must write nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.db.models import AuditEntry, Booking, InboundMessage, Invitation, OutboundMessage
+from core.runtime import Runtime
+from core.services import replies
+from core.services.bookings import actor_of
+from core.services.inbound import store_raw
+from core.services.notify import Mailer
+from mailagent.mime import parse_message
+from tests.integration.negotiation import mails
+from tests.integration.negotiation.helpers import GUEST, booked
+
+HOST = "ada@example.org"
+NOW = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def _snapshot(session: Session, booking_id: str, audit_after: int) -> dict[str, Any]:
+    booking = session.get(Booking, booking_id)
+    assert booking is not None
+    invitations = session.scalars(
+        select(Invitation).where(Invitation.booking_id == booking_id).order_by(Invitation.role)
+    )
+    audits = session.scalars(
+        select(AuditEntry).where(AuditEntry.id > audit_after).order_by(AuditEntry.id)
+    )
+    outbox = session.scalars(
+        select(OutboundMessage)
+        .where(OutboundMessage.booking_id == booking_id, OutboundMessage.method == "CANCEL")
+        .order_by(OutboundMessage.recipient)
+    )
+
+    def columns(row: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key not in skip}
+
+    return {
+        "booking": columns(booking),
+        "invitations": [columns(i) for i in invitations],
+        "audit": [columns(a, ("id",)) for a in audits],
+        "outbox": [columns(o, ("id",)) for o in outbox],
+        "wakes": dict(session.info.get("parley.wakes", {})),
+    }
+
+
+def _apply(
+    runtime: Runtime, raw: bytes, to: str, booking_id: str, *, hot: bool, keep: bool
+) -> tuple[replies.Decision, dict[str, Any]]:
+    stored = store_raw(runtime.sessions, raw, channel="smtp", now=NOW, envelope_to=[to])
+    parsed = parse_message(raw)
+    assert parsed.itip is not None
+    actor = actor_of(runtime, "mailbox")
+    assert actor.mailer is not None
+    with runtime.sessions() as session:
+        last = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)) or 0
+        row = session.get(InboundMessage, stored.id)
+        assert row is not None
+        decision = replies.apply_itip(
+            session, actor.mailer, row, parsed.itip, recipients=(to,),
+            policy=runtime.settings.decline_policy, now=NOW, actor=actor, hot=hot,
+        )  # fmt: skip
+        session.flush()
+        state = _snapshot(session, booking_id, last)
+        if keep:
+            session.commit()
+        else:
+            session.rollback()
+    return decision, state
+
+
+def _setup(runtime: Runtime, admin_headers: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+    _, booking_id = booked(runtime, admin_headers)
+    with runtime.sessions() as session:
+        booking = session.get(Booking, booking_id)
+        assert booking is not None
+        tags = {
+            i.role: f"scheduling+{i.plus_tag}@parley.localhost"
+            for i in session.scalars(select(Invitation).where(Invitation.booking_id == booking_id))
+        }
+        return booking_id, booking.uid, tags
+
+
+CASES = [
+    ("guest", GUEST, "DECLINED"),
+    ("host", HOST, "DECLINED"),
+    ("guest", GUEST, "ACCEPTED"),
+    ("host", HOST, "TENTATIVE"),
+]
+
+
+@pytest.mark.parametrize(("role", "address", "partstat"), CASES)
+def test_hot_reply_writes_what_the_orm_path_writes(
+    runtime: Runtime, admin_headers: dict[str, str], role: str, address: str, partstat: str
+) -> None:
+    booking_id, uid, to = _setup(runtime, admin_headers)
+    raw = mails.apple(uid=uid, sequence=0, attendee=address, to=to[role], partstat=partstat)
+    slow, expected = _apply(runtime, raw, to[role], booking_id, hot=False, keep=False)
+    again = raw.replace(b"Message-ID: <", b"Message-ID: <again-")
+    fast, got = _apply(runtime, again, to[role], booking_id, hot=True, keep=True)
+    assert slow.outcome == "applied"
+    assert (fast.outcome, fast.reason, fast.booking_id) == (slow.outcome, slow.reason, booking_id)
+    for audit in (*expected["audit"], *got["audit"]):
+        audit["data"].pop("message", None)  # the two stored copies have their own ids
+    assert got == expected
+    if partstat == "DECLINED":
+        assert got["booking"]["status"] == "cancelled"
+        assert len(got["outbox"]) == 2 and got["wakes"]
+
+
+def test_hot_reply_skips_attendees_who_never_got_the_event(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    booking_id, uid, to = _setup(runtime, admin_headers)
+    with runtime.sessions.begin() as session:
+        session.execute(
+            update(Invitation)
+            .where(Invitation.booking_id == booking_id, Invitation.role == "host")
+            .values(last_method_sent=None)
+        )
+    raw = mails.apple(uid=uid, sequence=0, attendee=GUEST, to=to["guest"], partstat="DECLINED")
+    _, expected = _apply(runtime, raw, to["guest"], booking_id, hot=False, keep=False)
+    again = raw.replace(b"Message-ID: <", b"Message-ID: <again-")
+    _, got = _apply(runtime, again, to["guest"], booking_id, hot=True, keep=True)
+    for audit in (*expected["audit"], *got["audit"]):
+        audit["data"].pop("message", None)
+    assert got == expected
+    assert [o["recipient"] for o in got["outbox"]] == [GUEST]
+
+
+@pytest.mark.parametrize("shape", ["stale", "unknown", "stranger", "older", "no booking"])
+def test_hot_reply_steps_aside_and_writes_nothing(
+    runtime: Runtime, admin_headers: dict[str, str], shape: str
+) -> None:
+    booking_id, uid, to = _setup(runtime, admin_headers)
+    attendee, partstat, sequence, the_uid = GUEST, "DECLINED", 0, uid
+    with runtime.sessions.begin() as session:
+        if shape == "stale":
+            session.execute(update(Booking).where(Booking.id == booking_id).values(sequence=2))
+            sequence = 1
+        elif shape == "older":
+            session.execute(
+                update(Invitation)
+                .where(Invitation.booking_id == booking_id, Invitation.role == "guest")
+                .values(last_reply_dtstamp=datetime(2027, 3, 1, 9, tzinfo=UTC) + timedelta(1))
+            )
+    if shape == "unknown":
+        partstat = "MAYBE-LATER"
+    elif shape == "stranger":
+        attendee = "friend@else.example"
+    elif shape == "no booking":
+        the_uid = "unknown-uid@elsewhere.example"
+    raw = mails.apple(
+        uid=the_uid, sequence=sequence, attendee=attendee, to=to["guest"], partstat=partstat
+    )
+    itip = parse_message(raw).itip
+    assert itip is not None
+    actor = actor_of(runtime, "mailbox")
+    assert isinstance(actor.mailer, Mailer)
+    stored = store_raw(runtime.sessions, raw, channel="smtp", now=NOW, envelope_to=[to["guest"]])
+    with runtime.sessions() as session:
+        row = session.get(InboundMessage, stored.id)
+        assert row is not None
+        before = _snapshot(session, booking_id, 0)
+        done = replies.apply_reply_hot(
+            session, actor.mailer, row, itip, recipients=(to["guest"],), policy="strict",
+            now=NOW, actor=actor,
+        )  # fmt: skip
+        assert done is None
+        assert _snapshot(session, booking_id, 0) == before
+        # The full path still decides it, and says why.
+        decision = replies.apply_itip(
+            session, actor.mailer, row, itip, recipients=(to["guest"],), policy="strict",
+            now=NOW, actor=actor,
+        )  # fmt: skip
+        assert decision.outcome == "ignored" and decision.reason
