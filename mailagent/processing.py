@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import InboundMessage, Invitation
@@ -23,6 +23,7 @@ from core.jobs import wake_periodic
 from core.logging import get_logger
 from core.services import replies
 from core.services.bookings import Actor
+from core.services.busy import dialect_time, driver_batch, driver_rows
 from core.services.inbound import engine_of
 from core.settings import Settings
 from mailagent.dkim import DnsFunc, authres_passes, dkim_domain_passes
@@ -118,38 +119,54 @@ def _process_in_order(context: ProcessingContext, limit: int) -> int:
 
 def process_next(context: ProcessingContext) -> str | None:
     """Settle the oldest pending message no one else holds; None when there is none."""
-    query = (
-        select(InboundMessage)
-        .where(InboundMessage.outcome == "pending")
-        .order_by(InboundMessage.received_at, InboundMessage.id)
-        .limit(1)
-    )
-    return _settle_one(context, query)
+    return _settle_one(context, None)
 
 
 def process_one(context: ProcessingContext, message_id: int) -> str | None:
     """Settle one stored message; None when it is gone or already settled by someone else."""
-    query = select(InboundMessage).where(
-        InboundMessage.id == message_id, InboundMessage.outcome == "pending"
-    )
-    return _settle_one(context, query)
+    return _settle_one(context, message_id)
 
 
-def _settle_one(context: ProcessingContext, query: Select[InboundMessage]) -> str | None:
-    """Process the row ``query`` finds, locked (PostgreSQL: skipping rows others hold)."""
+_CLAIM = (
+    "SELECT id, raw, envelope_to FROM inbound_messages WHERE outcome = 'pending'{only}"
+    " ORDER BY received_at, id LIMIT 1{lock}"
+)
+_FACTS = (
+    "from_address", "subject", "method", "uid", "sequence", "dtstamp", "attendee", "partstat",
+    "outcome", "outcome_reason", "booking_id", "processed_at",
+)  # fmt: skip
+_SETTLED = f"UPDATE inbound_messages SET {', '.join(f'{c} = :{c}' for c in _FACTS)} WHERE id = :id"
+
+
+def _settle_one(context: ProcessingContext, message_id: int | None) -> str | None:
+    """Process the pending message (the given one, else the oldest), locked.
+
+    On PostgreSQL rows others hold are skipped. The row is read and written back with
+    plain statements; the deciding code sees it as an unattached ``InboundMessage``.
+    """
     with context.sessions.begin() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        row = session.scalar(query)
-        if row is None:
+        dialect = session.get_bind().dialect.name
+        claim = _CLAIM.format(
+            only="" if message_id is None else " AND id = :id",
+            lock=" FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else "",
+        )
+        found = driver_rows(session, claim, {"id": message_id})
+        if not found:
             return None
-        message_id = row.id
+        message_id, raw, envelope_to = found[0]
+        row = InboundMessage(id=message_id, raw=bytes(raw), envelope_to=envelope_to)
+        row.outcome = "pending"
         now = context.clock()
         parsed = parse_message(row.raw)
         _record_facts(row, parsed)
         _decide(session, row, parsed, context, now)
         if row.outcome == "pending":  # a hook that decided nothing: do not loop on it
             _settle(row, "itip" if parsed.itip else "ignored", now)
+        facts = {column: getattr(row, column) for column in _FACTS}
+        for column in ("dtstamp", "processed_at"):
+            if facts[column] is not None:
+                facts[column] = dialect_time(dialect, facts[column])
+        driver_batch(session, [(_SETTLED, {**facts, "id": message_id})])
         outcome = row.outcome
     INBOUND.labels(outcome=outcome).inc()
     _log.info("mail.inbound.processed", id=message_id, outcome=outcome)
