@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import DEFAULT_TENANT, Job
 from core.logging import get_logger
+from core.services.busy import dialect_time, for_driver
 
 _log = get_logger("parley.jobs")
 
@@ -218,11 +219,35 @@ def _wake_committed(session: Session) -> None:
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     try:
-        with engine.begin() as connection:
-            for kind, now in pending.items():
-                connection.execute(_wake_statement(kind, now))
+        wake_now(engine, pending)
     except Exception as exc:  # the work is committed; the job's next period finds it
         _log.warning("job.wake_failed", kinds=sorted(pending), error=type(exc).__name__)
+
+
+# _wake_statement as plain SQL: it runs once per answer that mails someone, and on the
+# driver's cursor it costs a tenth of what building and compiling the statement costs.
+_WAKE = (
+    "UPDATE jobs SET run_at = :now WHERE kind = :kind AND dedup_key LIKE :prefix ESCAPE '/'"
+    " AND (status = 'running' OR run_at > :now)"
+)
+
+
+def wake_now(engine: Engine, wakes: Mapping[str, datetime]) -> None:
+    """``wake_periodic`` for each kind (at its time), in a short transaction of its own."""
+    dialect = engine.dialect.name
+    sql = for_driver(_WAKE, dialect)
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        for kind, now in wakes.items():
+            prefix = f"periodic:{kind}".replace("/", "//").replace("%", "/%").replace("_", "/_")
+            cursor.execute(
+                sql, {"now": dialect_time(dialect, now), "kind": kind, "prefix": prefix + "%"}
+            )
+        cursor.close()
+        connection.commit()
+    finally:
+        connection.close()  # back to the pool, which rolls back whatever is left open
 
 
 def _forget_wakes(session: Session) -> None:

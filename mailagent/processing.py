@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import InboundMessage, Invitation
 from core.itip.read import Attendee, ItipMessage
-from core.jobs import wake_periodic
+from core.jobs import wake_now
 from core.logging import get_logger
 from core.services import replies
 from core.services.bookings import Actor
@@ -175,8 +175,7 @@ def _settle_one(context: ProcessingContext, message_id: int | None) -> str | Non
 
 def request_processing(sessions: sessionmaker[Session], now: datetime) -> None:
     """Make the periodic inbound.process job due now (called right after a message is stored)."""
-    with sessions.begin() as session:
-        wake_periodic(session, PROCESS_JOB, now)
+    wake_now(engine_of(sessions), {PROCESS_JOB: now})
 
 
 def folder_for(outcome: str, prefix: str = "Parley") -> str:

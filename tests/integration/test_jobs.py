@@ -16,6 +16,7 @@ from core.jobs import (
     ensure_periodic,
     finish,
     wake_after_commit,
+    wake_now,
     wake_periodic,
 )
 from core.runtime import Runtime
@@ -55,6 +56,20 @@ def test_wake_up_of_a_waiting_job_makes_it_due(runtime: Runtime) -> None:
     with runtime.sessions.begin() as session:
         wake_periodic(session, "tick", T0 + timedelta(seconds=5))
     assert claim(runtime.sessions, worker="w", now=T0 + timedelta(seconds=5), lease_seconds=30)
+
+
+def test_wake_now_wakes_only_its_own_kind(runtime: Runtime) -> None:
+    # "a_b" must not match "axb": the LIKE pattern takes _ and % literally.
+    kinds = [Periodic("a_b", 60), Periodic("axb", 60), Periodic("50%", 60)]
+    ensure_periodic(runtime.sessions, kinds, T0 - timedelta(seconds=1))
+    for _ in kinds:
+        (job,) = claim(runtime.sessions, worker="w", now=T0, lease_seconds=30)
+        finish(runtime.sessions, job, worker="w", now=T0)
+    later = T0 + timedelta(seconds=5)
+    assert not claim(runtime.sessions, worker="w", now=later, lease_seconds=30)
+    wake_now(runtime.engine, {"a_b": later, "50%": later})
+    woken = claim(runtime.sessions, worker="w", now=later, lease_seconds=30, limit=5)
+    assert sorted(job.kind for job in woken) == ["50%", "a_b"]
 
 
 def test_a_worker_runs_a_short_job_while_a_long_one_is_in_hand(runtime: Runtime) -> None:
