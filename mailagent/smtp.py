@@ -23,8 +23,9 @@ from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db.hot import HotConnections
 from core.logging import get_logger
-from core.services.inbound import SqliteRawWriter, Stored, engine_of, store_raw
+from core.services.inbound import SqliteRawWriter, Stored, engine_of, store_raw, store_raw_hot
 from mailagent.metrics import INBOUND_STORED
 
 _log = get_logger("parley.smtp")
@@ -59,6 +60,7 @@ class InboundHandler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_stored: Callable[[int], None] | None = None,
         max_recipients: int = 50,
+        hot: HotConnections | None = None,
     ) -> None:
         self._sessions = sessions
         self._policy = policy
@@ -71,6 +73,8 @@ class InboundHandler:
         # busy handler's sleeps, so stores there go through one thread, one after another,
         # over that thread's one open connection. PostgreSQL stores from the default pool.
         self._writer = StoreThread(engine_of(sessions)) if _is_sqlite(sessions) else None
+        # PostgreSQL with hot connections: the insert is awaited right on the event loop.
+        self._hot = hot
 
     async def handle_RCPT(
         self,
@@ -101,6 +105,9 @@ class InboundHandler:
         try:
             if self._writer is not None:
                 stored = await self._writer.store(raw, kwargs)
+            elif self._hot is not None:
+                async with self._hot.connection() as conn:
+                    stored = await store_raw_hot(conn, raw, **kwargs)
             else:
                 store = functools.partial(store_raw, self._sessions, raw, **kwargs)
                 stored = await asyncio.get_running_loop().run_in_executor(None, store)

@@ -86,7 +86,7 @@ async def _start_smtp(runtime: Runtime, worker: Worker | None) -> list[asyncio.S
     if settings.smtp_port != 0:
         handler = InboundHandler(
             runtime.sessions, policy, clock=runtime.clock, on_stored=wake,
-            max_recipients=settings.smtp_max_recipients,
+            max_recipients=settings.smtp_max_recipients, hot=runtime.hot,
         )  # fmt: skip
         factory = smtp_factory(handler, data_size_limit=settings.smtp_max_message_bytes, tls=tls)
         servers.append(await loop.create_server(factory, settings.smtp_host, settings.smtp_port))
@@ -94,7 +94,7 @@ async def _start_smtp(runtime: Runtime, worker: Worker | None) -> list[asyncio.S
     if settings.lmtp_port != 0:
         lmtp = LmtpHandler(
             runtime.sessions, policy, channel="lmtp", clock=runtime.clock, on_stored=wake,
-            max_recipients=settings.smtp_max_recipients,
+            max_recipients=settings.smtp_max_recipients, hot=runtime.hot,
         )  # fmt: skip
         factory = lmtp_factory(lmtp, data_size_limit=settings.smtp_max_message_bytes, tls=tls)
         servers.append(await loop.create_server(factory, settings.lmtp_host, settings.lmtp_port))

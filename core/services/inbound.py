@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import Connection, Engine, Insert, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -117,6 +118,40 @@ def store_raw(
             connection, raw, channel=channel, now=now, envelope_from=envelope_from,
             envelope_to=envelope_to, tenant_id=tenant_id,
         )  # fmt: skip
+
+
+_PG_INSERT = (
+    f"INSERT INTO inbound_messages ({', '.join(_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+    " ON CONFLICT (message_key) DO NOTHING RETURNING id"
+)
+_PG_FIND = "SELECT id FROM inbound_messages WHERE message_key = %s"
+
+
+async def store_raw_hot(
+    conn: AsyncConnection[Any],
+    raw: bytes,
+    *,
+    channel: str,
+    now: datetime,
+    envelope_from: str | None = None,
+    envelope_to: list[str] | None = None,
+    tenant_id: str = DEFAULT_TENANT,
+) -> Stored:
+    """``store_raw`` on an asyncio PostgreSQL connection in autocommit mode.
+
+    The listener awaits it on its own event loop: no thread hand-off and no SQLAlchemy
+    round, just the dedup insert, which commits when it returns.
+    """
+    key, digest = message_key(raw)
+    values = _values(raw, key, digest, channel, now, envelope_from, envelope_to, tenant_id)
+    found = await (await conn.execute(_PG_INSERT, values)).fetchone()
+    if found is not None:
+        return Stored(int(found[0]), duplicate=False)
+    existing = await (await conn.execute(_PG_FIND, (key,))).fetchone()
+    if existing is None:  # cannot be: the key exists, committed, or the insert had waited
+        raise RuntimeError(f"inbound message {key!r} neither inserted nor found")
+    return Stored(int(existing[0]), duplicate=True)
 
 
 def engine_of(sessions: sessionmaker[Session]) -> Engine:

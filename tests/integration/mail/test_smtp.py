@@ -57,6 +57,39 @@ def test_smtplib_stores_before_250_and_refuses_strangers(runtime: Runtime) -> No
     assert stored == [r.id for r in rows]
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # hot connections: PG only
+def test_hot_store_on_the_event_loop_keeps_every_message_once(runtime: Runtime) -> None:
+    assert runtime.hot is not None
+    stored: list[int] = []
+    handler = InboundHandler(runtime.sessions, POLICY, on_stored=stored.append, hot=runtime.hot)
+
+    async def send_all(port: int) -> None:
+        async def one(i: int) -> None:
+            raw = mail(message_id=f"<h{i % 10}@example.net>", body=f"copy {i}")
+            to = [f"scheduling+t{i}@parley.localhost"]
+            await aiosmtplib.send(raw, sender="g@example.net", recipients=to,
+                                  hostname="127.0.0.1", port=port, timeout=10)  # fmt: skip
+
+        await asyncio.gather(*(one(i) for i in range(30)))
+
+    with server_in_thread(smtp_factory(handler, data_size_limit=10_000)) as port:
+        asyncio.run(send_all(port))
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            raw = mail(message_id="<single@example.net>")
+            client.sendmail("guest@example.net", [ORGANIZER], raw)
+            # Stored (and committed) before the 250 came back.
+            assert _rows(runtime)[-1].message_key == "<single@example.net>"
+    rows = _rows(runtime)
+    assert sorted(r.message_key for r in rows) == sorted(
+        [*(f"<h{i}@example.net>" for i in range(10)), "<single@example.net>"]
+    )
+    single = rows[-1]
+    assert single.raw == raw and single.size == len(raw) and single.outcome == "pending"
+    assert single.envelope_from == "guest@example.net" and single.envelope_to == ORGANIZER
+    assert single.channel == "smtp" and single.received_at.tzinfo is not None
+    assert sorted(stored) == sorted(r.id for r in rows)  # duplicates are not announced
+
+
 def test_aiosmtplib_concurrent_senders_and_dedup(runtime: Runtime) -> None:
     handler = InboundHandler(runtime.sessions, POLICY)
 
