@@ -18,8 +18,9 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg import AsyncConnection
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Column, Connection, Dialect, Engine, Table, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from core.db.models import UnitRelationship
 from core.domain import Busy, BusyKind
@@ -146,6 +147,41 @@ async def pipelined_async(
             cursors.append(cursor)
             await cursor.execute(sql, params or None)
     return [list(await c.fetchall()) if c.description is not None else [] for c in cursors]
+
+
+def insert_of(row: Any, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """A plain INSERT of a new ORM row (not in any session), for ``driver_batch``.
+
+    Scalar column defaults are applied as a flush applies them, and each value is bound
+    the way its column type binds it (UTC text on SQLite, JSON, …). Columns left None are
+    left out: NULL, or the database's own default (autoincrement ids).
+    """
+    table = row.__table__
+    params: dict[str, Any] = {}
+    for column, process in _binders(table, dialect):
+        value = getattr(row, column.key)
+        if value is None and isinstance(column.default, ScalarElementColumnDefault):
+            value = column.default.arg
+        if value is not None:
+            params[column.name] = value if process is None else process(value)
+    names = ", ".join(params)
+    return f"INSERT INTO {table.name} ({names}) VALUES (:{', :'.join(params)})", params
+
+
+_BINDERS: dict[tuple[str, str], list[tuple[Column[Any], Callable[[Any], Any] | None]]] = {}
+
+
+def _binders(
+    table: Table, dialect: Dialect
+) -> list[tuple[Column[Any], Callable[[Any], Any] | None]]:
+    key = (table.name, dialect.name)
+    found = _BINDERS.get(key)
+    if found is None:
+        found = _BINDERS[key] = [
+            (column, column.type.dialect_impl(dialect).bind_processor(dialect))
+            for column in table.columns
+        ]
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from core.itip.build import (
     build_request,
 )
 from core.runtime import Runtime
-from core.services.outbox import enqueue_message
+from core.services.outbox import enqueue_message, outbox_row
 from mailagent.compose import (
     ItipKind,
     Mailbox,
@@ -98,6 +98,26 @@ def issue_link(
     proposal_id: str | None = None,
 ) -> str:
     """A signed single-use token, stored only as its hash."""
+    token, link = new_link(
+        mailer, purpose=purpose, booking=booking, role=role, address=address,
+        expires_at=expires_at, now=now, proposal_id=proposal_id,
+    )  # fmt: skip
+    session.add(link)
+    return token
+
+
+def new_link(
+    mailer: Mailer,
+    *,
+    purpose: str,
+    booking: Booking,
+    role: str,
+    address: str,
+    expires_at: datetime,
+    now: datetime,
+    proposal_id: str | None = None,
+) -> tuple[str, MagicLink]:
+    """``issue_link``'s token and the row to store for it, not yet in any session."""
     token = tokens.issue(
         mailer.secret,
         booking_id=booking.id,
@@ -107,22 +127,20 @@ def issue_link(
         expires_at=expires_at,
         nonce=secrets.token_bytes(16),
     )
-    session.add(
-        MagicLink(
-            id=new_id("lnk"),
-            tenant_id=booking.tenant_id,
-            token_hash=tokens.token_hash(token),
-            purpose=purpose,
-            booking_id=booking.id,
-            proposal_id=proposal_id,
-            provider_id=booking.provider_id,
-            actor_address=address,
-            actor_role=role,
-            created_at=now,
-            expires_at=expires_at,
-        )
+    link = MagicLink(
+        id=new_id("lnk"),
+        tenant_id=booking.tenant_id,
+        token_hash=tokens.token_hash(token),
+        purpose=purpose,
+        booking_id=booking.id,
+        proposal_id=proposal_id,
+        provider_id=booking.provider_id,
+        actor_address=address,
+        actor_role=role,
+        created_at=now,
+        expires_at=expires_at,
     )
-    return token
+    return token, link
 
 
 def reschedule_link(
@@ -329,9 +347,14 @@ def send_declinecounter(
         zone_name=_zone(session, booking, invitation),
         sender=Mailbox(event.organizer_address, mailer.organizer_name),
     )
-    _queue_notice(
-        session, booking, invitation.address, key, "itip.declinecounter", message, message_id, now
-    )
+    session.add(
+        outbox_row(
+            idempotency_key=key, kind="itip.declinecounter", uid=None, sequence=None,
+            attendee=None, method=None, booking_id=booking.id, recipient=invitation.address,
+            message=message, message_id=message_id, now=now,
+        )
+    )  # fmt: skip
+    deliver_soon(session, now)
     record("imip.out", method="DECLINECOUNTER", booking_id=booking.id, role=invitation.role)
 
 
@@ -351,6 +374,29 @@ def send_notice(
     """Queue a notice (no calendar) once per key; False when it was queued before."""
     if _already_sent(session, key):
         return False
+    session.add(
+        notice_row(
+            mailer, template=template, key=key, booking=booking, to=to, context=context,
+            now=now, zone_name=zone_name, in_reply_to=in_reply_to,
+        )
+    )  # fmt: skip
+    deliver_soon(session, now)
+    return True
+
+
+def notice_row(
+    mailer: Mailer,
+    *,
+    template: str,
+    key: str,
+    booking: Booking | None,
+    to: Mailbox,
+    context: dict[str, Any],
+    now: datetime,
+    zone_name: str | None = None,
+    in_reply_to: str | None = None,
+) -> OutboundMessage:
+    """The outbox row of a notice, composed, not yet in any session (``send_notice``)."""
     message_id = message_id_for(key, mailer.domain)
     message = compose_notice(
         template=template,
@@ -362,36 +408,11 @@ def send_notice(
         zone_name=zone_name,
         in_reply_to=in_reply_to,
     )
-    _queue_notice(session, booking, to.address, key, f"notice.{template}", message, message_id, now)
-    return True
-
-
-def _queue_notice(
-    session: Session,
-    booking: Booking | None,
-    recipient: str,
-    key: str,
-    kind: str,
-    message: bytes,
-    message_id: str,
-    now: datetime,
-) -> None:
-    enqueue_message(
-        session,
-        idempotency_key=key,
-        kind=kind,
-        uid=None,
-        sequence=None,
-        attendee=None,
-        method=None,
-        booking_id=booking.id if booking else None,
-        recipient=recipient,
-        message=message,
-        message_id=message_id,
-        now=now,
-        known_new=True,  # every caller looked the key up first
-    )
-    deliver_soon(session, now)
+    return outbox_row(
+        idempotency_key=key, kind=f"notice.{template}", uid=None, sequence=None,
+        attendee=None, method=None, booking_id=booking.id if booking else None,
+        recipient=to.address, message=message, message_id=message_id, now=now,
+    )  # fmt: skip
 
 
 def deliver_soon(session: Session, now: datetime) -> None:

@@ -74,28 +74,51 @@ def enqueue_message(
         if existing is not None:
             return False
     session.add(
-        OutboundMessage(
-            tenant_id=tenant_id,
-            idempotency_key=idempotency_key,
-            kind=kind,
-            uid=uid,
-            sequence=sequence,
-            attendee=attendee.lower() if attendee else None,
-            method=method.upper() if method else None,
-            booking_id=booking_id,
-            recipient=recipient,
-            message_id=message_id,
-            mime=message,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
+        outbox_row(
+            idempotency_key=idempotency_key, kind=kind, uid=uid, sequence=sequence,
+            attendee=attendee, method=method, booking_id=booking_id, recipient=recipient,
+            message=message, message_id=message_id, now=now, tenant_id=tenant_id,
         )
-    )
+    )  # fmt: skip
     if not known_new:
         # Flush now so a duplicate key inside the same transaction fails here, not at commit.
         session.flush()
     return True
+
+
+def outbox_row(
+    *,
+    idempotency_key: str,
+    kind: str,
+    uid: str | None,
+    sequence: int | None,
+    attendee: str | None,
+    method: str | None,
+    booking_id: str | None,
+    recipient: str,
+    message: bytes,
+    message_id: str,
+    now: datetime,
+    tenant_id: str = DEFAULT_TENANT,
+) -> OutboundMessage:
+    """A new pending outbox row, due now, not yet in any session."""
+    return OutboundMessage(
+        tenant_id=tenant_id,
+        idempotency_key=idempotency_key,
+        kind=kind,
+        uid=uid,
+        sequence=sequence,
+        attendee=attendee.lower() if attendee else None,
+        method=method.upper() if method else None,
+        booking_id=booking_id,
+        recipient=recipient,
+        message_id=message_id,
+        mime=message,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
 
 
 _TABLE = cast(Table, OutboundMessage.__table__)

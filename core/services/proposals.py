@@ -17,14 +17,24 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import tokens
-from core.db.models import AuditEntry, Booking, Invitation, MagicLink, Proposal, new_id
+from core.db.models import (
+    AuditEntry,
+    Booking,
+    Invitation,
+    MagicLink,
+    OutboundMessage,
+    Proposal,
+    new_id,
+)
 from core.events import record
 from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, ServiceError
 from core.services.notify import (
     Mailer,
+    deliver_soon,
     invitations_of,
-    issue_link,
+    new_link,
+    notice_row,
     reschedule_link,
     send_declinecounter,
     send_notice,
@@ -136,14 +146,7 @@ def create_proposal(
     inbound_message_id: int | None = None,
 ) -> Proposal:
     """Store a pending proposal, supersede older ones, and mail the counterparty links."""
-    if booking.status not in ("confirmed", "requested"):
-        raise InvalidInput(f"this booking is {booking.status}; no new time can be proposed")
-    if end <= start:
-        raise InvalidInput("the proposed end must be after its start", code="invalid_range")
-    if start < now:
-        raise InvalidInput("the proposed time is in the past", code="in_the_past")
-    if start == booking.start_at and end == booking.end_at:
-        raise InvalidInput("that is the current time of the booking", code="unchanged")
+    check_proposal(booking, start, end, now)
     other = counterparty(session, booking, role)
     if other is None:
         raise InvalidInput("this booking has no counterparty to ask")
@@ -152,7 +155,46 @@ def create_proposal(
         .where(Proposal.booking_id == booking.id, Proposal.status == "pending")
         .values(status="superseded", decided_at=now)
     )
-    proposal = Proposal(
+    proposal = new_proposal(
+        mailer, booking, role=role, address=address, start=start, end=end, note=note, via=via,
+        now=now, inbound_message_id=inbound_message_id,
+    )  # fmt: skip
+    session.add(proposal)
+    session.flush()
+    links, request = approval_request(mailer, booking, proposal, other, now)
+    session.add_all([*links, request, proposal_audit(booking, proposal, now)])
+    deliver_soon(session, now)
+    record("cal.proposal.created", booking_id=booking.id, proposal_id=proposal.id, via=via)
+    return proposal
+
+
+def check_proposal(booking: Booking, start: datetime, end: datetime, now: datetime) -> None:
+    """Raise InvalidInput when [start, end) cannot be proposed for the booking."""
+    if booking.status not in ("confirmed", "requested"):
+        raise InvalidInput(f"this booking is {booking.status}; no new time can be proposed")
+    if end <= start:
+        raise InvalidInput("the proposed end must be after its start", code="invalid_range")
+    if start < now:
+        raise InvalidInput("the proposed time is in the past", code="in_the_past")
+    if start == booking.start_at and end == booking.end_at:
+        raise InvalidInput("that is the current time of the booking", code="unchanged")
+
+
+def new_proposal(
+    mailer: Mailer,
+    booking: Booking,
+    *,
+    role: str,
+    address: str,
+    start: datetime,
+    end: datetime,
+    note: str | None,
+    via: str,
+    now: datetime,
+    inbound_message_id: int | None,
+) -> Proposal:
+    """A pending proposal row, not yet in any session."""
+    return Proposal(
         id=new_id("prp"),
         tenant_id=booking.tenant_id,
         booking_id=booking.id,
@@ -168,39 +210,34 @@ def create_proposal(
         created_at=now,
         expires_at=now + mailer.approve_ttl,
     )
-    session.add(proposal)
-    session.flush()
-    _mail_approval_request(session, mailer, booking, proposal, other, now)
-    _audit(session, booking, address, "proposal.created", now=now, proposal=proposal.id, via=via)
-    record("cal.proposal.created", booking_id=booking.id, proposal_id=proposal.id, via=via)
-    return proposal
 
 
-def _mail_approval_request(
-    session: Session,
-    mailer: Mailer,
-    booking: Booking,
-    proposal: Proposal,
-    other: Invitation,
-    now: datetime,
-) -> None:
-    urls = {}
+def proposal_audit(booking: Booking, proposal: Proposal, now: datetime) -> AuditEntry:
+    """The audit row of a new proposal."""
+    return AuditEntry(
+        tenant_id=booking.tenant_id, at=now, actor=proposal.proposer_address,
+        action="proposal.created", subject_type="booking", subject_id=booking.id,
+        data={"proposal": proposal.id, "via": proposal.via},
+    )  # fmt: skip
+
+
+def approval_request(
+    mailer: Mailer, booking: Booking, proposal: Proposal, other: Invitation, now: datetime
+) -> tuple[list[MagicLink], OutboundMessage]:
+    """The counterparty's approve and decline links and the notice carrying them (new rows).
+
+    The notice's key names the new proposal, so it cannot have been queued before.
+    """
+    urls, links = {}, []
     for verb in ("approve", "decline"):
-        token = issue_link(
-            session,
-            mailer,
-            purpose=verb,
-            booking=booking,
-            role=other.role,
-            address=other.address,
-            expires_at=proposal.expires_at,
-            now=now,
-            proposal_id=proposal.id,
-        )
+        token, link = new_link(
+            mailer, purpose=verb, booking=booking, role=other.role, address=other.address,
+            expires_at=proposal.expires_at, now=now, proposal_id=proposal.id,
+        )  # fmt: skip
+        links.append(link)
         urls[f"{verb}_url"] = mailer.url(f"/{verb}?t=", token)
     proposer_name = booking.guest_name if proposal.proposed_by == "guest" else booking.host_name
-    send_notice(
-        session,
+    request = notice_row(
         mailer,
         template="approval_request",
         key=f"proposal:{proposal.id}:{other.address}",
@@ -216,6 +253,7 @@ def _mail_approval_request(
         now=now,
         zone_name=other.timezone,
     )
+    return links, request
 
 
 def _use(session: Session, use: LinkUse, now: datetime) -> None:

@@ -8,14 +8,12 @@ is written to the audit log and returned as (outcome, reason) for the message ro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,8 +22,8 @@ from core.db.models import AuditEntry, Booking, InboundMessage, Invitation
 from core.events import record
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
-from core.services.busy import as_utc, dialect_time, driver_batch
-from core.services.errors import ServiceError
+from core.services.busy import as_utc, dialect_time, driver_batch, insert_of
+from core.services.errors import InvalidInput, ServiceError
 from core.services.notify import (
     Change,
     Mailer,
@@ -36,7 +34,14 @@ from core.services.notify import (
     send_itip,
     send_notice,
 )
-from core.services.proposals import create_proposal
+from core.services.outbox import outbox_row
+from core.services.proposals import (
+    approval_request,
+    check_proposal,
+    create_proposal,
+    new_proposal,
+    proposal_audit,
+)
 from mailagent.compose import Mailbox
 
 Policy = Literal["strict", "soft"]
@@ -141,14 +146,19 @@ def apply_itip(
 ) -> Decision:
     """Act on one inbound iTIP message; never raises for what the sender got wrong.
 
-    hot: a common REPLY goes through ``apply_reply_hot`` (False: the ORM path only).
+    hot: a common REPLY or COUNTER goes through ``apply_reply_hot`` or
+    ``apply_counter_hot`` (False: the ORM path only).
     """
-    if hot and itip.method.upper() == "REPLY":
+    method = itip.method.upper()
+    done = None
+    if hot and method == "REPLY":
         done = apply_reply_hot(
             session, mailer, row, itip, recipients=recipients, policy=policy, now=now, actor=actor
         )
-        if done is not None:
-            return done
+    elif hot and method == "COUNTER":
+        done = apply_counter_hot(session, mailer, row, itip, recipients=recipients, now=now)
+    if done is not None:
+        return done
     booking = session.scalar(select(Booking).where(Booking.uid == itip.uid))
     if booking is None:
         return Decision("ignored", f"no booking has UID {itip.uid!r}")
@@ -217,18 +227,32 @@ def _as_utc(value: When | None, zone_hint: str | None) -> datetime | None:
     return None
 
 
-def _counter(a: _Answer) -> Decision:
-    # A TENTATIVE inside a COUNTER (Gmail) is part of the proposal, not an answer.
-    booking, invitation = a.booking, a.invitation
+def counter_terms(
+    itip: ItipMessage, booking: Booking, invitation: Invitation
+) -> tuple[datetime, datetime, str | None] | None:
+    """(start, end, note) a COUNTER proposes, or None when it carries no DTSTART.
+
+    Floating times are read in the attendee's zone; a missing end keeps the duration.
+    A TENTATIVE inside a COUNTER (Gmail) is part of the proposal, not an answer.
+    """
     zone = invitation.timezone or booking.guest_timezone
-    start = _as_utc(a.itip.event.dtstart, zone)
-    end = _as_utc(a.itip.event.dtend, zone)
+    start = _as_utc(itip.event.dtstart, zone)
+    end = _as_utc(itip.event.dtend, zone)
     if start is None:
-        return a.decided("ignored", "the COUNTER carries no DTSTART")
+        return None
     if end is None:
         end = start + (booking.end_at - booking.start_at)
-    attendee = next((x for x in a.itip.attendees if x.address == invitation.address.lower()), None)
-    note = (attendee.response_comment if attendee else None) or a.itip.event.comment
+    attendee = next((x for x in itip.attendees if x.address == invitation.address.lower()), None)
+    note = (attendee.response_comment if attendee else None) or itip.event.comment
+    return start, end, note
+
+
+def _counter(a: _Answer) -> Decision:
+    booking, invitation = a.booking, a.invitation
+    terms = counter_terms(a.itip, booking, invitation)
+    if terms is None:
+        return a.decided("ignored", "the COUNTER carries no DTSTART")
+    start, end, note = terms
     proposal = create_proposal(
         a.session,
         a.mailer,
@@ -290,7 +314,7 @@ def answer_plain_mail(
     return Decision("applied", "answered with a reschedule link", booking.id)
 
 
-# --- the common REPLY on the driver's cursor ------------------------------------------------
+# --- the common REPLY and COUNTER on the driver's cursor -------------------------------------
 
 _B = (
     "id", "tenant_id", "provider_id", "uid", "sequence", "status", "title", "start_at",
@@ -311,10 +335,6 @@ _INVITATIONS_BY_UID = (
 _CANCELS_QUEUED = (
     "SELECT idempotency_key FROM outbound_messages WHERE uid = :uid AND method = 'CANCEL'"
 )
-_AUDIT = (
-    "INSERT INTO audit_log (tenant_id, at, actor, action, subject_type, subject_id, data)"
-    " VALUES (:tenant, :at, :actor, :action, 'booking', :booking, :data)"
-)
 _ANSWERED = (
     "UPDATE invitations SET partstat = :partstat, last_reply_dtstamp = :stamp,"
     " updated_at = :now WHERE id = :id"
@@ -323,16 +343,68 @@ _CANCELLED = (
     "UPDATE bookings SET status = 'cancelled', cancel_reason = :reason, sequence = :sequence,"
     " updated_at = :now WHERE id = :id"
 )
-_QUEUE = (
-    "INSERT INTO outbound_messages (tenant_id, idempotency_key, kind, uid, sequence, attendee,"
-    " method, booking_id, recipient, message_id, mime, status, attempts, next_attempt_at,"
-    " created_at) VALUES (:tenant, :key, 'itip.cancellation', :uid, :sequence, :attendee,"
-    " 'CANCEL', :booking, :recipient, :message_id, :mime, 'pending', 0, :now, :now)"
-)
 _CANCEL_SENT = (
     "UPDATE invitations SET last_method_sent = 'CANCEL', last_sequence_sent = :sequence,"
     " last_message_id = :message_id, updated_at = :now WHERE id = :id"
 )
+_SUPERSEDED = (
+    "UPDATE proposals SET status = 'superseded', decided_at = :now"
+    " WHERE booking_id = :booking AND status = 'pending'"
+)
+
+
+@dataclass(frozen=True)
+class _Matched:
+    """What the hot paths read in their first batch, with the answering invitation."""
+
+    booking: Booking  # not in any session, like the invitations
+    provider_zone: str | None
+    invitations: list[Invitation]
+    invitation: Invitation
+    queued_cancels: set[str]
+
+
+def _match_hot(
+    session: Session,
+    mailer: Mailer,
+    itip: ItipMessage,
+    recipients: tuple[str, ...],
+    *,
+    cancels: bool,
+) -> _Matched | None:
+    """Read the booking (locked), its invitations and (cancels) the CANCELs queued for it,
+    in one batch; None unless an invited attendee answers the current SEQUENCE."""
+    dialect = session.get_bind().dialect.name
+    lock = " FOR UPDATE OF b" if dialect == "postgresql" else ""
+    statements = [
+        (_BOOKING_BY_UID + lock, {"uid": itip.uid}),
+        (_INVITATIONS_BY_UID, {"uid": itip.uid}),
+    ]
+    if cancels:
+        statements.append((_CANCELS_QUEUED, {"uid": itip.uid}))
+    found, rows, *queued = driver_batch(session, statements)
+    if not found:
+        return None
+    *values, provider_zone = found[0]
+    booking = Booking(**dict(zip(_B, values, strict=True)))
+    booking.start_at, booking.end_at = as_utc(booking.start_at), as_utc(booking.end_at)
+    invitations = [Invitation(**dict(zip(_I, r, strict=True))) for r in rows]
+    for inv in invitations:
+        stamp = inv.last_reply_dtstamp
+        inv.last_reply_dtstamp = None if stamp is None else as_utc(stamp)
+    tags = plus_tags(recipients, mailer.organizer_email)
+    invitation, _ = pick_invitation(invitations, itip, tags)
+    if invitation is None or itip.sequence < booking.sequence:
+        return None
+    keys = {key for (key,) in queued[0]} if queued else set()
+    return _Matched(booking, provider_zone, invitations, invitation, keys)
+
+
+def _audit_row(booking: Booking, actor: str, action: str, now: datetime, **data: Any) -> AuditEntry:
+    return AuditEntry(
+        tenant_id=booking.tenant_id, at=now, actor=actor, action=action,
+        subject_type="booking", subject_id=booking.id, data=data,
+    )  # fmt: skip
 
 
 def apply_reply_hot(
@@ -357,54 +429,30 @@ def apply_reply_hot(
     mismatched sender, a stale SEQUENCE, an unknown PARTSTAT, an older answer) writes
     nothing and returns None, for ``apply_itip`` to decide and explain.
     """
-    dialect = session.get_bind().dialect.name
-    lock = " FOR UPDATE OF b" if dialect == "postgresql" else ""
-    found, rows, queued = driver_batch(
-        session,
-        [
-            (_BOOKING_BY_UID + lock, {"uid": itip.uid}),
-            (_INVITATIONS_BY_UID, {"uid": itip.uid}),
-            (_CANCELS_QUEUED, {"uid": itip.uid}),
-        ],
-    )
-    if not found:
+    matched = _match_hot(session, mailer, itip, recipients, cancels=True)
+    if matched is None:
         return None
-    *values, provider_zone = found[0]
-    booking = Booking(**dict(zip(_B, values, strict=True)))
-    booking.start_at, booking.end_at = as_utc(booking.start_at), as_utc(booking.end_at)
-    invitations = [Invitation(**dict(zip(_I, r, strict=True))) for r in rows]
-    for inv in invitations:
-        stamp = inv.last_reply_dtstamp
-        inv.last_reply_dtstamp = None if stamp is None else as_utc(stamp)
-    invitation, _ = pick_invitation(
-        invitations, itip, plus_tags(recipients, mailer.organizer_email)
-    )
-    if invitation is None or itip.sequence < booking.sequence:
-        return None
+    booking, invitation = matched.booking, matched.invitation
     partstat, problem = reply_partstat(itip, invitation)
     if problem is not None:
         return None
+    dialect = session.get_bind().dialect
 
     def at(moment: datetime) -> Any:
-        return dialect_time(dialect, moment)
-
-    def audit(actor_name: str, action: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        body = Jsonb(data) if dialect == "postgresql" else json.dumps(data)
-        return _AUDIT, {
-            "tenant": booking.tenant_id, "at": at(now), "actor": actor_name, "action": action,
-            "booking": booking.id, "data": body,
-        }  # fmt: skip
+        return dialect_time(dialect.name, moment)
 
     role = invitation.role
     record("imip.in", method="REPLY", booking_id=booking.id, role=role)
-    stamp = itip.dtstamp or now
+    answered = _audit_row(
+        booking, invitation.address, "imip.reply", now, message=row.id, partstat=partstat.lower()
+    )
     writes = [
-        audit(invitation.address, "imip.reply", {"message": row.id, "partstat": partstat.lower()}),
-        (_ANSWERED, {"partstat": partstat.lower(), "stamp": at(stamp), "now": at(now),
-                     "id": invitation.id}),
+        insert_of(answered, dialect),
+        (_ANSWERED, {"partstat": partstat.lower(), "stamp": at(itip.dtstamp or now),
+                     "now": at(now), "id": invitation.id}),
     ]  # fmt: skip
     cancels = partstat == "DECLINED" and policy == "strict" and booking.status in ACTIVE
-    sent: list[tuple[Invitation, str]] = []
+    sent: list[Invitation] = []
     if cancels:
         booking.sequence += 1
         booking.status = "cancelled"
@@ -412,34 +460,34 @@ def apply_reply_hot(
             (_CANCELLED, {"reason": f"declined by the {role}", "sequence": booking.sequence,
                           "now": at(now), "id": booking.id})
         )  # fmt: skip
-        writes.append(
-            audit(actor.named(role).name, "booking.cancelled", {
-                "status": "cancelled", "sequence": booking.sequence,
-                "start": booking.start_at.isoformat(), "end": booking.end_at.isoformat(),
-            })
+        cancelled = _audit_row(
+            booking, actor.named(role).name, "booking.cancelled", now, status="cancelled",
+            sequence=booking.sequence, start=booking.start_at.isoformat(),
+            end=booking.end_at.isoformat(),
         )  # fmt: skip
-        already = {key for (key,) in queued}
-        for target in invitations:  # only those who were sent the event get its CANCEL
+        writes.append(insert_of(cancelled, dialect))
+        for target in matched.invitations:  # only those who were sent the event get its CANCEL
             key = f"{booking.uid}:{booking.sequence}:{target.address}:CANCEL"
-            if target.last_method_sent != "REQUEST" or key in already:
+            if target.last_method_sent != "REQUEST" or key in matched.queued_cancels:
                 continue
             zone = target.timezone or (
-                provider_zone if target.role == "host" else booking.guest_timezone
+                matched.provider_zone if target.role == "host" else booking.guest_timezone
             )
             mime, message_id = compose_change(
                 mailer, booking, target, "cancellation", now, key, zone, None
             )
-            writes.append(
-                (_QUEUE, {"tenant": booking.tenant_id, "key": key, "uid": booking.uid,
-                          "sequence": booking.sequence, "attendee": target.address.lower(),
-                          "booking": booking.id, "recipient": target.address,
-                          "message_id": message_id, "mime": mime, "now": at(now)})
+            queued = outbox_row(
+                idempotency_key=key, kind="itip.cancellation", uid=booking.uid,
+                sequence=booking.sequence, attendee=target.address, method="CANCEL",
+                booking_id=booking.id, recipient=target.address, message=mime,
+                message_id=message_id, now=now, tenant_id=booking.tenant_id,
             )  # fmt: skip
+            writes.append(insert_of(queued, dialect))
             writes.append(
                 (_CANCEL_SENT, {"sequence": booking.sequence, "message_id": message_id,
                                 "now": at(now), "id": target.id})
             )  # fmt: skip
-            sent.append((target, key))
+            sent.append(target)
     driver_batch(session, writes)
     if not cancels:
         return Decision("applied", f"{role} {partstat.lower()}", booking.id)
@@ -449,8 +497,53 @@ def apply_reply_hot(
         provider_id=booking.provider_id,
         sequence=booking.sequence,
     )
-    for target, _ in sent:
+    for target in sent:
         record("imip.out", method="CANCEL", booking_id=booking.id, role=target.role)
     if sent:
         deliver_soon(session, now)
     return Decision("applied", f"{role} declined: cancelled for both", booking.id)
+
+
+def apply_counter_hot(
+    session: Session,
+    mailer: Mailer,
+    row: InboundMessage,
+    itip: ItipMessage,
+    *,
+    recipients: tuple[str, ...],
+    now: datetime,
+) -> Decision | None:
+    """``apply_itip`` for the common COUNTER: a new time the counterparty is asked about.
+
+    Two batches, like ``apply_reply_hot``: read the booking (locked) and its
+    invitations; then supersede older pending proposals and insert the proposal, its
+    approve and decline links, the approval request to the counterparty and the audit
+    row. A COUNTER that ``create_proposal`` would refuse, or that needs explaining,
+    writes nothing and returns None.
+    """
+    matched = _match_hot(session, mailer, itip, recipients, cancels=False)
+    if matched is None:
+        return None
+    booking, invitation = matched.booking, matched.invitation
+    terms = counter_terms(itip, booking, invitation)
+    other = next((i for i in matched.invitations if i.role != invitation.role), None)
+    if terms is None or other is None:
+        return None
+    start, end, note = terms
+    try:
+        check_proposal(booking, start, end, now)
+    except InvalidInput:
+        return None
+    proposal = new_proposal(
+        mailer, booking, role=invitation.role, address=invitation.address, start=start,
+        end=end, note=note, via="counter", now=now, inbound_message_id=row.id,
+    )  # fmt: skip
+    links, request = approval_request(mailer, booking, proposal, other, now)
+    dialect = session.get_bind().dialect
+    news = (proposal, *links, request, proposal_audit(booking, proposal, now))
+    superseded = (_SUPERSEDED, {"now": dialect_time(dialect.name, now), "booking": booking.id})
+    driver_batch(session, [superseded, *(insert_of(new, dialect) for new in news)])
+    record("imip.in", method="COUNTER", booking_id=booking.id, role=invitation.role)
+    record("cal.proposal.created", booking_id=booking.id, proposal_id=proposal.id, via="counter")
+    deliver_soon(session, now)
+    return Decision("applied", f"COUNTER became proposal {proposal.id}", booking.id)

@@ -1,13 +1,15 @@
-"""The driver-level REPLY path leaves exactly what the ORM path leaves, or steps aside.
+"""The driver-level REPLY and COUNTER paths leave what the ORM path leaves, or step aside.
 
-Each case applies one REPLY twice in the same database: once through the ORM path, its
-effects read and rolled back, then through ``apply_reply_hot``. Bookings, invitations,
-audit rows, the outbox (the composed MIME byte for byte) and the outbox wake must agree.
-Answers the hot path does not take (stale, unknown, uninvited, older) must write nothing.
+Each case applies one answer twice in the same database: once through the ORM path, its
+effects read and rolled back, then through the hot path. Bookings, invitations, audit
+rows, proposals, links, the outbox (a CANCEL's MIME byte for byte; a notice's text with
+its fresh tokens masked) and the outbox wake must agree. Answers the hot paths do not
+take (stale, unknown, uninvited, older, refused) must write nothing.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,15 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.db.models import AuditEntry, Booking, InboundMessage, Invitation, OutboundMessage
+from core.db.models import (
+    AuditEntry,
+    Booking,
+    InboundMessage,
+    Invitation,
+    MagicLink,
+    OutboundMessage,
+    Proposal,
+)
 from core.runtime import Runtime
 from core.services import replies
 from core.services.bookings import actor_of
@@ -23,7 +33,7 @@ from core.services.inbound import store_raw
 from core.services.notify import Mailer
 from mailagent.mime import parse_message
 from tests.integration.negotiation import mails
-from tests.integration.negotiation.helpers import GUEST, booked
+from tests.integration.negotiation.helpers import GUEST, body_text, booked
 
 HOST = "ada@example.org"
 NOW = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
@@ -43,6 +53,22 @@ def _snapshot(session: Session, booking_id: str, audit_after: int) -> dict[str, 
         .where(OutboundMessage.booking_id == booking_id, OutboundMessage.method == "CANCEL")
         .order_by(OutboundMessage.recipient)
     )
+    notices = session.scalars(
+        select(OutboundMessage)
+        .where(
+            OutboundMessage.booking_id == booking_id,
+            OutboundMessage.kind == "notice.approval_request",
+        )
+        .order_by(OutboundMessage.id)
+    )
+    proposals = session.scalars(
+        select(Proposal).where(Proposal.booking_id == booking_id).order_by(Proposal.status)
+    )
+    links = session.scalars(
+        select(MagicLink)
+        .where(MagicLink.booking_id == booking_id, MagicLink.proposal_id.is_not(None))
+        .order_by(MagicLink.purpose)
+    )
 
     def columns(row: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
         return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key not in skip}
@@ -52,8 +78,20 @@ def _snapshot(session: Session, booking_id: str, audit_after: int) -> dict[str, 
         "invitations": [columns(i) for i in invitations],
         "audit": [columns(a, ("id",)) for a in audits],
         "outbox": [columns(o, ("id",)) for o in outbox],
+        "notices": [
+            {**columns(n, ("id", "mime", "idempotency_key", "message_id")), "text": _masked(n)}
+            for n in notices
+        ],
+        "proposals": [columns(p, ("id",)) for p in proposals],
+        "links": [columns(k, ("id", "token_hash", "proposal_id")) for k in links],
         "wakes": dict(session.info.get("parley.wakes", {})),
     }
+
+
+def _masked(notice: OutboundMessage) -> str:
+    """The notice's text with its fresh tokens and proposal id masked."""
+    text = re.sub(r"([?&][tr]=)[A-Za-z0-9_\-%.~]+", r"\1…", body_text(notice))
+    return re.sub(r"prp_[0-9a-f]{20}", "prp_…", text)
 
 
 def _apply(
@@ -140,6 +178,43 @@ def test_hot_reply_skips_attendees_who_never_got_the_event(
     assert [o["recipient"] for o in got["outbox"]] == [GUEST]
 
 
+@pytest.mark.parametrize("shape", ["outlook", "gmail"])
+def test_hot_counter_writes_what_the_orm_path_writes(
+    runtime: Runtime, admin_headers: dict[str, str], shape: str
+) -> None:
+    booking_id, uid, to = _setup(runtime, admin_headers)
+    if shape == "outlook":
+        raw = mails.outlook(
+            method="COUNTER", uid=uid, sequence=0, attendee=GUEST, to=to["guest"],
+            partstat="TENTATIVE", start_local="20270303T150000", end_local="20270303T153000",
+            comment="Afternoon?",
+        )  # fmt: skip
+    else:
+        raw = mails.gmail(
+            method="COUNTER", uid=uid, sequence=0, attendee=GUEST, to=to["guest"],
+            partstat="TENTATIVE", start_utc="20270304T100000Z", end_utc="20270304T103000Z",
+            note="Thursday works better",
+        )  # fmt: skip
+    # A pending proposal already there: both paths supersede it.
+    first = raw.replace(b"Message-ID: <", b"Message-ID: <first-")
+    first = first.replace(b"20270303T15", b"20270303T16").replace(b"20270304T10", b"20270304T11")
+    _apply(runtime, first, to["guest"], booking_id, hot=False, keep=True)
+    slow, expected = _apply(runtime, raw, to["guest"], booking_id, hot=False, keep=False)
+    again = raw.replace(b"Message-ID: <", b"Message-ID: <again-")
+    fast, got = _apply(runtime, again, to["guest"], booking_id, hot=True, keep=True)
+    assert slow.outcome == fast.outcome == "applied"
+    assert slow.reason.startswith("COUNTER became proposal prp_")
+    assert fast.reason.startswith("COUNTER became proposal prp_") and fast.reason != slow.reason
+    for state in (expected, got):
+        for audit in state["audit"]:
+            audit["data"].pop("proposal", None)
+        for proposal in state["proposals"]:
+            proposal.pop("inbound_message_id")  # the two stored copies have their own ids
+    assert got == expected
+    assert [p["status"] for p in got["proposals"]] == ["pending", "superseded"]
+    assert len(got["links"]) == 4 and len(got["notices"]) == 2 and got["wakes"]  # 2 each
+
+
 @pytest.mark.parametrize("shape", ["stale", "unknown", "stranger", "older", "no booking"])
 def test_hot_reply_steps_aside_and_writes_nothing(
     runtime: Runtime, admin_headers: dict[str, str], shape: str
@@ -186,3 +261,38 @@ def test_hot_reply_steps_aside_and_writes_nothing(
             now=NOW, actor=actor,
         )  # fmt: skip
         assert decision.outcome == "ignored" and decision.reason
+
+
+@pytest.mark.parametrize(
+    ("when", "end"),
+    [("20270201T100000Z", "20270201T103000Z"), ("20270302T090000Z", "20270302T093000Z")],
+    ids=["past", "unchanged"],
+)
+def test_hot_counter_steps_aside_for_what_create_proposal_refuses(
+    runtime: Runtime, admin_headers: dict[str, str], when: str, end: str
+) -> None:
+    booking_id, uid, to = _setup(runtime, admin_headers)
+    raw = mails.gmail(
+        method="COUNTER", uid=uid, sequence=0, attendee=GUEST, to=to["guest"],
+        partstat="TENTATIVE", start_utc=when, end_utc=end,
+    )  # fmt: skip
+    itip = parse_message(raw).itip
+    assert itip is not None
+    actor = actor_of(runtime, "mailbox")
+    assert isinstance(actor.mailer, Mailer)
+    stored = store_raw(runtime.sessions, raw, channel="smtp", now=NOW, envelope_to=[to["guest"]])
+    with runtime.sessions() as session:
+        row = session.get(InboundMessage, stored.id)
+        assert row is not None
+        before = _snapshot(session, booking_id, 0)
+        done = replies.apply_counter_hot(
+            session, actor.mailer, row, itip, recipients=(to["guest"],), now=NOW
+        )
+        assert done is None
+        assert _snapshot(session, booking_id, 0) == before
+        decision = replies.apply_itip(
+            session, actor.mailer, row, itip, recipients=(to["guest"],), policy="strict",
+            now=NOW, actor=actor,
+        )  # fmt: skip
+        assert decision.outcome == "ignored"
+        assert "past" in decision.reason or "current time" in decision.reason
