@@ -46,6 +46,8 @@ _log = get_logger("parley.outbox")
 # Results are written every SETTLE_EVERY messages (one transaction): a crash re-sends at
 # most that many, with their stable Message-IDs; per-message commits cost 3x the throughput.
 SETTLE_EVERY = 25
+# After sending, how long a run keeps looking for more before it closes its connections.
+LINGER_SECONDS = 0.05
 
 
 @dataclass
@@ -90,11 +92,19 @@ class OutboxSender:
         # Copies for the IMAP Sent folder are only kept when there is an IMAP mailbox.
         self.keep_sent = bool(settings.imap_url)
 
-    async def run(self, *, max_batches: int = 50) -> DeliveryReport:
-        """Deliver due rows, batch after batch, until none is due (or max_batches ran)."""
+    async def run(self, *, max_batches: int = 50, linger: float = LINGER_SECONDS) -> DeliveryReport:
+        """Deliver due rows, batch after batch, until none is due (or max_batches ran).
+
+        Having sent something, the run looks again a few times over ``linger`` seconds
+        before it ends: under a steady stream of answers more mail is queued every few
+        milliseconds, and it then goes out over the connections already open instead of
+        a new run's new ones (connecting, EHLO and QUIT on every lane).
+        """
         report = DeliveryReport()
         try:
-            for _ in range(max_batches):
+            loop = asyncio.get_running_loop()
+            batches, idle_since = 0, None
+            while batches < max_batches:
                 items = await asyncio.to_thread(
                     claim_due,
                     self.sessions,
@@ -102,9 +112,15 @@ class OutboxSender:
                     lease_seconds=self.settings.outbox_lease_seconds,
                     limit=self.settings.outbox_batch_size,
                 )
-                if not items:
+                if items:
+                    batches, idle_since = batches + 1, None
+                    await self._deliver_batch(items, report)
+                    continue
+                if idle_since is None:
+                    idle_since = loop.time()
+                if not report.attempted or loop.time() - idle_since >= linger:
                     break
-                await self._deliver_batch(items, report)
+                await asyncio.sleep(linger / 5)
         finally:
             await asyncio.gather(*(relay.close() for relay in self.relays))
         await asyncio.to_thread(self._update_backlog)
