@@ -46,8 +46,6 @@ _log = get_logger("parley.outbox")
 # Results are written every SETTLE_EVERY messages (one transaction): a crash re-sends at
 # most that many, with their stable Message-IDs; per-message commits cost 3x the throughput.
 SETTLE_EVERY = 25
-# After sending, how long a run keeps looking for more before it closes its connections.
-LINGER_SECONDS = 0.05
 
 
 @dataclass
@@ -92,19 +90,11 @@ class OutboxSender:
         # Copies for the IMAP Sent folder are only kept when there is an IMAP mailbox.
         self.keep_sent = bool(settings.imap_url)
 
-    async def run(self, *, max_batches: int = 50, linger: float = LINGER_SECONDS) -> DeliveryReport:
-        """Deliver due rows, batch after batch, until none is due (or max_batches ran).
-
-        Having sent something, the run looks again a few times over ``linger`` seconds
-        before it ends: under a steady stream of answers more mail is queued every few
-        milliseconds, and it then goes out over the connections already open instead of
-        a new run's new ones (connecting, EHLO and QUIT on every lane).
-        """
+    async def run(self, *, max_batches: int = 50) -> DeliveryReport:
+        """Deliver due rows, batch after batch, until none is due (or max_batches ran)."""
         report = DeliveryReport()
         try:
-            loop = asyncio.get_running_loop()
-            batches, idle_since = 0, None
-            while batches < max_batches:
+            for _ in range(max_batches):
                 items = await asyncio.to_thread(
                     claim_due,
                     self.sessions,
@@ -112,15 +102,9 @@ class OutboxSender:
                     lease_seconds=self.settings.outbox_lease_seconds,
                     limit=self.settings.outbox_batch_size,
                 )
-                if items:
-                    batches, idle_since = batches + 1, None
-                    await self._deliver_batch(items, report)
-                    continue
-                if idle_since is None:
-                    idle_since = loop.time()
-                if not report.attempted or loop.time() - idle_since >= linger:
+                if not items:
                     break
-                await asyncio.sleep(linger / 5)
+                await self._deliver_batch(items, report)
         finally:
             await asyncio.gather(*(relay.close() for relay in self.relays))
         await asyncio.to_thread(self._update_backlog)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -178,46 +177,6 @@ def test_a_batch_goes_over_several_connections_each_recipient_in_order(runtime: 
     for recipient in recipients:  # each recipient's mail arrives in the order it was queued
         order = [int(m[4:].split("@")[0]) for _, r, m in relay.arrivals if r == recipient]
         assert order == sorted(order) and len(order) == 12
-
-
-def test_mail_queued_while_a_run_lingers_goes_out_over_its_open_connection(
-    runtime: Runtime,
-) -> None:
-    _queue(runtime, 1)
-    relay = CountingRelay()
-
-    async def run_and_queue_more(sender: OutboxSender) -> Any:
-        async def more() -> None:
-            await asyncio.sleep(0.15)  # the first message is out: the run is lingering
-            await asyncio.to_thread(enqueue_later, "late@example.net", "<late@parley.localhost>")
-
-        def enqueue_later(to: str, message_id: str) -> None:
-            with runtime.sessions.begin() as session:
-                enqueue_message(
-                    session, idempotency_key="late", kind="invitation", uid="late", sequence=0,
-                    attendee=to, method="REQUEST", booking_id=None, recipient=to,
-                    message=mail(message_id=message_id, to=to), message_id=message_id, now=NOW,
-                )  # fmt: skip
-
-        late = asyncio.ensure_future(more())
-        report = await sender.run(linger=1.0)
-        await late
-        return report
-
-    with server_in_thread(relay.factory()) as bound:
-        url = f"smtp://u:p%20w@127.0.0.1:{bound}"
-        sender = _sender(runtime, [NOW], smtp_relay_url=url, outbox_connections=1)
-        report = asyncio.run(run_and_queue_more(sender))
-        began = time.monotonic()
-        idle = asyncio.run(_sender(runtime, [NOW], smtp_relay_url=url).run(linger=5.0))
-        idle_seconds = time.monotonic() - began
-    assert report.sent == 2
-    assert [m for _, _, m in relay.arrivals] == [
-        "<out0@parley.localhost>",
-        "<late@parley.localhost>",
-    ]
-    assert len({peer for peer, _, _ in relay.arrivals}) == 1  # one connection for both
-    assert idle.attempted == 0 and idle_seconds < 2.0  # a run that sent nothing does not linger
 
 
 class BreakingSigner:
