@@ -123,17 +123,35 @@ def driver_batch(
 def _pipelined(
     driver: Any, statements: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> list[list[tuple[Any, ...]]]:
-    cursors = []
+    # A cursor costs more Python time to make than a short statement to send: statements
+    # that return no rows share one (its results are not read), the others get their own.
+    cursors: list[Any] = []
+    shared = driver.cursor()
     try:
         with driver.pipeline():
             for sql, params in statements:
-                cursor = driver.cursor()
-                cursors.append(cursor)
+                if _returns_rows(sql):
+                    cursor = driver.cursor()
+                    cursors.append(cursor)
+                else:
+                    cursor = shared
+                    cursors.append(None)
                 cursor.execute(for_driver(sql, "postgresql"), params)
-        return [list(c.fetchall()) if c.description is not None else [] for c in cursors]
+        return [[] if c is None else list(c.fetchall()) for c in cursors]
     finally:
+        shared.close()
         for cursor in cursors:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
+
+
+@lru_cache(maxsize=256)
+def _returns_rows(sql: str) -> bool:
+    """Whether a statement can return rows: a SELECT (or WITH, VALUES…) or a RETURNING."""
+    head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+    return head not in ("INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK") or (
+        "RETURNING" in sql.upper()
+    )
 
 
 async def pipelined_async(
