@@ -18,7 +18,9 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from sqlalchemy import event, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -126,10 +128,24 @@ def main() -> None:
         statements = [0]
         last: list[str] = []
 
-        @event.listens_for(engine, "before_cursor_execute")
-        def _count(conn: object, cursor: object, sql: str, *_: object) -> None:
+        def note(sql: object) -> None:
             statements[0] += 1
-            last.append(" ".join(sql.split())[:110])
+            last.append(" ".join(str(sql).split())[:110])
+
+        if args.sqlite:  # what goes through SQLAlchemy (the driver-level statements do not)
+
+            @event.listens_for(engine, "before_cursor_execute")
+            def _count(conn: object, cursor: object, sql: str, *_: object) -> None:
+                note(sql)
+
+        else:  # every statement, SQLAlchemy's and the plain ones, reaches psycopg's cursor
+            execute = psycopg.Cursor.execute
+
+            def counted(cursor: Any, query: Any, *rest: Any, **kw: Any) -> Any:
+                note(query)
+                return execute(cursor, query, *rest, **kw)
+
+            psycopg.Cursor.execute = counted  # type: ignore[method-assign]
 
         profile = cProfile.Profile(time.process_time) if args.profile else None
         wall, cpu = time.perf_counter(), time.process_time()
