@@ -240,27 +240,8 @@ def test_hot_reply_steps_aside_and_writes_nothing(
     raw = mails.apple(
         uid=the_uid, sequence=sequence, attendee=attendee, to=to["guest"], partstat=partstat
     )
-    itip = parse_message(raw).itip
-    assert itip is not None
-    actor = actor_of(runtime, "mailbox")
-    assert isinstance(actor.mailer, Mailer)
-    stored = store_raw(runtime.sessions, raw, channel="smtp", now=NOW, envelope_to=[to["guest"]])
-    with runtime.sessions() as session:
-        row = session.get(InboundMessage, stored.id)
-        assert row is not None
-        before = _snapshot(session, booking_id, 0)
-        done = replies.apply_reply_hot(
-            session, actor.mailer, row, itip, recipients=(to["guest"],), policy="strict",
-            now=NOW, actor=actor,
-        )  # fmt: skip
-        assert done is None
-        assert _snapshot(session, booking_id, 0) == before
-        # The full path still decides it, and says why.
-        decision = replies.apply_itip(
-            session, actor.mailer, row, itip, recipients=(to["guest"],), policy="strict",
-            now=NOW, actor=actor,
-        )  # fmt: skip
-        assert decision.outcome == "ignored" and decision.reason
+    decision = _hot_steps_aside(runtime, raw, to["guest"], booking_id)
+    assert decision.outcome == "ignored" and decision.reason
 
 
 @pytest.mark.parametrize(
@@ -276,23 +257,35 @@ def test_hot_counter_steps_aside_for_what_create_proposal_refuses(
         method="COUNTER", uid=uid, sequence=0, attendee=GUEST, to=to["guest"],
         partstat="TENTATIVE", start_utc=when, end_utc=end,
     )  # fmt: skip
+    decision = _hot_steps_aside(runtime, raw, to["guest"], booking_id)
+    assert decision.outcome == "ignored"
+    assert "past" in decision.reason or "current time" in decision.reason
+
+
+def _hot_steps_aside(runtime: Runtime, raw: bytes, to: str, booking_id: str) -> replies.Decision:
+    """Check the hot path returns None and writes nothing; what the full path decides."""
     itip = parse_message(raw).itip
     assert itip is not None
     actor = actor_of(runtime, "mailbox")
     assert isinstance(actor.mailer, Mailer)
-    stored = store_raw(runtime.sessions, raw, channel="smtp", now=NOW, envelope_to=[to["guest"]])
+    stored = store_raw(runtime.sessions, raw, channel="smtp", now=NOW, envelope_to=[to])
     with runtime.sessions() as session:
         row = session.get(InboundMessage, stored.id)
         assert row is not None
         before = _snapshot(session, booking_id, 0)
-        done = replies.apply_counter_hot(
-            session, actor.mailer, row, itip, recipients=(to["guest"],), now=NOW
-        )
+        if itip.method == "REPLY":
+            done = replies.apply_reply_hot(
+                session, actor.mailer, row, itip, recipients=(to,), policy="strict", now=NOW,
+                actor=actor,
+            )  # fmt: skip
+        else:
+            done = replies.apply_counter_hot(
+                session, actor.mailer, row, itip, recipients=(to,), now=NOW
+            )
         assert done is None
         assert _snapshot(session, booking_id, 0) == before
-        decision = replies.apply_itip(
-            session, actor.mailer, row, itip, recipients=(to["guest"],), policy="strict",
-            now=NOW, actor=actor,
+        # The full path still decides it, and says why.
+        return replies.apply_itip(
+            session, actor.mailer, row, itip, recipients=(to,), policy="strict", now=NOW,
+            actor=actor,
         )  # fmt: skip
-        assert decision.outcome == "ignored"
-        assert "past" in decision.reason or "current time" in decision.reason
