@@ -137,7 +137,7 @@ def _pipelined(
                     cursor = shared
                     cursors.append(None)
                 cursor.execute(for_driver(sql, "postgresql"), params)
-        return [[] if c is None else list(c.fetchall()) for c in cursors]
+        return [[] if c is None or c.description is None else list(c.fetchall()) for c in cursors]
     finally:
         shared.close()
         for cursor in cursors:
