@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from core.db.models import Booking, Invitation, Provider, new_id
 from tests.conftest import free_port
+
+T = TypeVar("T")
 
 NOW = datetime(2026, 5, 5, 10, 0, tzinfo=UTC)
 
@@ -139,3 +141,19 @@ def reply(
         extra='MIME-Version: 1.0\r\nContent-Type: text/calendar; charset="UTF-8"; method=REPLY\r\n',
         body=ics,
     )  # fmt: skip
+
+
+def run_client(work: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run for client code, letting closing transports finish before the loop ends.
+
+    A connection closed just before the loop stops (a TLS close_notify still under way,
+    say) would leave its socket open, and its ResourceWarning would surface, at garbage
+    collection, in whatever test runs next.
+    """
+
+    async def main() -> T:
+        result = await work
+        await asyncio.sleep(0.1)
+        return result
+
+    return asyncio.run(main())

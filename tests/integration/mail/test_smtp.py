@@ -17,7 +17,7 @@ from core.db.models import InboundMessage
 from core.runtime import Runtime
 from mailagent.lmtp import LmtpHandler, lmtp_factory
 from mailagent.smtp import InboundHandler, RecipientPolicy, smtp_factory
-from tests.integration.mail.helpers import mail, self_signed, server_in_thread
+from tests.integration.mail.helpers import mail, run_client, self_signed, server_in_thread
 
 ORGANIZER = "scheduling@parley.localhost"
 POLICY = RecipientPolicy(ORGANIZER, ["bookings@parley.localhost"])
@@ -73,7 +73,7 @@ def test_hot_store_on_the_event_loop_keeps_every_message_once(runtime: Runtime) 
         await asyncio.gather(*(one(i) for i in range(30)))
 
     with server_in_thread(smtp_factory(handler, data_size_limit=10_000)) as port:
-        asyncio.run(send_all(port))
+        run_client(send_all(port))
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             raw = mail(message_id="<single@example.net>")
             client.sendmail("guest@example.net", [ORGANIZER], raw)
@@ -107,7 +107,7 @@ def test_aiosmtplib_concurrent_senders_and_dedup(runtime: Runtime) -> None:
                                   hostname="127.0.0.1", port=port)  # fmt: skip
 
     with server_in_thread(smtp_factory(handler, data_size_limit=10_000)) as port:
-        asyncio.run(send_all(port))
+        run_client(send_all(port))
     keys = [r.message_key for r in _rows(runtime)]
     assert sorted(k for k in keys if not k.startswith("sha256:")) == sorted(
         f"<c{i}@example.net>" for i in range(10)
@@ -144,7 +144,7 @@ def test_starttls_with_a_configured_certificate(runtime: Runtime, tmp_path: Path
             client.ehlo()
             assert isinstance(client.sock, ssl.SSLSocket)
             client.sendmail("g@example.net", [ORGANIZER], mail(message_id="<tls@x>"))
-        asyncio.run(
+        run_client(
             aiosmtplib.send(mail(message_id="<tls2@x>"), sender="g@example.net",
                             recipients=[ORGANIZER], hostname="127.0.0.1", port=port,
                             start_tls=True, tls_context=client_tls)
