@@ -1,7 +1,7 @@
 """The negotiation loop's latency and throughput: an answer in over SMTP, its mail out (not a test).
 
 Run ``python bench/negotiation_loop.py [--kind reply|counter] [--bookings N] [--clients C]
-[--workers W]``:
+[--rate R] [--workers W]``:
 creates its own PostgreSQL database on 127.0.0.1:5432 (``--sqlite`` for the embedded
 default), starts `parley serve` with a local relay sink, books N sessions over the JSON
 API and waits for their invitations. Then for each booking one answer is sent to
@@ -9,8 +9,10 @@ Parley's SMTP listener: a REPLY DECLINED from the guest (result: CANCEL to both)
 Gmail-shaped COUNTER from the host (result: the approval request to that booking's
 guest). Latency runs from the listener's 250 to the last resulting mail at the relay:
 first one answer at a time (light load), then all the rest from C concurrent clients
-(sustained loops/s). ``--workers W`` adds W `parley worker` processes beside `parley
-serve` (the scaled-out deployment: they share the job queue and the inbound mail).
+(sustained loops/s), or with ``--rate R`` offered at R answers a second, so the latency
+under that load shows whether Parley keeps up. ``--workers W`` adds W `parley worker`
+processes beside `parley serve` (the scaled-out deployment: they share the job queue and
+the inbound mail).
 """
 
 from __future__ import annotations
@@ -200,9 +202,11 @@ def run(args: argparse.Namespace) -> None:
                 ]
                 light, heavy = jobs[: args.light], jobs[args.light :]
 
-                def send_all(share: list[Any], out: list[float], sent_at: dict[str, float]) -> None:
+                def send_all(share: list[Any], due: list[float], sent_at: dict[str, float]) -> None:
                     with smtplib.SMTP("127.0.0.1", parley.smtp_port, timeout=30) as client:
-                        for raw, to, key, _ in share:
+                        for index, (raw, to, key, _) in enumerate(share):
+                            if due:  # an offered rate: wait for this answer's turn
+                                time.sleep(max(0.0, due[index] - time.monotonic()))
                             sender = str(email.message_from_bytes(raw)["From"])
                             client.sendmail(sender, [to], raw)
                             sent_at[key] = time.monotonic()
@@ -224,9 +228,17 @@ def run(args: argparse.Namespace) -> None:
                 sent_heavy: dict[str, float] = {}
                 shares = [heavy[i :: args.clients] for i in range(args.clients)]
                 begin = time.monotonic()
+                # With --rate, answer n is due at begin + n / rate (open loop: a late one
+                # is sent at once, and the next keep their times); without it, flat out.
+                dues = [
+                    [begin + n / args.rate for n in range(i, len(heavy), args.clients)]
+                    if args.rate
+                    else []
+                    for i in range(args.clients)
+                ]
                 threads = [
-                    threading.Thread(target=send_all, args=(share, [], sent_heavy))
-                    for share in shares
+                    threading.Thread(target=send_all, args=(share, due, sent_heavy))
+                    for share, due in zip(shares, dues, strict=True)
                 ]
                 for thread in threads:
                     thread.start()
@@ -237,7 +249,8 @@ def run(args: argparse.Namespace) -> None:
                 elapsed = max(max(arrivals.times[j[2]]) for j in heavy) - begin
                 loaded = [max(arrivals.times[j[2]]) - sent_heavy[j[2]] for j in heavy]
                 print(
-                    f"sustained: {len(heavy)} loops from {args.clients} SMTP clients in "
+                    f"sustained: {len(heavy)} loops from {args.clients} SMTP clients"
+                    f"{f' offered at {args.rate:g}/s' if args.rate else ''} in "
                     f"{elapsed:.2f} s = {len(heavy) / elapsed:.1f} loops/s "
                     f"(SMTP accepted them all in {accepted:.2f} s = "
                     f"{len(heavy) / accepted:.1f} msg/s)"
@@ -333,6 +346,10 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=600)
     parser.add_argument("--light", type=int, default=40, help="answers sent one at a time")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--rate", type=float, default=0.0,
+        help="offer the answers at this many per second (default: as fast as accepted)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=0, help="extra `parley worker` processes")
     parser.add_argument("--sqlite", action="store_true", help="the embedded default database")
     parser.add_argument(
