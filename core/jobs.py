@@ -8,6 +8,7 @@ retried, never lost. Periodic jobs are one row each (dedup_key) that reschedules
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import DEFAULT_TENANT, Job
 from core.logging import get_logger
-from core.services.busy import dialect_time, for_driver
+from core.services.busy import as_utc, dialect_time, engine_of, for_driver
 
 _log = get_logger("parley.jobs")
 
@@ -109,6 +110,18 @@ def ensure_periodic(
                 continue
 
 
+# claim and finish as plain SQL on a pooled driver connection: the worker runs them for
+# every job it takes, which under a stream of answers is hundreds of times a second, and
+# the ORM's load, flush and commit cost several times the statements themselves.
+_CLAIM = (
+    "UPDATE jobs SET status = 'running', locked_by = :worker, locked_until = :until,"
+    " attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE"
+    " ((status = 'queued' AND run_at <= :now) OR (status = 'running' AND locked_until < :now))"
+    "{kinds} ORDER BY run_at, id LIMIT :limit{lock})"
+    " RETURNING id, kind, payload, attempts, dedup_key, run_at"
+)
+
+
 def claim(
     sessions: sessionmaker[Session],
     *,
@@ -118,30 +131,56 @@ def claim(
     kinds: Iterable[str] | None = None,
     limit: int = 1,
 ) -> list[ClaimedJob]:
-    """Claim up to limit due jobs (queued and due, or running with a lapsed lease)."""
-    with sessions.begin() as session:
-        due = or_(
-            (Job.status == "queued") & (Job.run_at <= now),
-            (Job.status == "running") & (Job.locked_until < now),
-        )
-        query = select(Job).where(due).order_by(Job.run_at, Job.id).limit(limit)
-        if kinds is not None:
-            query = query.where(Job.kind.in_(list(kinds)))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.scalars(query))
-        claimed = []
-        for job in rows:
-            job.status = "running"
-            job.locked_by = worker
-            job.locked_until = now + timedelta(seconds=lease_seconds)
-            job.attempts += 1
-            claimed.append(
-                ClaimedJob(
-                    job.id, job.kind, dict(job.payload), job.attempts, job.dedup_key, job.run_at
-                )
-            )
-        return claimed
+    """Claim up to limit due jobs (queued and due, or running with a lapsed lease).
+
+    On PostgreSQL a job another worker is claiming at the same moment is skipped.
+    """
+    engine = engine_of(sessions)
+    dialect = engine.dialect.name
+    names = list(kinds) if kinds is not None else None
+    if names == []:
+        return []
+    params: dict[str, Any] = {
+        "worker": worker,
+        "now": dialect_time(dialect, now),
+        "until": dialect_time(dialect, now + timedelta(seconds=lease_seconds)),
+        "limit": limit,
+    }
+    wanted = ""
+    if names is not None:
+        params.update((f"kind{i}", name) for i, name in enumerate(names))
+        wanted = " AND kind IN (" + ", ".join(f":kind{i}" for i in range(len(names))) + ")"
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    rows = _run_plain(engine, _CLAIM.format(kinds=wanted, lock=lock), params)
+    claimed = [
+        ClaimedJob(id, kind, _payload(payload), attempts, dedup_key, as_utc(run_at))
+        for id, kind, payload, attempts, dedup_key, run_at in rows
+    ]
+    claimed.sort(key=lambda job: (job.run_at, job.id))
+    return claimed
+
+
+def _payload(stored: dict[str, Any] | str | None) -> dict[str, Any]:
+    """A JSON column as read on the driver's cursor: a dict on PostgreSQL, text on SQLite."""
+    if isinstance(stored, dict):
+        return stored
+    loaded = json.loads(stored) if stored else {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+# One statement, so a wake-up being committed at the same moment is waited for and seen
+# (PostgreSQL re-reads a row it had to wait for) rather than overwritten with the next
+# period's time.
+_FINISH_PERIODIC = (
+    "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL,"
+    " last_error = NULL, attempts = 0,"
+    " run_at = CASE WHEN run_at > :claimed THEN :now ELSE :next END"
+    " WHERE id = :id AND locked_by = :worker"
+)
+_FINISH_ONCE = (
+    "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL,"
+    " last_error = NULL, finished_at = :now WHERE id = :id AND locked_by = :worker"
+)
 
 
 def finish(sessions: sessionmaker[Session], job: ClaimedJob, *, worker: str, now: datetime) -> None:
@@ -149,25 +188,38 @@ def finish(sessions: sessionmaker[Session], job: ClaimedJob, *, worker: str, now
 
     A periodic job woken while it ran (wake_periodic moved its run_at) runs again at
     once, so work that arrived after its last look is not left for the next period.
+    A job whose lease another worker has taken over is left alone.
     """
-    with sessions.begin() as session:
-        # Locked while read: a wake-up still being committed is waited for and seen,
-        # rather than overwritten with the next period's time.
-        row = session.get(Job, job.id, with_for_update=True, populate_existing=True)
-        if row is None or row.locked_by != worker:
-            return
-        row.locked_by = None
-        row.locked_until = None
-        row.last_error = None
-        every = job.payload.get("every_seconds")
-        if every:
-            woken = job.run_at is not None and row.run_at > job.run_at
-            row.status = "queued"
-            row.run_at = now if woken else now + timedelta(seconds=float(every))
-            row.attempts = 0
-        else:
-            row.status = "done"
-            row.finished_at = now
+    engine = engine_of(sessions)
+    dialect = engine.dialect.name
+    params: dict[str, Any] = {"id": job.id, "worker": worker, "now": dialect_time(dialect, now)}
+    every = job.payload.get("every_seconds")
+    if every:
+        # A job claimed before run_at was recorded counts as not woken.
+        claimed = job.run_at if job.run_at is not None else now + timedelta(days=36500)
+        params["claimed"] = dialect_time(dialect, claimed)
+        params["next"] = dialect_time(dialect, now + timedelta(seconds=float(every)))
+        _run_plain(engine, _FINISH_PERIODIC, params)
+    else:
+        _run_plain(engine, _FINISH_ONCE, params)
+
+
+def _run_plain(engine: Engine, sql: str, *params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """sql once per parameter set, in a short transaction of its own on a pooled driver
+    connection; the rows they return."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        rows: list[tuple[Any, ...]] = []
+        for values in params:
+            cursor.execute(for_driver(sql, engine.dialect.name), values)
+            if cursor.description is not None:
+                rows.extend(cursor.fetchall())
+        cursor.close()
+        connection.commit()
+        return rows
+    finally:
+        connection.close()  # back to the pool, which rolls back whatever is left open
 
 
 def wake_periodic(session: Session, kind: str, now: datetime) -> None:
@@ -235,19 +287,20 @@ _WAKE = (
 def wake_now(engine: Engine, wakes: Mapping[str, datetime]) -> None:
     """``wake_periodic`` for each kind (at its time), in a short transaction of its own."""
     dialect = engine.dialect.name
-    sql = for_driver(_WAKE, dialect)
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        for kind, now in wakes.items():
-            prefix = f"periodic:{kind}".replace("/", "//").replace("%", "/%").replace("_", "/_")
-            cursor.execute(
-                sql, {"now": dialect_time(dialect, now), "kind": kind, "prefix": prefix + "%"}
-            )
-        cursor.close()
-        connection.commit()
-    finally:
-        connection.close()  # back to the pool, which rolls back whatever is left open
+    _run_plain(
+        engine,
+        _WAKE,
+        *(
+            {"now": dialect_time(dialect, now), "kind": kind, "prefix": _like_prefix(kind)}
+            for kind, now in wakes.items()
+        ),
+    )
+
+
+def _like_prefix(kind: str) -> str:
+    """LIKE pattern for the periodic rows of kind, with _ % and / taken literally."""
+    escaped = f"periodic:{kind}".replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return escaped + "%"
 
 
 def _forget_wakes(session: Session) -> None:

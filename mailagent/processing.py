@@ -23,8 +23,7 @@ from core.jobs import wake_now
 from core.logging import get_logger
 from core.services import replies
 from core.services.bookings import Actor
-from core.services.busy import dialect_time, driver_batch, driver_rows
-from core.services.inbound import engine_of
+from core.services.busy import dialect_time, driver_batch, driver_rows, engine_of
 from core.settings import Settings
 from mailagent.dkim import DnsFunc, authres_passes, dkim_domain_passes
 from mailagent.errors import BadAddress

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.hot import HotConnections
 from core.logging import get_logger
-from core.services.inbound import SqliteRawWriter, Stored, engine_of, store_raw, store_raw_hot
+from core.services.busy import engine_of
+from core.services.inbound import SqliteRawWriter, Stored, store_raw, store_raw_hot
 from mailagent.metrics import INBOUND_STORED
 
 _log = get_logger("parley.smtp")

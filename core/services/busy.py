@@ -19,7 +19,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from sqlalchemy import Column, Connection, Dialect, Engine, Table, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from core.db.models import UnitRelationship
@@ -63,6 +63,14 @@ def for_driver(sql: str, dialect: str) -> str:
     if dialect == "sqlite":
         return sql
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+
+
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine a sessionmaker is bound to."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError("the sessionmaker is not bound to an Engine")
+    return bind
 
 
 def db_time(session: Session, moment: datetime) -> Any:

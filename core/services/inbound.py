@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import DEFAULT_TENANT, InboundMessage
+from core.services.busy import engine_of
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -152,13 +153,6 @@ async def store_raw_hot(
     if existing is None:  # cannot be: the key exists, committed, or the insert had waited
         raise RuntimeError(f"inbound message {key!r} neither inserted nor found")
     return Stored(int(existing[0]), duplicate=True)
-
-
-def engine_of(sessions: sessionmaker[Session]) -> Engine:
-    bind = sessions.kw.get("bind")
-    if not isinstance(bind, Engine):
-        raise TypeError("the sessionmaker is not bound to an Engine")
-    return bind
 
 
 class SqliteRawWriter:

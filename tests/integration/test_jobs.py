@@ -164,3 +164,53 @@ def test_an_open_transaction_that_will_wake_a_job_does_not_lock_its_row(runtime:
             wake_periodic(other, "tick", T0 + timedelta(seconds=1))
         finish(runtime.sessions, job, worker="w", now=T0 + T2)
     assert _row(runtime).status == "queued"
+
+
+def test_claim_takes_due_jobs_of_its_kinds_oldest_first_and_lapsed_leases(
+    runtime: Runtime,
+) -> None:
+    with runtime.sessions.begin() as session:
+        enqueue(session, "mail", now=T0, run_at=T0 + T2, payload={"to": ["ada"], "n": 2})
+        enqueue(session, "mail", now=T0, run_at=T0, payload={"n": 1})
+        enqueue(session, "feed", now=T0, run_at=T0)
+        enqueue(session, "mail", now=T0, run_at=T0 + timedelta(hours=1))  # not due yet
+    now = T0 + timedelta(seconds=5)
+    first = claim(runtime.sessions, worker="a", now=now, lease_seconds=30, kinds=["mail"], limit=5)
+    assert [job.payload for job in first] == [{"n": 1}, {"to": ["ada"], "n": 2}]
+    assert [job.run_at for job in first] == [T0, T0 + T2] and {j.attempts for j in first} == {1}
+    assert not claim(runtime.sessions, worker="b", now=now, lease_seconds=30, kinds=["mail"])
+    assert claim(runtime.sessions, worker="b", now=now, lease_seconds=30, kinds=[]) == []
+    # Worker a died: once its lease lapses, b takes the job over, and a's late finish is void.
+    later = now + timedelta(seconds=31)
+    (taken,) = claim(runtime.sessions, worker="b", now=later, lease_seconds=30, kinds=["mail"])
+    assert taken.id == first[0].id and taken.attempts == 2
+    finish(runtime.sessions, first[0], worker="a", now=later)
+    with runtime.sessions() as session:
+        row = session.get(Job, taken.id)
+        assert row is not None and (row.status, row.locked_by) == ("running", "b")
+        assert row.locked_until == later + timedelta(seconds=30)
+    finish(runtime.sessions, taken, worker="b", now=later)
+    with runtime.sessions() as session:
+        row = session.get(Job, taken.id)
+        assert row is not None and (row.status, row.locked_by, row.finished_at) == (
+            "done", None, later
+        )  # fmt: skip
+
+
+def test_workers_claiming_at_once_never_share_a_job(runtime: Runtime) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with runtime.sessions.begin() as session:
+        for n in range(60):
+            enqueue(session, "mail", now=T0, payload={"n": n})
+
+    def take(worker: str) -> list[int]:
+        taken = []
+        while jobs := claim(runtime.sessions, worker=worker, now=T0, lease_seconds=30, limit=3):
+            taken.extend(job.payload["n"] for job in jobs)
+        return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        shares = list(pool.map(take, ["a", "b", "c", "d"]))
+    everything = [n for share in shares for n in share]
+    assert sorted(everything) == list(range(60)), "a job was claimed twice or not at all"
