@@ -706,13 +706,17 @@ class RateLimit(Base):
 
 
 class Job(Base):
-    """A unit of background work; claimed with a lease so a dead worker's job is retried."""
+    """A unit of background work; claimed with a lease so a dead worker's job is retried.
+
+    Deliberately no index on status or run_at: the few rows (one per periodic job) are
+    updated on every wake, claim and finish, and such an index would turn each update
+    into new index entries and each claim into a walk over the dead ones.
+    """
 
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("dedup_key"),
         CheckConstraint("status in ('queued', 'running', 'done', 'failed')", name="status"),
-        Index("ix_jobs_due", "status", "run_at"),
     )
     id: Mapped[int_id]
     tenant_id: Mapped[tenant]
