@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -78,10 +79,13 @@ class ProcessingContext:
 def process_pending(context: ProcessingContext, *, limit: int = 100) -> int:
     """Process up to limit pending messages, oldest first; returns how many were settled.
 
-    On PostgreSQL ``inbound_concurrency`` threads take messages side by side, each the
-    oldest one nobody holds (SKIP LOCKED), so their database round trips overlap. Two
-    answers about one booking still apply one after the other (the booking row is
-    locked), and a late-arriving older one is recognised by its SEQUENCE and DTSTAMP.
+    On PostgreSQL up to ``inbound_concurrency`` threads take messages side by side, each
+    the oldest one nobody holds (SKIP LOCKED), so their database round trips overlap.
+    The calling thread starts alone and brings in the helpers only once a second message
+    is waiting: under a steady stream a run has one message, and helpers would each only
+    find the queue empty. Two answers about one booking still apply one after the other
+    (the booking row is locked), and a late-arriving older one is recognised by its
+    SEQUENCE and DTSTAMP.
     """
     threads = context.settings.inbound_concurrency
     if engine_of(context.sessions).dialect.name != "postgresql" or threads <= 1:
@@ -89,18 +93,31 @@ def process_pending(context: ProcessingContext, *, limit: int = 100) -> int:
     budget = iter(range(limit))
     lock = threading.Lock()
 
+    def take() -> bool:
+        with lock:
+            if next(budget, None) is None:
+                return False
+        return process_next(context) is not None
+
     def drain() -> int:
         settled = 0
-        while True:
-            with lock:
-                if next(budget, None) is None:
-                    return settled
-            if process_next(context) is None:
-                return settled
+        while take():
             settled += 1
+        return settled
 
-    with ThreadPoolExecutor(threads, thread_name_prefix="inbound") as pool:
-        return sum(pool.map(lambda _: drain(), range(threads)))
+    settled = 0
+    while settled < 2 and take():
+        settled += 1
+    if settled < 2:
+        return settled
+    helpers = [_helpers(threads - 1).submit(drain) for _ in range(threads - 1)]
+    return settled + drain() + sum(helper.result() for helper in helpers)
+
+
+@lru_cache(maxsize=4)
+def _helpers(size: int) -> ThreadPoolExecutor:
+    """The process's helper threads for process_pending (started as they are first used)."""
+    return ThreadPoolExecutor(size, thread_name_prefix="inbound")
 
 
 def _process_in_order(context: ProcessingContext, limit: int) -> int:

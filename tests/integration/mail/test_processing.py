@@ -145,3 +145,20 @@ def test_process_pending_settles_everything_once(runtime: Runtime) -> None:
     with runtime.sessions() as session:
         first = session.scalar(select(InboundMessage.id).limit(1))
     assert first is not None and process_one(context, first) is None
+
+
+def test_process_pending_keeps_to_its_limit_and_a_lone_message_needs_no_helpers(
+    runtime: Runtime,
+) -> None:
+    from mailagent import processing
+
+    context = _context(runtime)
+    store_raw(runtime.sessions, mail(message_id="<lone@x>"), channel="smtp", now=NOW)
+    processing._helpers.cache_clear()
+    assert process_pending(context) == 1
+    assert processing._helpers.cache_info().currsize == 0, "a helper started for one message"
+    for i in range(7):
+        store_raw(runtime.sessions, mail(message_id=f"<l{i}@x>"), channel="smtp", now=NOW)
+    assert process_pending(context, limit=3) == 3
+    assert process_pending(context, limit=10) == 4
+    assert process_pending(context) == 0
