@@ -285,7 +285,9 @@ _WAKE = (
 
 
 def wake_now(engine: Engine, wakes: Mapping[str, datetime]) -> None:
-    """``wake_periodic`` for each kind (at its time), in a short transaction of its own."""
+    """``wake_periodic`` for each kind (at its time), in a short transaction of its own;
+    then the workers of this process that listen (``on_wake``) claim at once, rather than
+    at their next poll."""
     dialect = engine.dialect.name
     _run_plain(
         engine,
@@ -295,6 +297,25 @@ def wake_now(engine: Engine, wakes: Mapping[str, datetime]) -> None:
             for kind, now in wakes.items()
         ),
     )
+    for listener in list(_LISTENERS):
+        try:
+            listener()
+        except RuntimeError:  # its loop is closing: that worker is stopping anyway
+            continue
+
+
+_LISTENERS: list[Callable[[], None]] = []
+
+
+def on_wake(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call listener (from any thread) after each wake in this process; returns the undo.
+
+    A worker running in the same process as the code that queues work (`parley serve`)
+    learns about it at once; workers elsewhere see the database row at their next poll
+    or when a job of theirs ends.
+    """
+    _LISTENERS.append(listener)
+    return lambda: _LISTENERS.remove(listener)
 
 
 def _like_prefix(kind: str) -> str:

@@ -18,6 +18,7 @@ from core.jobs import (
     Periodic,
     claim,
     ensure_periodic,
+    on_wake,
     run_claimed,
 )
 from core.logging import get_logger
@@ -47,11 +48,24 @@ class Worker:
         A slot that frees up is refilled at once, so a long job (draining a burst of
         inbound mail) never holds up a short one (sending the outbox) behind it.
         """
-        settings = self.runtime.settings
         await asyncio.to_thread(
             ensure_periodic, self.runtime.sessions, self.periodic, self.runtime.clock()
         )
         _log.info("worker.started", worker=self.name)
+        loop = asyncio.get_running_loop()
+
+        def woken() -> None:  # from any thread
+            loop.call_soon_threadsafe(self.wake.set)
+
+        forget = on_wake(woken)
+        try:
+            await self._loop(stop)
+        finally:
+            forget()
+        _log.info("worker.stopped", worker=self.name)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        settings = self.runtime.settings
         running: set[asyncio.Future[None]] = set()
         while not stop.is_set():
             # Cleared before claiming: a wake-up that comes while claiming is not lost.
@@ -73,7 +87,6 @@ class Worker:
                 waiter.cancel()
         if running:  # finish the jobs in hand (their leases cover a harder stop)
             await asyncio.wait(running)
-        _log.info("worker.stopped", worker=self.name)
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -214,3 +215,40 @@ def test_workers_claiming_at_once_never_share_a_job(runtime: Runtime) -> None:
         shares = list(pool.map(take, ["a", "b", "c", "d"]))
     everything = [n for share in shares for n in share]
     assert sorted(everything) == list(range(60)), "a job was claimed twice or not at all"
+
+
+def test_a_wake_in_the_same_process_reaches_the_worker_before_its_next_poll(
+    runtime: Runtime,
+) -> None:
+    import asyncio
+    import threading
+
+    from core.services.busy import engine_of
+    from parley.worker import Worker
+
+    runtime.clock = lambda: datetime.now(UTC)
+    runtime.settings = runtime.settings.model_copy(update={"worker_poll_seconds": 60.0})
+    runs: list[float] = []
+    ran = threading.Event()
+
+    def tick(context: JobContext, payload: dict[str, object]) -> None:
+        runs.append(time.monotonic())
+        ran.set()
+
+    worker = Worker(runtime, {"tick": tick}, [Periodic("tick", 600)])
+
+    async def scenario() -> float:
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop))
+        assert await asyncio.to_thread(ran.wait, 10), "the first run did not happen"
+        await asyncio.sleep(0.3)  # finished, next run in 600 s, next poll in 60 s
+        ran.clear()
+        woken = time.monotonic()
+        await asyncio.to_thread(wake_now, engine_of(runtime.sessions), {"tick": runtime.clock()})
+        assert await asyncio.to_thread(ran.wait, 10), "the wake was not noticed"
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        return runs[-1] - woken
+
+    assert asyncio.run(scenario()) < 2.0
+    assert len(runs) == 2
