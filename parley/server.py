@@ -44,24 +44,36 @@ def _install_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def _waker(runtime: Runtime, worker: Worker | None) -> Callable[[int], None]:
-    """After a message is stored: make inbound.process due and wake the worker (debounced)."""
-    pending: set[asyncio.Task[None]] = set()
+def _waker(runtime: Runtime) -> Callable[[int], None]:
+    """After a message is stored: make inbound.process due, here and for workers elsewhere.
+
+    One wake at a time; messages stored while one is under way get one more after it, so
+    the last of them is never left for the job's next period. A worker in this process
+    hears of each wake at once (``core.jobs.on_wake``); with ``--no-worker`` the workers
+    of other processes see it at their next poll.
+    """
+    tasks: set[asyncio.Task[None]] = set()
+    again = False
 
     async def bump() -> None:
-        try:
-            await asyncio.to_thread(request_processing, runtime.sessions, runtime.clock())
-        except Exception as exc:  # the periodic run picks the message up anyway
-            _log.warning("mail.inbound.wake_failed", error=type(exc).__name__)
-        if worker is not None:
-            worker.wake.set()
+        nonlocal again
+        while True:
+            again = False
+            try:
+                await asyncio.to_thread(request_processing, runtime.sessions, runtime.clock())
+            except Exception as exc:  # the periodic run picks the message up anyway
+                _log.warning("mail.inbound.wake_failed", error=type(exc).__name__)
+            if not again:
+                return
 
     def wake(_: int) -> None:
-        if worker is None or pending:
+        nonlocal again
+        if tasks:
+            again = True
             return
         task = asyncio.get_running_loop().create_task(bump())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     return wake
 
@@ -75,13 +87,13 @@ def _server_tls(runtime: Runtime) -> ssl.SSLContext | None:
     return tls
 
 
-async def _start_smtp(runtime: Runtime, worker: Worker | None) -> list[asyncio.Server]:
+async def _start_smtp(runtime: Runtime) -> list[asyncio.Server]:
     """The SMTP listener and, when PARLEY_LMTP_PORT is set, the LMTP one."""
     settings = runtime.settings
     policy = RecipientPolicy(
         settings.organizer_email, settings.organizer_aliases, plus=settings.plus_addressing
     )
-    wake, tls, loop = _waker(runtime, worker), _server_tls(runtime), asyncio.get_running_loop()
+    wake, tls, loop = _waker(runtime), _server_tls(runtime), asyncio.get_running_loop()
     servers = []
     if settings.smtp_port != 0:
         handler = InboundHandler(
@@ -102,7 +114,7 @@ async def _start_smtp(runtime: Runtime, worker: Worker | None) -> list[asyncio.S
     return servers
 
 
-def _imap_poller(runtime: Runtime, worker: Worker | None) -> ImapPoller | None:
+def _imap_poller(runtime: Runtime) -> ImapPoller | None:
     settings = runtime.settings
     if not settings.imap_url:
         return None
@@ -138,11 +150,11 @@ async def serve(runtime: Runtime, *, with_worker: bool = True) -> None:
         timeout_graceful_shutdown=5,
     )
     http = _Server(config)
-    smtp = await _start_smtp(runtime, worker)
+    smtp = await _start_smtp(runtime)
     tasks = [asyncio.create_task(http.serve(), name="http")]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
-    poller = _imap_poller(runtime, worker)
+    poller = _imap_poller(runtime)
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop), name="imap"))
     stopper = asyncio.create_task(stop.wait())

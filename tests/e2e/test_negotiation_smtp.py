@@ -114,7 +114,12 @@ def parley(tmp_path: Path, db_url: str) -> Iterator[Parley]:
 
 
 def serve_parley(
-    tmp_path: Path, db_url: str, sink: RelaySink, relay_port: int, **extra: str
+    tmp_path: Path,
+    db_url: str,
+    sink: RelaySink,
+    relay_port: int,
+    *options: str,
+    **extra: str,
 ) -> tuple[subprocess.Popen[bytes], Parley]:
     http_port, smtp_port = free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
@@ -131,7 +136,7 @@ def serve_parley(
         PARLEY_SECRET_KEY="e2e-secret-key-0123456789abcdef0123",
         **({"PARLEY_LOG_LEVEL": "warning"} | extra),
     )
-    proc = start(["serve"], env, tmp_path)
+    proc = start(["serve", *options], env, tmp_path)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -509,6 +514,43 @@ def test_thunderbird_accept_is_recorded_without_mail(parley: Parley) -> None:
     assert parley.booking(booked.id)["host"]["partstat"] == "accepted"
     time.sleep(0.5)
     assert len(parley.relay.snapshot()) == before
+
+
+def test_answers_reach_a_worker_of_another_process_at_once(tmp_path: Path, db_url: str) -> None:
+    """`parley serve --no-worker` beside `parley worker`: each stored answer wakes the job
+    in the database, so it is not left for inbound.process's next period (10 s)."""
+    with running_relay() as (sink, relay_port):
+        proc, parley = serve_parley(tmp_path, db_url, sink, relay_port, "--no-worker")
+        worker_env = parley_env(
+            tmp_path / "data", PARLEY_DATABASE_URL=db_url, PARLEY_BASE_URL=parley.base,
+            PARLEY_SMTP_PORT="0", PARLEY_SMTP_RELAY_URL=f"smtp://127.0.0.1:{relay_port}",
+            PARLEY_ORGANIZER_EMAIL=ORGANIZER, PARLEY_WORKER_POLL_SECONDS="0.2",
+            PARLEY_SECRET_KEY="e2e-secret-key-0123456789abcdef0123", PARLEY_LOG_LEVEL="warning",
+        )  # fmt: skip
+        worker = start(["worker"], worker_env, tmp_path)
+        try:
+            booked = book(parley)
+            # The first answer may ride on the job's periodic run; the second comes right
+            # after it, a whole period before the next one.
+            accept = mails.thunderbird(
+                method="REPLY", uid=booked.uid, sequence=0, attendee=HOST,
+                to=booked.organizer_of("host"), partstat="ACCEPTED",
+            )  # fmt: skip
+            parley.send(accept, booked.organizer_of("host"))
+            assert parley.inbound_outcome(accept)[0] == "itip"
+            before = len(parley.relay.snapshot())
+            to = booked.organizer_of("guest")
+            decline = mails.apple(
+                uid=booked.uid, sequence=0, attendee=GUEST, to=to, partstat="DECLINED"
+            )
+            sent = time.monotonic()
+            parley.send(decline, to)
+            cancels = new_mail(parley.relay, before, lambda m: is_itip(m, "CANCEL"), 2)
+            assert max(m.at for m in cancels) - sent < 2.5
+        finally:
+            parley.http.close()
+            stop_parley(worker)
+            stop_parley(proc)
 
 
 # --- §13: edge cases -----------------------------------------------------------------------
