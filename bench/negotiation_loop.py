@@ -36,9 +36,14 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.helpers import parley_env, start
+from tests.e2e.helpers import start
 from tests.e2e.relay import Received, running_relay
-from tests.e2e.test_negotiation_smtp import ADMIN, ORGANIZER, serve_parley, stop_parley
+from tests.e2e.test_negotiation_smtp import (
+    ADMIN,
+    serve_parley,
+    stop_parley,
+    worker_env,
+)
 from tests.integration.negotiation import mails
 from tests.pg import create_database, drop_database
 
@@ -188,7 +193,7 @@ def run(args: argparse.Namespace) -> None:
                 **settings,
             )  # fmt: skip
             workers = [
-                start(["worker"], _worker_env(workdir, db_url, relay_port, parley.base), workdir)
+                start(["worker"], worker_env(workdir, db_url, relay_port, parley.base), workdir)
                 for _ in range(args.workers)
             ]
             try:
@@ -314,21 +319,6 @@ def _steal_seconds() -> float:
     except OSError:
         return 0.0
     return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
-
-
-def _worker_env(workdir: Path, db_url: str, relay_port: int, base: str) -> dict[str, str]:
-    """What `parley worker` needs to share the work of the `parley serve` started above."""
-    return parley_env(
-        workdir / "data",
-        PARLEY_DATABASE_URL=db_url,
-        PARLEY_BASE_URL=base,
-        PARLEY_SMTP_PORT="0",
-        PARLEY_SMTP_RELAY_URL=f"smtp://127.0.0.1:{relay_port}",
-        PARLEY_ORGANIZER_EMAIL=ORGANIZER,
-        PARLEY_WORKER_POLL_SECONDS="0.2",
-        PARLEY_SECRET_KEY="e2e-secret-key-0123456789abcdef0123",
-        PARLEY_LOG_LEVEL="warning",
-    )
 
 
 def report(label: str, values: list[float]) -> None:

@@ -150,6 +150,21 @@ def serve_parley(
             raise RuntimeError(f"parley serve did not come up: {logs[-2000:]!r}") from None
 
 
+def worker_env(tmp_path: Path, db_url: str, relay_port: int, base: str) -> dict[str, str]:
+    """What `parley worker` needs to share the work of a `parley serve` from serve_parley."""
+    return parley_env(
+        tmp_path / "data",
+        PARLEY_DATABASE_URL=db_url,
+        PARLEY_BASE_URL=base,
+        PARLEY_SMTP_PORT="0",
+        PARLEY_SMTP_RELAY_URL=f"smtp://127.0.0.1:{relay_port}",
+        PARLEY_ORGANIZER_EMAIL=ORGANIZER,
+        PARLEY_WORKER_POLL_SECONDS="0.2",
+        PARLEY_SECRET_KEY="e2e-secret-key-0123456789abcdef0123",
+        PARLEY_LOG_LEVEL="warning",
+    )
+
+
 def stop_parley(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -521,13 +536,7 @@ def test_answers_reach_a_worker_of_another_process_at_once(tmp_path: Path, db_ur
     in the database, so it is not left for inbound.process's next period (10 s)."""
     with running_relay() as (sink, relay_port):
         proc, parley = serve_parley(tmp_path, db_url, sink, relay_port, "--no-worker")
-        worker_env = parley_env(
-            tmp_path / "data", PARLEY_DATABASE_URL=db_url, PARLEY_BASE_URL=parley.base,
-            PARLEY_SMTP_PORT="0", PARLEY_SMTP_RELAY_URL=f"smtp://127.0.0.1:{relay_port}",
-            PARLEY_ORGANIZER_EMAIL=ORGANIZER, PARLEY_WORKER_POLL_SECONDS="0.2",
-            PARLEY_SECRET_KEY="e2e-secret-key-0123456789abcdef0123", PARLEY_LOG_LEVEL="warning",
-        )  # fmt: skip
-        worker = start(["worker"], worker_env, tmp_path)
+        worker = start(["worker"], worker_env(tmp_path, db_url, relay_port, parley.base), tmp_path)
         try:
             booked = book(parley)
             # The first answer may ride on the job's periodic run; the second comes right
