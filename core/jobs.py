@@ -34,7 +34,7 @@ class ClaimedJob:
     attempts: int
     dedup_key: str | None
     # run_at when claimed: a wake-up during the run moves it, and finish() runs again at once.
-    run_at: datetime | None = None
+    run_at: datetime
 
 
 @dataclass(frozen=True)
@@ -195,9 +195,7 @@ def finish(sessions: sessionmaker[Session], job: ClaimedJob, *, worker: str, now
     params: dict[str, Any] = {"id": job.id, "worker": worker, "now": dialect_time(dialect, now)}
     every = job.payload.get("every_seconds")
     if every:
-        # A job claimed before run_at was recorded counts as not woken.
-        claimed = job.run_at if job.run_at is not None else now + timedelta(days=36500)
-        params["claimed"] = dialect_time(dialect, claimed)
+        params["claimed"] = dialect_time(dialect, job.run_at)
         params["next"] = dialect_time(dialect, now + timedelta(seconds=float(every)))
         _run_plain(engine, _FINISH_PERIODIC, params)
     else:
@@ -298,10 +296,7 @@ def wake_now(engine: Engine, wakes: Mapping[str, datetime]) -> None:
         ),
     )
     for listener in list(_LISTENERS):
-        try:
-            listener()
-        except RuntimeError:  # its loop is closing: that worker is stopping anyway
-            continue
+        listener()
 
 
 _LISTENERS: list[Callable[[], None]] = []

@@ -52,7 +52,7 @@ def _waker(runtime: Runtime) -> Callable[[int], None]:
     hears of each wake at once (``core.jobs.on_wake``); with ``--no-worker`` the workers
     of other processes see it at their next poll.
     """
-    tasks: set[asyncio.Task[None]] = set()
+    running: asyncio.Task[None] | None = None
     again = False
 
     async def bump() -> None:
@@ -67,13 +67,13 @@ def _waker(runtime: Runtime) -> Callable[[int], None]:
                 return
 
     def wake(_: int) -> None:
-        nonlocal again
-        if tasks:
+        nonlocal again, running
+        # done() turns true in the step bump() returns in, so a wake is never dropped
+        # between its last look at `again` and its end.
+        if running is not None and not running.done():
             again = True
             return
-        task = asyncio.get_running_loop().create_task(bump())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        running = asyncio.get_running_loop().create_task(bump())
 
     return wake
 

@@ -55,7 +55,8 @@ class Worker:
         loop = asyncio.get_running_loop()
 
         def woken() -> None:  # from any thread
-            loop.call_soon_threadsafe(self.wake.set)
+            if not loop.is_closed():  # else this worker has stopped (a wake raced its end)
+                loop.call_soon_threadsafe(self.wake.set)
 
         forget = on_wake(woken)
         try:
