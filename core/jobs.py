@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Update, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from core.db.models import DEFAULT_TENANT, Job
 from core.logging import get_logger
@@ -241,6 +241,7 @@ def _wake_statement(kind: str, now: datetime) -> Update:
 
 
 _WAKES = "parley.wakes"  # session.info: the kinds to wake once the transaction commits
+_COMMITTED = "parley.wakes.committed"  # …and those committed, woken once it lets go
 
 
 def wake_after_commit(session: Session, kind: str, now: datetime) -> None:
@@ -250,22 +251,39 @@ def wake_after_commit(session: Session, kind: str, now: datetime) -> None:
     every transaction that queues work for the same job (each answer that mails
     someone) would wait for the one before it to finish. The wake is a short statement
     of its own instead, once per kind per transaction, and nothing happens on a rollback.
-    Should the process die in between, the job's next period picks the work up.
+    It runs once the session has handed its connection back to the pool: a wake taking
+    a second connection while the first is still checked out ran the pool dry under
+    concurrent requests (each thread holding one and waiting for another, all stalled
+    for the pool timeout). Should the process die in between, the job's next period
+    picks the work up.
     """
     wakes = session.info.get(_WAKES)
     if wakes is None:
         wakes = session.info[_WAKES] = {}
+        session.info[_COMMITTED] = {}
         event.listen(session, "after_commit", _wake_committed)
         event.listen(session, "after_rollback", _forget_wakes)
+        event.listen(session, "after_transaction_end", _wake_released)
     wakes[kind] = max(now, wakes.get(kind, now))
 
 
 def _wake_committed(session: Session) -> None:
     wakes = session.info.get(_WAKES)
-    if not wakes:
+    if not wakes or session.in_nested_transaction():  # a savepoint: the outer may roll back
         return
-    pending = dict(wakes)
+    committed: dict[str, datetime] = session.info[_COMMITTED]
+    for kind, now in wakes.items():
+        committed[kind] = max(now, committed.get(kind, now))
     wakes.clear()
+
+
+def _wake_released(session: Session, transaction: SessionTransaction) -> None:
+    """After the outermost transaction ended, its connection back in the pool."""
+    committed = session.info.get(_COMMITTED)
+    if not committed or transaction.parent is not None:
+        return
+    pending = dict(committed)
+    committed.clear()
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     try:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
+from core.db.engine import make_engine, make_sessionmaker
 from core.db.models import Job
 from core.jobs import (
     JobContext,
@@ -151,6 +152,21 @@ def test_a_wake_after_commit_happens_only_once_the_transaction_commits(runtime: 
     finish(runtime.sessions, job, worker="w", now=T0 + T2)
     row = _row(runtime)
     assert row.status == "queued" and row.run_at == T0 + T2, "the wake-up was lost"
+
+
+def test_a_wake_after_commit_needs_no_second_pooled_connection(runtime: Runtime) -> None:
+    """With one pooled connection, held by the committing session, the wake still happens:
+    it runs once that connection is back (32 SQLite clients once ran the pool dry)."""
+    ensure_periodic(runtime.sessions, [Periodic("tick", 60)], T0)
+    engine = make_engine(runtime.settings.database_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            wake_after_commit(session, "tick", T0 - timedelta(seconds=5))
+            session.execute(text("SELECT 1"))  # the session holds the pool's one connection
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
+    assert _row(runtime).run_at == T0 - timedelta(seconds=5), "the wake did not happen"
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer
