@@ -44,6 +44,7 @@ class JobContext:
     sessions: sessionmaker[Session]
     now: datetime
     services: Mapping[str, Any] = field(default_factory=dict)
+    worker: str | None = None  # the lease owner running the job (also of what it claims)
 
 
 Handler = Callable[[JobContext, dict[str, Any]], None]
@@ -341,6 +342,45 @@ def _forget_wakes(session: Session) -> None:
     wakes = session.info.get(_WAKES)
     if wakes:
         wakes.clear()
+
+
+def owner_pattern(identity: str) -> str:
+    """LIKE pattern (escape /) for the lease owners of every incarnation of identity."""
+    return identity.replace("/", "//").replace("%", "/%").replace("_", "/_") + "#%"
+
+
+_RELEASE_DEAD = (
+    "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL, run_at = :now"
+    " WHERE status = 'running' AND locked_by LIKE :owners ESCAPE '/' AND locked_by <> :current"
+)
+
+
+def release_dead_leases(
+    sessions: sessionmaker[Session], *, identity: str, current: str, now: datetime
+) -> int:
+    """Make the jobs an earlier incarnation of identity held due again at once.
+
+    Lease owners are ``identity#incarnation``. The caller holds identity exclusively (no
+    other live process has it), so a lease of another incarnation belongs to a process
+    that died, and waiting for it to run out would only delay the work. Leases of other
+    identities are never touched: they may belong to a live process.
+    """
+    engine = engine_of(sessions)
+    params = {
+        "now": dialect_time(engine.dialect.name, now),
+        "owners": owner_pattern(identity),
+        "current": current,
+    }
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(for_driver(_RELEASE_DEAD, engine.dialect.name), params)
+        released = max(cursor.rowcount, 0)
+        cursor.close()
+        connection.commit()
+        return released
+    finally:
+        connection.close()
 
 
 def fail(

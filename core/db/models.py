@@ -439,6 +439,9 @@ class OutboundMessage(Base):
     attempts: Mapped[count]
     next_attempt_at: Mapped[utc]
     locked_until: Mapped[utc_null]
+    # The sender's lease owner (identity#incarnation, as jobs.locked_by): a restart
+    # releases the rows its dead incarnation held.
+    locked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     last_error: Mapped[text_null]
     created_at: Mapped[utc]
     sent_at: Mapped[utc_null]

@@ -17,6 +17,7 @@ from sqlalchemy import Row, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import DEFAULT_TENANT, OutboundMessage
+from core.services.busy import dialect_time, engine_of, for_driver
 
 FIRST_RETRY_SECONDS = 20.0
 MAX_RETRY_SECONDS = 3600.0
@@ -129,9 +130,14 @@ _CLAIMED = (
 
 
 def claim_due(
-    sessions: sessionmaker[Session], *, now: datetime, lease_seconds: float, limit: int
+    sessions: sessionmaker[Session],
+    *,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    owner: str | None = None,
 ) -> list[OutboxItem]:
-    """Lease up to limit due rows (pending and due, or sending with a lapsed lease).
+    """Lease up to limit due rows (pending and due, or sending with a lapsed lease) to owner.
 
     One SELECT (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's BEGIN IMMEDIATE already
     serializes) and one UPDATE for the whole batch: the rows are plain tuples, not objects.
@@ -155,6 +161,7 @@ def claim_due(
             .values(
                 status="sending",
                 locked_until=now + timedelta(seconds=lease_seconds),
+                locked_by=owner,
                 attempts=_TABLE.c.attempts + 1,
             )
         )
@@ -188,8 +195,11 @@ def mark_sent(session: Session, item: OutboxItem, *, now: datetime) -> None:
 _MARK_SENT = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("item_id"), _TABLE.c.status == "sending")
-    .values(status="sent", sent_at=bindparam("now"), locked_until=None, last_error=None)
-)
+    .values(
+        status="sent", sent_at=bindparam("now"), locked_until=None, locked_by=None,
+        last_error=None,
+    )
+)  # fmt: skip
 
 
 def mark_sent_many(session: Session, items: list[OutboxItem], *, now: datetime) -> None:
@@ -197,6 +207,49 @@ def mark_sent_many(session: Session, items: list[OutboxItem], *, now: datetime) 
     if items:
         params = [{"item_id": item.id, "now": now} for item in items]
         session.connection().execute(_MARK_SENT, params)
+
+
+_SENT_NOW = (
+    "UPDATE outbound_messages SET status = 'sent', sent_at = :now, locked_until = NULL,"
+    " locked_by = NULL, last_error = NULL WHERE status = 'sending' AND id {ids}"
+)
+
+
+def mark_sent_now(
+    sessions: sessionmaker[Session], items: list[OutboxItem], *, now: datetime
+) -> None:
+    """Accepted messages marked sent and committed at once, in one plain statement.
+
+    The sender calls it after each relay acceptance (the lanes' results together), so
+    it costs one round trip on PostgreSQL (pipelined, with the commit). That commit does
+    not wait for its WAL flush (synchronous_commit off, for this transaction only): a
+    crash of Parley loses nothing, and a crash of PostgreSQL itself at worst forgets the
+    last few sent marks, whose messages then go out again with their Message-IDs.
+    """
+    if not items:
+        return
+    engine = engine_of(sessions)
+    dialect = engine.dialect.name
+    connection = engine.raw_connection()
+    try:
+        if dialect == "postgresql":
+            driver = connection.driver_connection
+            assert driver is not None
+            with driver.pipeline(), driver.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                sql = for_driver(_SENT_NOW.format(ids="= ANY(:ids)"), dialect)
+                cursor.execute(sql, {"now": now, "ids": [item.id for item in items]})
+                driver.commit()
+            return
+        names = [f":id{n}" for n in range(len(items))]
+        params: dict[str, Any] = {f"id{n}": item.id for n, item in enumerate(items)}
+        params["now"] = dialect_time(dialect, now)
+        cursor = connection.cursor()
+        cursor.execute(_SENT_NOW.format(ids=f"IN ({', '.join(names)})"), params)
+        cursor.close()
+        connection.commit()
+    finally:
+        connection.close()  # back to the pool
 
 
 def mark_unsent(
@@ -209,7 +262,9 @@ def mark_unsent(
     give_up_after: timedelta,
 ) -> Settled:
     """A failed try: failed for good when permanent or too old, otherwise due again later."""
-    values: dict[str, object] = {"locked_until": None, "last_error": error[:2000]}
+    values: dict[str, object] = {
+        "locked_until": None, "locked_by": None, "last_error": error[:2000],
+    }  # fmt: skip
     if permanent or now - item.created_at >= give_up_after:
         if not permanent:
             values["last_error"] = f"gave up after {item.attempts} attempts: {error}"[:2000]
@@ -234,3 +289,19 @@ def backlog(session: Session) -> int:
         .where(OutboundMessage.status.in_(("pending", "sending")))
     )
     return int(count or 0)
+
+
+def release_dead_leases(session: Session, *, owners: str, current: str, now: datetime) -> int:
+    """Rows leased by an earlier incarnation of this process (owners: a LIKE pattern with
+    escape /, see core.jobs.owner_pattern) are due again at once; see
+    core.jobs.release_dead_leases for why that is safe."""
+    result = session.execute(
+        update(_TABLE)
+        .where(
+            _TABLE.c.status == "sending",
+            _TABLE.c.locked_by.like(owners, escape="/"),
+            _TABLE.c.locked_by != current,
+        )
+        .values(status="pending", locked_until=None, locked_by=None, next_attempt_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
