@@ -3,9 +3,12 @@
 Runs as the worker's "outbox.deliver" job. A batch is sent over a few relay connections
 side by side (``outbox_connections``), each kept for the whole batch: one connection
 waits for every 250 in turn, so the relay's round trips, not Parley, would set the pace.
-Results are settled every SETTLE_EVERY messages, on a thread while the next ones are
-sent, so a crash re-sends at most about twice that many (same Message-IDs, which
-receivers deduplicate) and never a settled one.
+Each message is marked sent as soon as the relay has accepted it, and its connection
+sends nothing more until that is committed: a crash re-sends at most the one message in
+flight on each connection (same Message-ID, which receivers deduplicate), never a
+settled one. The lanes' results are committed together (a group commit: what arrives
+while one commit is under way goes into the next), so the commits keep pace with the
+connections rather than one per message.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from core.services.outbox import (
     Settled,
     backlog,
     claim_due,
-    mark_sent_many,
+    mark_sent_now,
     mark_unsent,
 )
 from core.settings import Settings
@@ -43,9 +46,7 @@ from mailagent.imap import ImapConfig, append_sent
 from mailagent.metrics import DELIVERY_LATENCY, OUTBOUND, OUTBOX_BACKLOG
 
 _log = get_logger("parley.outbox")
-# Results are written every SETTLE_EVERY messages (one transaction): a crash re-sends at
-# most that many, with their stable Message-IDs; per-message commits cost 3x the throughput.
-SETTLE_EVERY = 25
+Done = tuple[OutboxItem, bytes, DeliveryResult]
 
 
 @dataclass
@@ -72,8 +73,10 @@ class OutboxSender:
         clock: Callable[[], datetime],
         *,
         relay_tls: ssl.SSLContext | None = None,
+        owner: str | None = None,
     ) -> None:
         self.settings = settings
+        self.owner = owner  # the lease owner of the rows it claims (the worker's name)
         self.sessions = sessions
         self.clock = clock
         self.signer = _signer(settings)
@@ -101,6 +104,7 @@ class OutboxSender:
                     now=self.clock(),
                     lease_seconds=self.settings.outbox_lease_seconds,
                     limit=self.settings.outbox_batch_size,
+                    owner=self.owner,
                 )
                 if not items:
                     break
@@ -111,28 +115,30 @@ class OutboxSender:
         return report
 
     async def _deliver_batch(self, items: list[OutboxItem], report: DeliveryReport) -> None:
-        """Send items over the relay connections side by side, settling behind the sending.
+        """Send items over the relay connections side by side, each settled once accepted.
 
         Each recipient's messages share one lane, so they reach the relay in the order
         they were queued (an update is never overtaken by the cancellation after it).
+        A lane signs its next message while the last one's result is being committed,
+        and sends it only after that commit.
         """
         relays: list[RelayClient | None] = [*self.relays[: len(items)]] or [None]
         lanes: list[deque[OutboxItem]] = [deque() for _ in relays]
         for item in items:
             lanes[zlib.crc32(item.recipient.lower().encode()) % len(lanes)].append(item)
-        done: list[tuple[OutboxItem, bytes, DeliveryResult]] = []
-        settling: list[asyncio.Future[None]] = []
+        settler = _GroupCommit(lambda done: self._settle_all(done, report))
 
         async def send(relay: RelayClient | None, waiting: deque[OutboxItem]) -> None:
-            nonlocal done
+            settled: asyncio.Future[None] | None = None
             while waiting:
                 item = waiting.popleft()
                 message = self.signer.sign(item.mime) if self.signer else item.mime
+                if settled is not None:
+                    await settled  # the last one is committed before this one goes out
                 result = await self._deliver(relay, item, message)
-                done.append((item, message, result))  # `done` may be a new list by now
-                if len(done) >= SETTLE_EVERY:
-                    chunk, done = done, []
-                    settling.append(self._settle_behind(settling, chunk, report))
+                settled = settler.add((item, message, result))
+            if settled is not None:
+                await settled
 
         sending = [
             asyncio.ensure_future(send(relay, lane))
@@ -149,41 +155,21 @@ class OutboxSender:
                     relay.abort()
             raise
         finally:  # what was sent is settled, even when a lane failed
-            if done:
-                settling.append(self._settle_behind(settling, done, report))
-            if settling:
-                await asyncio.gather(*settling)
+            await settler.drained()
 
-    def _settle_behind(
-        self,
-        earlier: list[asyncio.Future[None]],
-        done: list[tuple[OutboxItem, bytes, DeliveryResult]],
-        report: DeliveryReport,
-    ) -> asyncio.Future[None]:
-        """Settle done on a thread while sending goes on, after the settlements before it."""
-        previous = earlier[-1] if earlier else None
-
-        async def settle() -> None:
-            if previous is not None:
-                await asyncio.shield(previous)
-            await asyncio.to_thread(self._settle_all, done, report)
-
-        return asyncio.ensure_future(settle())
-
-    def _settle_all(
-        self, done: list[tuple[OutboxItem, bytes, DeliveryResult]], report: DeliveryReport
-    ) -> None:
-        """One transaction: the sent rows in one executemany, each unsent row on its own."""
+    def _settle_all(self, done: list[Done], report: DeliveryReport) -> None:
+        """The sent rows in one committed statement, then each unsent one (rare) on its own."""
         now = self.clock()
         sent = [(item, message) for item, message, result in done if result.ok]
-        with self.sessions.begin() as session:
-            mark_sent_many(session, [item for item, _ in sent], now=now)
-            unsent = [
-                (item, result, self._unsent(session, item, result, now))
-                for item, _, result in done
-                if not result.ok
-            ]
+        mark_sent_now(self.sessions, [item for item, _ in sent], now=now)
         self._count_sent(sent, report, now)
+        failed = [(item, result) for item, _, result in done if not result.ok]
+        if not failed:
+            return
+        with self.sessions.begin() as session:
+            unsent = [
+                (item, result, self._unsent(session, item, result, now)) for item, result in failed
+            ]
         for item, result, settled in unsent:
             self._count_unsent(item, result, settled, report)
 
@@ -237,6 +223,43 @@ class OutboxSender:
             OUTBOX_BACKLOG.set(backlog(session))
 
 
+class _GroupCommit:
+    """Results handed in by the lanes, committed on a thread one transaction at a time;
+    results that arrive during a commit are taken together by the next one."""
+
+    def __init__(self, settle: Callable[[list[Done]], None]) -> None:
+        self.settle = settle
+        self.waiting: list[tuple[Done, asyncio.Future[None]]] = []
+        self.running: asyncio.Future[None] | None = None
+
+    def add(self, done: Done) -> asyncio.Future[None]:
+        """Queue done; the future resolves once it is committed (or raises if that failed)."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((done, committed))
+        if self.running is None or self.running.done():
+            self.running = asyncio.ensure_future(self._commit_all())
+        return committed
+
+    async def _commit_all(self) -> None:
+        while self.waiting:
+            taken, self.waiting = self.waiting, []
+            try:
+                await asyncio.to_thread(self.settle, [done for done, _ in taken])
+            except Exception as exc:  # database down: the leases bring these back
+                for _, committed in taken:
+                    if not committed.done():
+                        committed.set_exception(exc)
+                continue
+            for _, committed in taken:
+                if not committed.done():  # its lane may have been cancelled
+                    committed.set_result(None)
+
+    async def drained(self) -> None:
+        """Once everything added so far is committed (or has failed to be)."""
+        if self.running is not None:
+            await asyncio.shield(self.running)
+
+
 def _signer(settings: Settings) -> DkimSigner | None:
     if not (settings.dkim_selector and settings.dkim_key_file):
         return None
@@ -253,10 +276,14 @@ def request_delivery(session: Session, now: datetime) -> None:
 
 
 def deliver_outbox(
-    settings: Settings, sessions: sessionmaker[Session], clock: Callable[[], datetime]
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    *,
+    owner: str | None = None,
 ) -> DeliveryReport:
     """The outbox.deliver job: send what is due, then copy it to the IMAP Sent folder."""
-    report = asyncio.run(OutboxSender(settings, sessions, clock).run())
+    report = asyncio.run(OutboxSender(settings, sessions, clock, owner=owner).run())
     if report.sent_messages and settings.imap_url:
         asyncio.run(_copy_to_sent(settings, report.sent_messages))
     return report

@@ -38,7 +38,7 @@ def _sleep(context: JobContext, payload: dict[str, Any]) -> None:
 
 def _deliver_outbox(context: JobContext, payload: dict[str, Any]) -> None:
     runtime = context.services["runtime"]
-    deliver_outbox(runtime.settings, context.sessions, runtime.clock)
+    deliver_outbox(runtime.settings, context.sessions, runtime.clock, owner=context.worker)
 
 
 def _process_inbound(context: JobContext, payload: dict[str, Any]) -> None:
