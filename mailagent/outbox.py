@@ -27,10 +27,10 @@ from core.jobs import wake_after_commit
 from core.logging import get_logger
 from core.services.outbox import (
     OutboxItem,
+    SentMarks,
     Settled,
     backlog,
     claim_due,
-    mark_sent_now,
     mark_unsent,
 )
 from core.settings import Settings
@@ -126,7 +126,8 @@ class OutboxSender:
         lanes: list[deque[OutboxItem]] = [deque() for _ in relays]
         for item in items:
             lanes[zlib.crc32(item.recipient.lower().encode()) % len(lanes)].append(item)
-        settler = _GroupCommit(lambda done: self._settle_all(done, report))
+        marks = SentMarks(self.sessions)
+        settler = _GroupCommit(lambda done: self._settle_all(done, report, marks))
 
         async def send(relay: RelayClient | None, waiting: deque[OutboxItem]) -> None:
             settled: asyncio.Future[None] | None = None
@@ -156,12 +157,13 @@ class OutboxSender:
             raise
         finally:  # what was sent is settled, even when a lane failed
             await settler.drained()
+            await asyncio.to_thread(marks.close)
 
-    def _settle_all(self, done: list[Done], report: DeliveryReport) -> None:
+    def _settle_all(self, done: list[Done], report: DeliveryReport, marks: SentMarks) -> None:
         """The sent rows in one committed statement, then each unsent one (rare) on its own."""
         now = self.clock()
         sent = [(item, message) for item, message, result in done if result.ok]
-        mark_sent_now(self.sessions, [item for item, _ in sent], now=now)
+        marks.mark([item for item, _ in sent], now=now)
         self._count_sent(sent, report, now)
         failed = [(item, result) for item, _, result in done if not result.ok]
         if not failed:

@@ -215,41 +215,53 @@ _SENT_NOW = (
 )
 
 
-def mark_sent_now(
-    sessions: sessionmaker[Session], items: list[OutboxItem], *, now: datetime
-) -> None:
+class SentMarks:
     """Accepted messages marked sent and committed at once, in one plain statement.
 
-    The sender calls it after each relay acceptance (the lanes' results together), so
-    it costs one round trip on PostgreSQL (pipelined, with the commit). That commit does
-    not wait for its WAL flush (synchronous_commit off, for this transaction only): a
-    crash of Parley loses nothing, and a crash of PostgreSQL itself at worst forgets the
-    last few sent marks, whose messages then go out again with their Message-IDs.
+    A sender keeps one for a batch and calls ``mark`` after each relay acceptance (the
+    lanes' results together), on a pooled driver connection it holds until ``close``:
+    one round trip on PostgreSQL (pipelined, with the commit) and no reset of the
+    connection between calls. That commit does not wait for its WAL flush
+    (synchronous_commit off, for this transaction only): a crash of Parley loses
+    nothing, and a crash of PostgreSQL itself at worst forgets the last few sent marks,
+    whose messages then go out again with their Message-IDs. Not for two threads at once.
     """
-    if not items:
-        return
-    engine = engine_of(sessions)
-    dialect = engine.dialect.name
-    connection = engine.raw_connection()
-    try:
-        if dialect == "postgresql":
-            driver = connection.driver_connection
-            assert driver is not None
-            with driver.pipeline(), driver.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                sql = for_driver(_SENT_NOW.format(ids="= ANY(:ids)"), dialect)
-                cursor.execute(sql, {"now": now, "ids": [item.id for item in items]})
-                driver.commit()
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.engine = engine_of(sessions)
+        self.connection: Any = None
+
+    def mark(self, items: list[OutboxItem], *, now: datetime) -> None:
+        if not items:
             return
-        names = [f":id{n}" for n in range(len(items))]
-        params: dict[str, Any] = {f"id{n}": item.id for n, item in enumerate(items)}
-        params["now"] = dialect_time(dialect, now)
-        cursor = connection.cursor()
-        cursor.execute(_SENT_NOW.format(ids=f"IN ({', '.join(names)})"), params)
-        cursor.close()
-        connection.commit()
-    finally:
-        connection.close()  # back to the pool
+        dialect = self.engine.dialect.name
+        if self.connection is None:
+            self.connection = self.engine.raw_connection()
+        try:
+            if dialect == "postgresql":
+                driver = self.connection.driver_connection
+                with driver.pipeline(), driver.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                    sql = for_driver(_SENT_NOW.format(ids="= ANY(:ids)"), dialect)
+                    cursor.execute(sql, {"now": now, "ids": [item.id for item in items]})
+                    driver.commit()
+                return
+            names = [f":id{n}" for n in range(len(items))]
+            params: dict[str, Any] = {f"id{n}": item.id for n, item in enumerate(items)}
+            params["now"] = dialect_time(dialect, now)
+            cursor = self.connection.cursor()
+            cursor.execute(_SENT_NOW.format(ids=f"IN ({', '.join(names)})"), params)
+            cursor.close()
+            self.connection.commit()
+        except BaseException:
+            self.close()  # a connection in an unknown state goes back to be reset
+            raise
+
+    def close(self) -> None:
+        """Hand the connection back to the pool."""
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.close()
 
 
 def mark_unsent(
