@@ -18,6 +18,7 @@ import smtplib
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from core.db.models import (
     OutboundMessage,
 )
 from core.runtime import Runtime
+from core.services.bookings import actor_of
+from core.services.holds import HoldRequest, confirm_hold, create_hold
 from tests.conftest import free_port
 from tests.e2e.helpers import parley_env, start, wait_healthy
 from tests.e2e.relay import Received, RelaySink, running_relay
@@ -48,6 +51,7 @@ pytestmark = [
 ANSWERS = 500
 CONNECTIONS = 4
 SENDERS = 8
+SEEDERS = 4
 ALL_DAY = {
     "timezone": "UTC",
     "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
@@ -58,32 +62,43 @@ ALL_DAY = {
 
 
 def seed(runtime: Runtime, count: int) -> list[tuple[str, str, str]]:
-    """count confirmed bookings, their invitations already delivered; (id, uid, guest)."""
+    """count confirmed bookings, their invitations already delivered; (id, uid, guest).
+
+    The providers over the API, the bookings through the services from a few threads
+    (one provider each, so they do not wait for each other's lock): the seed is not what
+    is tested, and the HTTP round trips would double its time.
+    """
     runtime.settings = runtime.settings.model_copy(update={"public_rate_limit_per_minute": 0})
     headers = {"Authorization": f"Bearer {runtime.settings.admin_token}"}
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     client = client_for(runtime, Clock(now))
-    created = client.post(
-        "/api/v1/providers", headers=headers,
-        json={"name": "Ada Host", "email": "ada@host.example", "timezone": "UTC", "slug": "ada"},
-    )  # fmt: skip
-    provider = created.json()["id"]
-    assert client.put(
-        f"/api/v1/providers/{provider}/availability", json=ALL_DAY, headers=headers
-    ).is_success
-    booked = []
-    for n in range(count):
-        begin = now + timedelta(days=1, minutes=30 * n)
-        guest = f"guest{n}@guests.example"
-        hold = client.post("/api/v1/holds", headers=headers, json={
-            "provider_id": provider, "start": begin.isoformat(),
-            "end": (begin + timedelta(minutes=30)).isoformat(), "guest_email": guest,
+    providers = []
+    for n in range(SEEDERS):
+        created = client.post("/api/v1/providers", headers=headers, json={
+            "name": f"Unit {n}", "email": f"unit{n}@host.example", "timezone": "UTC",
+            "slug": f"unit-{n}",
         })  # fmt: skip
-        assert hold.status_code == 201, hold.text
-        done = client.post(f"/api/v1/holds/{hold.json()['id']}/confirm", headers=headers)
-        assert done.status_code == 201, done.text
-        booking = done.json()["booking"]
-        booked.append((booking["id"], booking["uid"], guest))
+        assert created.status_code == 201, created.text
+        provider = created.json()["id"]
+        put = client.put(
+            f"/api/v1/providers/{provider}/availability", json=ALL_DAY, headers=headers
+        )
+        assert put.status_code == 200, put.text
+        providers.append(provider)
+    actor = actor_of(runtime, "guest")
+
+    def book(n: int) -> tuple[str, str, str]:
+        begin = now + timedelta(days=1, minutes=30 * (n // SEEDERS))
+        guest = f"guest{n}@guests.example"
+        request = HoldRequest(providers[n % SEEDERS], begin, begin + timedelta(minutes=30), guest)
+        with runtime.sessions.begin() as session:
+            hold = create_hold(session, request, now, ttl_seconds=600).hold
+        with runtime.sessions.begin() as session:
+            booking = confirm_hold(session, hold.id, actor, now)
+            return booking.id, booking.uid, guest
+
+    with ThreadPoolExecutor(SEEDERS) as pool:
+        booked = list(pool.map(book, range(count)))
     with runtime.sessions.begin() as session:  # the invitations went out long ago
         session.execute(update(OutboundMessage).values(status="sent", sent_at=now))
     return booked
@@ -180,12 +195,14 @@ class Cancels:
 
     def __init__(self, sink: RelaySink) -> None:
         self.arrived: list[str] = []
+        self.times: list[float] = []  # time.monotonic() of each arrival
         sink.listeners.append(self)
 
     def __call__(self, item: Received) -> None:
         if _CANCEL.search(item.raw):
             found = _MESSAGE_ID.search(item.raw)
             self.arrived.append(found.group(1).decode() if found else "?")
+            self.times.append(item.at)
 
     def __len__(self) -> int:
         return len(self.arrived)
