@@ -171,7 +171,7 @@ def test_objects_stored_before_spans_existed_are_expanded_by_the_job(
 
     pid = provider["id"]
     _calendar(calendar_app, "blocks").save_event(_event("old", datetime(2030, 3, 6, 9, tzinfo=UTC)))
-    with runtime.sessions.begin() as session:  # as after migration 0004 on an old database
+    with runtime.sessions.begin() as session:  # as after migration 0005 on an old database
         session.execute(delete(DavBusy))
     assert f"{WEDNESDAY}T09:00:00Z" in _starts(api, pid)
     context = JobContext(sessions=runtime.sessions, now=NOW, services={"runtime": runtime})

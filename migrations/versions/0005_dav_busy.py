@@ -5,8 +5,8 @@ each; events a provider saves into `blocks` (or a calendar they made) join that 
 through this table instead of being parsed from iCalendar on every slots query. Existing
 objects are expanded by the `dav.spans` job on the first run after this migration.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
