@@ -7,6 +7,7 @@ from typing import Any
 
 from caldav_bridge.importers import make_fetcher
 from core.jobs import Handler, JobContext, Periodic
+from core.services import dav
 from core.services.bookings import actor_of
 from core.services.expiry import expire_holds
 from core.services.proposals import expire_proposals
@@ -29,6 +30,11 @@ def _expire_proposals(context: JobContext, payload: dict[str, Any]) -> None:
 def _purge_rate_limits(context: JobContext, payload: dict[str, Any]) -> None:
     with context.sessions.begin() as session:
         purge_rate_limits(session, context.now)
+
+
+def _refresh_dav_spans(context: JobContext, payload: dict[str, Any]) -> None:
+    with context.sessions.begin() as session:
+        dav.refresh_recurring_busy(session, context.now)
 
 
 def _sleep(context: JobContext, payload: dict[str, Any]) -> None:
@@ -82,6 +88,7 @@ def job_handlers() -> dict[str, Handler]:
         "outbox.deliver": _deliver_outbox,
         "inbound.process": _process_inbound,
         "sources.poll": _poll_sources,
+        "dav.spans": _refresh_dav_spans,
     }
 
 
@@ -95,4 +102,6 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         # SKIP LOCKED, so any number of drains can run side by side).
         Periodic("inbound.process", 10, instances=2),
         Periodic("sources.poll", 60),
+        # Recurring events in providers' own calendars: keep their spans a horizon ahead.
+        Periodic("dav.spans", 6 * 3600),
     ]

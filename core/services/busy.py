@@ -279,6 +279,11 @@ _BUSY = """
      WHERE e.provider_id IN ({ids}) AND e.start_at < :high AND e.end_at > :low
        AND e.merged_into_id IS NULL
     UNION ALL
+    SELECT b.provider_id, b.start_at, b.end_at, 'external', b.calendar_id, c.name
+      FROM dav_busy b JOIN dav_calendars c ON c.id = b.calendar_id
+     WHERE b.provider_id IN ({ids}) AND b.start_at < :high AND b.end_at > :low
+       AND c.blocking = :blocking
+    UNION ALL
     SELECT provider_id, start_at, end_at, 'booking', id, status
       FROM bookings
      WHERE provider_id IN ({ids}) AND start_at < :high AND end_at > :low
@@ -327,6 +332,7 @@ def unit_rows_statement(
         now=dialect_time(dialect, now),
         skip_booking=exclude.booking_id or "",
         skip_hold=exclude.hold_id or "",
+        blocking=True,
     )
     return _busy_sql(len(unit_ids)), params
 

@@ -20,9 +20,22 @@ from icalendar import Calendar
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.db.models import Booking, DavCalendar, DavChange, DavObject, Hold, Provider, new_id
+from core.db.models import (
+    Booking,
+    DavBusy,
+    DavCalendar,
+    DavChange,
+    DavObject,
+    Hold,
+    Provider,
+    new_id,
+)
 from core.domain.busy import Busy, BusyKind
+from core.domain.intervals import normalize
+from core.logging import get_logger
 from core.services.errors import NotFoundError, ServiceError
+
+_log = get_logger("parley.dav")
 
 READ_ONLY_KINDS = frozenset({"bookings", "holds"})
 FIXED_NAMES = frozenset({"bookings", "holds", "blocks"})
@@ -30,6 +43,13 @@ BOOKING_STATUSES = ("confirmed", "requested")
 # A floating or all-day span is stored widened by the largest UTC offset, so that the
 # indexed prefilter never misses it whatever zone it is finally read in.
 _FLOATING_SLACK = timedelta(hours=14)
+# Busy spans of stored objects are kept from a day back to this far ahead; the dav.spans
+# job moves the horizon along. At most this many occurrences are expanded per object, so
+# a FREQ=SECONDLY rule costs a bounded amount of work and rows.
+SPAN_PAST = timedelta(days=1)
+SPAN_HORIZON = timedelta(days=730)
+MAX_OCCURRENCES = 5_000
+BLOCKING_KINDS = ("blocks", "custom")
 
 
 class ReadOnlyCalendar(ServiceError):
@@ -244,6 +264,7 @@ def put_object(
     if not existing:
         session.add(obj)
     session.flush()
+    refresh_busy(session, calendar, obj, now)
     return obj, bool(existing)
 
 
@@ -279,6 +300,9 @@ def move_object(
         update(DavObject)
         .where(DavObject.id == found[0].id)
         .values(calendar_id=target.id, href=to_href, revision=revision)
+    )
+    session.execute(
+        update(DavBusy).where(DavBusy.object_id == found[0].id).values(calendar_id=target.id)
     )
 
 
@@ -373,24 +397,114 @@ def active_holds(
 
 
 def dav_busy(session: Session, provider_id: str, start: datetime, end: datetime) -> list[Busy]:
-    """Occurrences of opaque, not-cancelled events in the provider's blocking calendars
-    (blocks and blocking calendars it created) meeting [start, end), recurrences expanded."""
-    calendars = session.scalars(
-        select(DavCalendar).where(
-            DavCalendar.provider_id == provider_id,
-            DavCalendar.kind.in_(("blocks", "custom")),
+    """Busy time from the provider's blocking calendars (blocks and blocking calendars it
+    created) meeting [start, end): the stored spans of their opaque, not-cancelled events."""
+    query = (
+        select(DavBusy.start_at, DavBusy.end_at, DavBusy.calendar_id, DavCalendar.name)
+        .join(DavCalendar, DavCalendar.id == DavBusy.calendar_id)
+        .where(
+            DavBusy.provider_id == provider_id,
+            DavBusy.start_at < end,
+            DavBusy.end_at > start,
             DavCalendar.blocking.is_(True),
         )
-    ).all()
-    if not calendars:
+        .order_by(DavBusy.start_at, DavBusy.end_at)
+    )
+    return [
+        Busy(s, e, BusyKind.EXTERNAL, ref, label) for s, e, ref, label in session.execute(query)
+    ]
+
+
+def refresh_busy(session: Session, calendar: DavCalendar, obj: DavObject, now: datetime) -> int:
+    """Store the busy spans of one object from a day ago to SPAN_HORIZON ahead."""
+    session.execute(delete(DavBusy).where(DavBusy.object_id == obj.id))
+    if calendar.kind not in BLOCKING_KINDS:
+        return 0
+    zone = _provider_zone(session, calendar.provider_id)
+    spans = object_busy(obj.ics, now - SPAN_PAST, SPAN_HORIZON, zone)
+    session.add_all(
+        DavBusy(
+            tenant_id=calendar.tenant_id,
+            provider_id=calendar.provider_id,
+            calendar_id=calendar.id,
+            object_id=obj.id,
+            start_at=span_start,
+            end_at=span_end,
+        )
+        for span_start, span_end in spans
+    )
+    return len(spans)
+
+
+def refresh_recurring_busy(session: Session, now: datetime, *, limit: int = 500) -> int:
+    """Re-expand objects whose spans may have moved with the horizon (recurring ones) or
+    were never expanded (stored before spans existed); returns how many were refreshed."""
+    has_spans = select(DavBusy.object_id).where(DavBusy.object_id == DavObject.id).exists()
+    query = (
+        select(DavObject, DavCalendar)
+        .join(DavCalendar, DavCalendar.id == DavObject.calendar_id)
+        .where(DavCalendar.kind.in_(BLOCKING_KINDS))
+        .where(or_(DavObject.recurring.is_(True), ~has_spans))
+        .where(or_(DavObject.end_at.is_(None), DavObject.end_at > now - SPAN_PAST))
+        .order_by(DavObject.id)
+    )
+    done = 0
+    last = 0
+    while True:
+        rows = session.execute(query.where(DavObject.id > last).limit(limit)).all()
+        for obj, calendar in rows:
+            refresh_busy(session, calendar, obj, now)
+            last = obj.id
+        session.flush()
+        done += len(rows)
+        if len(rows) < limit:
+            return done
+
+
+def object_busy(
+    ics: str, start: datetime, horizon: timedelta, zone: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    """The merged spans of an object's opaque, not-cancelled occurrences from ``start`` to
+    ``horizon`` after it (after its first DTSTART, for a series that starts later).
+
+    Occurrences are expanded window by window from the first DTSTART, each window sized
+    by the rule's frequency and by what the last one held, stopping once MAX_OCCURRENCES
+    were seen: no rule (FREQ=SECONDLY) makes this unbounded work. Floating and all-day
+    times are read in ``zone``.
+    """
+    try:
+        calendar = Calendar.from_ical(ics)
+        query = recurring_ical_events.of(calendar)
+        first, width = _expansion_start(calendar, zone)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return []
-    zone = _provider_zone(session, provider_id)
-    names = {c.id: c.name for c in calendars}
-    busy: list[Busy] = []
-    for obj in objects_in_range(session, list(names), start, end):
-        label = names[obj.calendar_id]
-        busy.extend(_occurrences(obj.ics, start, end, zone, obj.calendar_id, label))
-    return sorted(busy, key=lambda b: (b.start, b.end))
+    spans: list[tuple[datetime, datetime]] = []
+    seen = 0
+    # Widen the range for floating and all-day events; the exact check follows.
+    end = max(start, first) + horizon
+    low, high = max(start - _DAY, first), end + _DAY
+    while low < high:
+        upper = min(low + width, high)
+        try:
+            events = query.between(low, upper)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return []
+        seen += len(events)
+        for event in events:
+            if event.name != "VEVENT" or not _blocks_time(event):
+                continue
+            span = _event_span(event, zone)
+            if span is not None and span[0] < end and span[1] > start:
+                spans.append(span)
+        if seen >= MAX_OCCURRENCES:
+            _log.warning("dav.spans.truncated", until=upper.isoformat(), occurrences=seen)
+            break
+        low = upper
+        if len(events) < 256:
+            width *= 2
+        elif len(events) > 1024:
+            width = max(width / 2, timedelta(seconds=1))
+    return normalize(spans)
 
 
 def _provider_zone(session: Session, provider_id: str) -> ZoneInfo:
@@ -401,23 +515,25 @@ def _provider_zone(session: Session, provider_id: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _occurrences(
-    ics: str, start: datetime, end: datetime, zone: ZoneInfo, ref: str, label: str
-) -> list[Busy]:
-    try:
-        calendar = Calendar.from_ical(ics)
-        # Widen the window for floating and all-day events; the exact check follows.
-        events = recurring_ical_events.of(calendar).between(start - _DAY, end + _DAY)
-    except (ValueError, KeyError, TypeError):
-        return []
-    out: list[Busy] = []
-    for event in events:
-        if event.name != "VEVENT" or not _blocks_time(event):
-            continue
-        span = _event_span(event, zone)
-        if span is not None and span[0] < end and span[1] > start:
-            out.append(Busy(span[0], span[1], BusyKind.EXTERNAL, ref, label))
-    return out
+_FIRST_WIDTH = {
+    "SECONDLY": timedelta(minutes=1),
+    "MINUTELY": timedelta(hours=1),
+    "HOURLY": timedelta(days=1),
+}
+
+
+def _expansion_start(calendar: Calendar, zone: ZoneInfo) -> tuple[datetime, timedelta]:
+    """The earliest DTSTART of the object's events, and a first window that holds only a
+    few occurrences of its most frequent rule."""
+    starts: list[datetime] = []
+    width = timedelta(days=7)
+    for event in calendar.walk("VEVENT"):
+        value: Any = event.decoded("DTSTART", None)
+        if isinstance(value, date):  # a datetime is a date too
+            starts.append(_as_utc(value, zone))
+        for freq in (event.get("RRULE") or {}).get("FREQ", []):
+            width = min(width, _FIRST_WIDTH.get(str(freq).upper(), width))
+    return (min(starts) if starts else datetime.min.replace(tzinfo=UTC)), width
 
 
 _DAY = timedelta(days=1)
