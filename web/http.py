@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -115,9 +116,26 @@ async def in_transaction(request: Request, work: Callable[[Session, datetime], T
             return work(session, runtime.clock())
 
     try:
-        return await run_in_threadpool(run)
+        return await run_in_threadpool(_once_more_if_read, request, run)
     except (ServiceError, DomainError) as error:
         raise api_error(error) from None
+
+
+def _dropped(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _once_more_if_read(request: Request, run: Callable[[], T]) -> T:
+    """run(), and once more when a read (GET, HEAD) lost its database connection midway.
+
+    A write is not repeated: its COMMIT may have been applied before the connection went.
+    """
+    try:
+        return run()
+    except DBAPIError as exc:
+        if not _dropped(exc) or request.method not in ("GET", "HEAD"):
+            raise
+    return run()
 
 
 def _client_key(request: Request) -> str:
@@ -145,12 +163,13 @@ async def public_call(request: Request, work: Callable[[Session, datetime], T]) 
                 return result
         except RateLimited:
             raise
-        except Exception:
-            _count_failed_call(runtime, key, limit)
+        except Exception as exc:
+            if not _dropped(exc):  # the retry counts it
+                _count_failed_call(runtime, key, limit)
             raise
 
     try:
-        return await run_in_threadpool(run)
+        return await run_in_threadpool(_once_more_if_read, request, run)
     except (ServiceError, DomainError) as error:
         raise api_error(error) from None
 
