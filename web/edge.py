@@ -79,7 +79,8 @@ class ClientAddress:
 
 
 class InputGuard:
-    """Refuses a path (404), query, cookie or form field (400) holding a NUL.
+    """Refuses a path or a page's query (404), an API query, cookie or form field (400)
+    holding a NUL.
 
     Percent-decoding is the only way such text arrives there, and PostgreSQL text cannot
     hold it; JSON bodies are checked by ``web.inputs.json_value`` as they are parsed.
@@ -93,13 +94,15 @@ class InputGuard:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        if not storable(path):
+        bad_query = _bad_query(scope.get("query_string", b""))
+        # For a page the query is part of its address (a link's token): none holds a NUL.
+        if not storable(path) or (bad_query and not path.startswith("/api/")):
             await error_reply(path, 404, "not_found", "there is nothing at this address")(
                 scope, receive, send
             )
             return
-        if _bad_query(scope.get("query_string", b"")) or _bad_cookie(scope):
-            await _refuse(scope, receive, send, "the address")
+        if bad_query or _bad_cookie(scope):
+            await _refuse(scope, receive, send, "the request")
             return
         if _content_type(scope).startswith(_FORMS):
             receive, body = await _buffered(receive)
