@@ -6,6 +6,7 @@ that are not configured are generated into the data folder on first start.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=600, gt=0)
     # Requests per client IP per minute on public endpoints (slots, holds); 0 turns it off.
     public_rate_limit_per_minute: int = Field(default=120, ge=0)
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For names the client; none by default.
+    trusted_proxies: list[str] = Field(default_factory=list)
     booking_page_weeks: int = Field(default=3, gt=0, le=26)
     proposal_ttl_hours: int = Field(default=48, gt=0)
     import_allow_private: bool = False
@@ -122,6 +125,16 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be none, dkim or authres:<authserv-id>")
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return [item.strip() for item in value]
 
     @field_validator("decline_policy", mode="before")
     @classmethod

@@ -148,6 +148,9 @@ async def serve(runtime: Runtime, *, with_worker: bool = True) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1 by default; the app reads
+        # it only from PARLEY_TRUSTED_PROXIES (web.edge.ClientAddress), under any server.
+        proxy_headers=False,
     )
     http = _Server(config)
     smtp = await _start_smtp(runtime)

@@ -25,6 +25,7 @@ from core.logging import get_logger
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings, load_settings
 from web.api import api_routes
+from web.edge import ClientAddress, ErrorBoundary, InputGuard
 from web.errors import ApiError
 from web.http import error_response, runtime_of
 from web.openapi import build_document
@@ -107,11 +108,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    _log.error("http.unhandled", path=request.url.path, error=type(exc).__name__, exc_info=exc)
-    return error_response(500, "internal", "internal error; it has been logged")
-
-
 def build_routes() -> list[BaseRoute]:
     api = [*api_routes(), Route("/openapi.json", openapi), Route("/{rest:path}", api_not_found)]
     return [
@@ -152,10 +148,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
-            Exception: _unexpected,
         },
     )
+    # Outermost last: the client address, metrics, the error boundary, the input guard.
+    app.add_middleware(InputGuard)
+    app.add_middleware(ErrorBoundary)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(ClientAddress)
     api_mount = next(r for r in routes if isinstance(r, Mount) and r.path == "/api/v1")
     app.state.openapi = build_document(api_mount.routes, prefix="/api/v1", version=API_VERSION)
     if runtime is not None:

@@ -6,7 +6,6 @@ errors, strict RFC 3339 parsing, and the per-IP limiter for public calls.
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -32,6 +32,7 @@ from core.services.errors import (
     SlotUnavailable,
 )
 from web.errors import ApiError, BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from web.inputs import check_date, json_value
 
 T = TypeVar("T")
 _INSTANT = re.compile(
@@ -75,7 +76,7 @@ def parse_model(model: type[M], data: Any) -> M:
 
 
 async def read_json(request: Request, model: type[M]) -> M:
-    """The request body as model; malformed JSON or wrong fields raise BadRequest."""
+    """The request body as model (empty means ``{}``); bad JSON or fields raise BadRequest."""
     return parse_body(await request.body(), model)
 
 
@@ -115,9 +116,26 @@ async def in_transaction(request: Request, work: Callable[[Session, datetime], T
             return work(session, runtime.clock())
 
     try:
-        return await run_in_threadpool(run)
+        return await run_in_threadpool(_once_more_if_read, request, run)
     except (ServiceError, DomainError) as error:
         raise api_error(error) from None
+
+
+def _dropped(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _once_more_if_read(request: Request, run: Callable[[], T]) -> T:
+    """run(), and once more when a read (GET, HEAD) lost its database connection midway.
+
+    A write is not repeated: its COMMIT may have been applied before the connection went.
+    """
+    try:
+        return run()
+    except DBAPIError as exc:
+        if not _dropped(exc) or request.method not in ("GET", "HEAD"):
+            raise
+    return run()
 
 
 def _client_key(request: Request) -> str:
@@ -145,12 +163,13 @@ async def public_call(request: Request, work: Callable[[Session, datetime], T]) 
                 return result
         except RateLimited:
             raise
-        except Exception:
-            _count_failed_call(runtime, key, limit)
+        except Exception as exc:
+            if not _dropped(exc):  # the retry counts it
+                _count_failed_call(runtime, key, limit)
             raise
 
     try:
-        return await run_in_threadpool(run)
+        return await run_in_threadpool(_once_more_if_read, request, run)
     except (ServiceError, DomainError) as error:
         raise api_error(error) from None
 
@@ -223,12 +242,7 @@ async def limit_public(request: Request) -> None:
 
 def parse_body(raw: bytes, model: type[M]) -> M:
     """``read_json`` for a body already read (so it can be parsed in the threadpool)."""
-    if len(raw) > 1_000_000:
-        raise BadRequest("request body too large", code="too_large")
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON", code="malformed_json") from None
+    data = json_value(raw)
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", code="invalid_request")
     return parse_model(model, data)
@@ -252,7 +266,7 @@ def parse_instant(value: object, name: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise BadRequest(f"{name} must carry an offset, e.g. Z or +01:00", code="naive_datetime")
-    return parsed
+    return check_date(parsed, name)
 
 
 def parse_minutes(value: object, name: str) -> timedelta:

@@ -19,6 +19,8 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine
 
+from core.db.engine import closed_by_server
+
 
 class HotConnections:
     """At most ``size`` connections at once per event loop; idle ones are kept for reuse."""
@@ -43,7 +45,7 @@ class HotConnections:
         """A connection outside any transaction; it goes back idle unless left mid-query."""
         slots = self._slots_for_this_loop()
         async with slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
+            conn = await self._idle_or_new()
             try:
                 yield conn
             finally:
@@ -60,6 +62,15 @@ class HotConnections:
         idle, self._idle = self._idle, []
         for conn in idle:
             _finish(conn)
+
+    async def _idle_or_new(self) -> AsyncConnection[Any]:
+        """An idle connection the server has not closed meanwhile, else a new one."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not closed_by_server(conn):
+                return conn
+            _finish(conn)
+        return await self._connect()
 
     def _slots_for_this_loop(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

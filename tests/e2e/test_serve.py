@@ -106,3 +106,34 @@ def test_every_command_has_help(tmp_path: Path) -> None:
         result = subprocess.run([*PARLEY, *command, "--help"], capture_output=True, cwd=tmp_path)
         assert result.returncode == 0, command
         assert b"Usage" in result.stdout
+
+
+def test_serve_trusts_no_forwarded_for_and_keeps_connections_after_errors(
+    tmp_path: Path,
+) -> None:
+    """As operators run it: uvicorn itself would trust X-Forwarded-For from loopback."""
+    http_port = free_port()
+    env = parley_env(
+        tmp_path / "data",
+        PARLEY_HTTP_PORT=str(http_port),
+        PARLEY_SMTP_PORT="0",
+        PARLEY_PUBLIC_RATE_LIMIT_PER_MINUTE="3",
+    )
+    proc = start(["serve", "--no-worker"], env, tmp_path)
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_healthy(base, timeout=10)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            statuses = []
+            for i in range(4):
+                deep = b"[" * 100_000 + b"]" * 100_000  # once a RecursionError, a 500
+                answer = client.post(
+                    "/api/v1/holds", content=deep, headers={"X-Forwarded-For": f"203.0.113.{i}"}
+                )
+                statuses.append(answer.status_code)
+                assert client.get("/healthz").status_code == 200  # same connection
+        assert statuses == [400, 400, 400, 429]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+    assert code == 0

@@ -113,8 +113,7 @@ async def get_hold(request: Request) -> JSONResponse:
 
 async def confirm_hold(request: Request) -> JSONResponse:
     await limit_public(request)
-    raw = await request.body()
-    body = await read_json(request, ConfirmIn) if raw.strip() else ConfirmIn()
+    body = await read_json(request, ConfirmIn)
     hold_id = request.path_params["hold_id"]
     actor = actor_of(runtime_of(request), "guest")
 

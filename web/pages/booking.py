@@ -26,6 +26,7 @@ from core.services.bookings import actor_of, get_booking, view_booking
 from core.services.errors import NotFoundError, ServiceError
 from web.errors import ApiError
 from web.http import in_transaction, limit_public, parse_instant, runtime_of
+from web.inputs import in_range
 from web.templating import templates
 
 T = TypeVar("T")
@@ -128,9 +129,10 @@ def _page_context(
 def _from_date(text: str | None, now: datetime, zone: str) -> date:
     today = now.astimezone(ZoneInfo(zone)).date()
     try:
-        return max(date.fromisoformat(text or ""), today)
+        asked = date.fromisoformat(text or "")
     except ValueError:
         return today
+    return max(asked, today) if in_range(asked) else today
 
 
 async def hold_slot(request: Request) -> Response:

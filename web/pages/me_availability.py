@@ -25,6 +25,7 @@ from core.services.busy import load_busy
 from core.services.errors import ServiceError
 from core.services.freshness import source_label
 from core.services.providers import get_provider
+from web.inputs import MAX_YEAR, MIN_YEAR, in_range
 from web.pages import me_editor
 from web.pages.me_common import Ctx, back, provider_page, render
 
@@ -261,6 +262,9 @@ def _explain(
         local = datetime.fromisoformat(at_text.strip()[:20])
     except ValueError:
         errors["at"] = "Give a date and time like 2027-03-02T10:00."
+        return None
+    if not in_range(local):
+        errors["at"] = f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}."
         return None
     local = local.replace(tzinfo=zone) if local.tzinfo is None else local
     if is_nonexistent(local):

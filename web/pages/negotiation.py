@@ -40,6 +40,7 @@ from core.services.proposals import (
 from core.tzids import zone_for_tzid
 from web.errors import ApiError, BadRequest
 from web.http import json_response, read_json, runtime_of
+from web.inputs import Instant, check_date, in_range
 from web.openapi import ApiDoc, api_route
 from web.templating import templates
 
@@ -151,7 +152,7 @@ def _parse_choice(
             start = datetime.fromisoformat(choice)
         except ValueError:
             raise BadRequest("pick one of the listed times", code="slot") from None
-        if start.tzinfo is None:
+        if start.tzinfo is None or not in_range(start):
             raise BadRequest("pick one of the listed times", code="slot")
         return start.astimezone(UTC), start.astimezone(UTC) + duration
     tz = zone_for_tzid(form.get("tz") or zone) or ZoneInfo("UTC")
@@ -160,6 +161,7 @@ def _parse_choice(
         clock = time.fromisoformat(form.get("time", ""))
     except ValueError:
         raise BadRequest("enter a date and a time", code="when") from None
+    check_date(day, "the date")
     local = datetime.combine(day, clock, tz)
     if is_nonexistent(local):
         raise BadRequest("that local time does not exist (clocks change then)", code="when")
@@ -293,8 +295,8 @@ async def decline_submit(request: Request) -> Response:
 
 class ProposeBody(BaseModel):
     token: str = Field(min_length=10, max_length=1000)
-    start: datetime
-    end: datetime
+    start: Instant
+    end: Instant
     note: str | None = Field(default=None, max_length=2000)
 
 

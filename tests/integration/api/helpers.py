@@ -87,6 +87,7 @@ def served(runtime: Runtime) -> Iterator[str]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        proxy_headers=False,  # as `parley serve` runs it: the app reads trusted proxies
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
