@@ -6,6 +6,7 @@ that are not configured are generated into the data folder on first start.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     booking_page_weeks: int = Field(default=3, gt=0, le=26)
     proposal_ttl_hours: int = Field(default=48, gt=0)
     import_allow_private: bool = False
+    # Private networks imports may still fetch from (CIDRs, e.g. an internal CalDAV server).
+    import_allow_networks: list[str] = Field(default_factory=list)
     source_stale_minutes: int = Field(default=180, gt=0)
     max_sources_per_provider: int = Field(default=10, gt=0)
     feed_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
@@ -122,6 +125,13 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be none, dkim or authres:<authserv-id>")
         return value.strip()
+
+    @field_validator("import_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item.strip(), strict=False)  # a ValueError names the bad one
+        return value
 
     @field_validator("decline_policy", mode="before")
     @classmethod
