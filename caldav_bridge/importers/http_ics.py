@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ssl
 import typing
+import zlib
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpcore
@@ -172,7 +173,11 @@ class HttpIcsFetcher:
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
-            headers={"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"},
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept": "text/calendar, */*;q=0.5",
+                "Accept-Encoding": "gzip, deflate",  # what _read can decode within its limit
+            },
             transport=GuardedTransport(self.guard, limits=limits),
             # No proxy from the environment: a proxy would connect where the guard can't see.
             trust_env=False,
@@ -232,15 +237,43 @@ class HttpIcsFetcher:
             raise FetchFailed(f"cannot fetch the feed: {type(exc).__name__}: {exc}") from None
 
     def _read(self, response: httpx.Response) -> bytes:
+        """The body, decoded here rather than by httpx so that decompression stops at
+        max_bytes (a gzip bomb is cut off within one chunk of the limit)."""
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchFailed(f"feed is {declared} bytes, over the limit of {self.max_bytes} bytes")
+        decoder = _decoder(response.headers.get("content-encoding", ""))
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise FetchFailed(f"feed is over the limit of {self.max_bytes} bytes")
-            remaining(None)  # raises once the fetch's time is spent
-            chunks.append(chunk)
+        try:
+            for raw in response.iter_raw():
+                remaining(None)  # raises once the fetch's time is spent
+                data = raw
+                while data:
+                    if decoder is None:
+                        out, data = data, b""
+                    else:
+                        out = decoder.decompress(data, self.max_bytes - size + 1)
+                        data = decoder.unconsumed_tail
+                    size += len(out)
+                    if size > self.max_bytes:
+                        raise FetchFailed(f"feed is over the limit of {self.max_bytes} bytes")
+                    chunks.append(out)
+            if decoder is not None:
+                chunks.append(decoder.flush())
+        except zlib.error as exc:
+            raise FetchFailed(f"feed's compressed body cannot be read ({exc})") from None
         return b"".join(chunks)
+
+
+def _decoder(encoding: str) -> typing.Any:
+    """A zlib decompressor for the Content-Encoding, or None for none; refuses the rest."""
+    names = [n.strip().lower() for n in encoding.split(",") if n.strip()]
+    names = [n for n in names if n != "identity"]
+    if not names:
+        return None
+    if names in (["gzip"], ["x-gzip"]):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if names == ["deflate"]:
+        return zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib-wrapped (what servers send)
+    raise FetchFailed(f"feed's content encoding {encoding!r} is not supported")
