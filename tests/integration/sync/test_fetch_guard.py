@@ -5,6 +5,8 @@ that was checked (a real name server on loopback plays the rebinding attacker)."
 from __future__ import annotations
 
 import contextlib
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -253,3 +255,60 @@ def test_caldav_sources_are_guarded_at_the_connection_too(
         result = sync_now(api, admin_headers, source)
     assert result["status"] == "error" and "private address (127.0.0.2)" in result["error"]
     assert internal.hits == {} and feed_server.hits == {}
+
+
+@contextlib.contextmanager
+def https_feed(tmp_path: Any, name: str) -> Iterator[FeedServer]:
+    """A feed server on 127.0.0.1 over TLS, whose certificate names only `name` (no IP)."""
+    cert, key = tmp_path / "feed.crt", tmp_path / "feed.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    state = FeedServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_tls_is_verified_against_the_host_name_not_the_pinned_address(
+    runtime: Runtime,
+    make_settings: Any,
+    admin_headers: dict[str, str],
+    names: DnsServer,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection goes to the checked 127.0.0.1, while SNI and the certificate check
+    use the URL's name: a certificate for feed.test is good for feed.test only."""
+    names.script("feed.test", ["127.0.0.1"])
+    names.script("other.test", ["127.0.0.1"])
+    with (
+        https_feed(tmp_path, "feed.test") as server,
+        _guarded(runtime, make_settings, import_allow_networks=["127.0.0.1/32"]) as api,
+    ):
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "feed.crt"))
+        server.put("/cal.ics", FEED)
+        provider = make_provider(api, admin_headers, "tls")
+        good = add_source(api, admin_headers, provider, f"https://feed.test:{server.port}/cal.ics")
+        wrong = add_source(
+            api, admin_headers, provider, f"https://other.test:{server.port}/cal.ics"
+        )
+        assert sync_now(api, admin_headers, good)["added"] == 1
+        result = sync_now(api, admin_headers, wrong)
+    assert result["status"] == "error" and "CERTIFICATE_VERIFY_FAILED" in result["error"], result
+    assert server.hits == {"/cal.ics": 1}
+    assert server.seen_headers[0]["Host"] == f"feed.test:{server.port}"
