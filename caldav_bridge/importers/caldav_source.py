@@ -143,6 +143,25 @@ class CalDavFetcher:
     def _spent(self) -> FetchFailed:
         return FetchFailed(f"timed out after {self.timeout:g} s (the whole CalDAV query)")
 
+    def _read_capped(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """A response hook: the body, cut off at max_bytes (an endless REPORT stops)."""
+        too_large = FetchFailed(f"calendar is larger than the limit of {self.max_bytes} bytes")
+        declared = str(response.headers.get("content-length", ""))
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response.close()
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > self.max_bytes:
+                response.close()
+                raise too_large
+            chunks.append(chunk)
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+        return response
+
     def _query(self, request: FetchRequest, resolver: GuardResolver) -> list[tuple[str, str]]:
         client: Any = DAVClient(
             url=request.url,
@@ -156,6 +175,9 @@ class CalDavFetcher:
         client.session.close()
         client.session = niquests.Session(resolver=resolver)
         client.session.trust_env = False  # no proxy from the environment, no .netrc
+        # Bodies are read here, up to max_bytes, not by the library (which reads them all).
+        client.session.hooks["response"].append(self._read_capped)
+        client.session.headers["Accept-Encoding"] = "identity"  # nothing to decompress
         try:
             calendar = client.calendar(url=request.url)
             found = calendar.search(

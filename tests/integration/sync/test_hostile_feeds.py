@@ -160,3 +160,23 @@ def test_a_dripping_feed_does_not_hold_the_poller(
     assert elapsed < TIMEOUT + MARGIN + 1, f"the poll was held {elapsed:.1f} s"
     assert states[slow]["status"] == "error" and "timed out" in states[slow]["last_error"]
     assert all(states[s]["status"] == "ok" and states[s]["events"] == 3 for s in fine)
+
+
+def test_an_endless_caldav_answer_is_cut_off_at_the_size_limit(
+    runtime: Runtime, make_settings: Any, admin_headers: dict[str, str], feed_server: FeedServer
+) -> None:
+    with _app(runtime, make_settings, fetch_timeout_seconds=10) as api:
+        provider = make_provider(api, admin_headers, "davendless")
+        feed_server.put("/dav/cal/", b"<x>" + b"p" * 8000 + b"</x>\r\n", endless=True)
+        source = add_source(api, admin_headers, provider, feed_server.url("/dav/cal/"),
+                            kind="caldav", username="u", password="p")  # fmt: skip
+        tracemalloc.start()
+        started = time.monotonic()
+        result = sync_now(api, admin_headers, source)
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert result["status"] == "error", result
+    assert f"larger than the limit of {LIMIT} bytes" in result["error"], result["error"]
+    assert elapsed < 5, f"the endless CalDAV answer was read for {elapsed:.1f} s"
+    assert peak < 12 * LIMIT, f"the endless CalDAV answer took {peak / 1e6:.0f} MB"
