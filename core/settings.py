@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     booking_page_weeks: int = Field(default=3, gt=0, le=26)
     proposal_ttl_hours: int = Field(default=48, gt=0)
     import_allow_private: bool = False
+    # Private networks imports may still fetch from (CIDRs, e.g. an internal CalDAV server).
+    import_allow_networks: list[str] = Field(default_factory=list)
     source_stale_minutes: int = Field(default=180, gt=0)
     max_sources_per_provider: int = Field(default=10, gt=0)
     feed_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
@@ -126,7 +128,7 @@ class Settings(BaseSettings):
             raise ValueError("must be none, dkim or authres:<authserv-id>")
         return value.strip()
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "import_allow_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -227,10 +227,20 @@ _SIMPLE_PATH = re.compile(
 
 
 class FastPathSMTP(SMTP):
-    """aiosmtpd's SMTP, reading a plain ``<local@domain>`` path without its full parser.
+    """aiosmtpd's SMTP, reading a plain ``<local@domain>`` path without its full parser,
+    and reading DATA as Postfix does.
 
     The full RFC 5322 address parser (and a class it defines on every call) was a tenth
     of the listener's time per message; anything not plainly shaped still goes to it.
+
+    DATA: aiosmtpd refuses a whole message with "500 Line too long" for one line over
+    1,000 bytes, and reads a message with bare LF line ends as one such line. Mail that
+    lenient servers pass on has both (long HTML lines, unfolded headers, scripts writing
+    LF), so here a line may be any length, only the message size is limited, and a line
+    may end in LF alone. The end of data is still only the standard <CR><LF>.<CR><LF>
+    (a "." line ending in CRLF after a line ending in CRLF), as Postfix requires since
+    the SMTP smuggling fixes: a bare-LF "." is content. The bytes kept are those received
+    after dot-unstuffing, line ends untouched; the MIME parser reads LF and CRLF alike.
     """
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -243,6 +253,76 @@ class FastPathSMTP(SMTP):
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return address, rest
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content = await self._read_data()
+        if content is None:
+            await self.push("552 5.3.4 Error: Too much mail data")
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.original_content = content
+        self.envelope.content = (
+            content.decode("utf-8", errors="surrogateescape") if self._decode_data else content
+        )
+        status = await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks else MISSING
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> bytes | None:
+        """The message up to <CR><LF>.<CR><LF>, dot-unstuffed; None when over the size limit.
+
+        Lines are read up to LF; a line longer than the stream's buffer limit comes in
+        pieces (each piece up to the limit), so no line is too long and memory stays at
+        the message size. Past the size limit the rest is read and dropped (RFC 5321
+        4.2.5: answer after the end of data).
+        """
+        limit = self.data_size_limit
+        lines: list[bytes] = []
+        pieces: list[bytes] = []
+        size = 0
+        in_line = False  # pieces of the current line have come already
+        after_crlf = True  # the previous line ended in CRLF (or there was none)
+        cr_before = False  # the last piece ended in CR
+        too_much = False
+        while True:
+            try:
+                chunk = await self._reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError as error:
+                chunk = await self._reader.read(error.consumed)
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            if not in_line and after_crlf and chunk == b".\r\n":
+                break
+            size += len(chunk)
+            if limit and size > limit and not too_much:
+                too_much = True
+                lines.clear()
+                pieces.clear()
+            if not chunk.endswith(b"\n"):  # a piece of a long line
+                in_line, cr_before = True, chunk.endswith(b"\r")
+                if not too_much:
+                    pieces.append(chunk)
+                continue
+            after_crlf = chunk.endswith(b"\r\n") or (chunk == b"\n" and in_line and cr_before)
+            in_line = cr_before = False
+            if too_much:
+                continue
+            line = b"".join([*pieces, chunk]) if pieces else chunk
+            pieces.clear()
+            lines.append(line[1:] if line.startswith(b".") else line)
+        return None if too_much else b"".join(lines)
 
 
 def smtp_factory(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from caldav_bridge.importers.caldav_source import CalDavFetcher
+from caldav_bridge.importers.guard import Guard, parse_networks
 from caldav_bridge.importers.http_ics import HttpIcsFetcher, refusal_reason
 from core.services.sync import Fetched, FetchFailed, FetchRequest
 from core.settings import Settings
@@ -18,16 +19,19 @@ class SourceFetcher:
     """Dispatches a FetchRequest to the importer of its kind; share one per process."""
 
     def __init__(self, settings: Settings) -> None:
+        guard = guard_of(settings)
         self.http = HttpIcsFetcher(
             timeout=settings.fetch_timeout_seconds,
             max_bytes=settings.feed_max_bytes,
             max_redirects=settings.fetch_max_redirects,
             allow_private=settings.import_allow_private,
+            guard=guard,
         )
         self.caldav = CalDavFetcher(
             timeout=settings.fetch_timeout_seconds,
             max_bytes=settings.feed_max_bytes,
             allow_private=settings.import_allow_private,
+            guard=guard,
         )
 
     def __call__(self, request: FetchRequest) -> Fetched:
@@ -41,6 +45,13 @@ class SourceFetcher:
         self.http.close()
 
 
+def guard_of(settings: Settings) -> Guard:
+    return Guard(
+        allow_private=settings.import_allow_private,
+        allowed=parse_networks(settings.import_allow_networks),
+    )
+
+
 def make_fetcher(settings: Settings) -> SourceFetcher:
     return SourceFetcher(settings)
 
@@ -49,6 +60,8 @@ def check_url(settings: Settings) -> Callable[[str], str | None]:
     """A check returning why a URL may not be imported (SSRF guard), or None."""
 
     def check(url: str) -> str | None:
-        return refusal_reason(url, allow_private=settings.import_allow_private)
+        return refusal_reason(
+            url, allow_private=settings.import_allow_private, guard=guard_of(settings)
+        )
 
     return check

@@ -35,6 +35,11 @@ class Feed:
     content_type: str = "text/calendar; charset=utf-8"
     delay: float = 0.0
     location: str | None = None
+    # Hostile shapes: seconds between single bytes of the whole answer (head and body);
+    # an endless chunked body repeating body; body sent gzip-encoded as it is given.
+    drip: float = 0.0
+    endless: bool = False
+    gzip: bool = False
 
 
 @dataclass
@@ -73,6 +78,11 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 return
             if feed.delay:
                 time.sleep(feed.delay)
+            if feed.drip or feed.endless:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+                    self._hostile(feed)
+                self.close_connection = True
+                return
             headers = {}
             if feed.etag:
                 headers["ETag"] = feed.etag
@@ -85,6 +95,27 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 self._send(304, b"", None, headers)
                 return
             self._send(feed.status, feed.body, feed.content_type, headers)
+
+        do_PROPFIND = do_GET  # a CalDAV client's requests get the same answers
+        do_REPORT = do_GET
+
+        def _hostile(self, feed: Feed) -> None:
+            if feed.drip:
+                answer = (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\n"
+                    + f"Content-Length: {len(feed.body)}\r\n\r\n".encode()
+                    + feed.body
+                )
+                for byte in answer:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(feed.drip)
+                return
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+            chunk = b"%x\r\n%s\r\n" % (len(feed.body), feed.body)
+            while True:
+                self.wfile.write(chunk)
 
         def _fresh(self, feed: Feed) -> bool:
             match = self.headers.get("If-None-Match")
@@ -101,6 +132,9 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             if ctype:
                 self.send_header("Content-Type", ctype)
+            feed = server.feeds.get(self.path)
+            if feed is not None and feed.gzip and status == 200:
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(body) if status != 304 else 0))
             self.end_headers()
             if status != 304:
