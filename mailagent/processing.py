@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -162,19 +163,14 @@ _FACTS = (
     "from_address", "subject", "method", "uid", "sequence", "dtstamp", "attendee", "partstat",
     "outcome", "outcome_reason", "booking_id", "processed_at",
 )  # fmt: skip
-_SETTLED = f"UPDATE inbound_messages SET {', '.join(f'{c} = :{c}' for c in _FACTS)} WHERE id = :id"
-_FAILED = (
-    "UPDATE inbound_messages SET outcome = 'failed', outcome_reason = :reason,"
-    " processed_at = :now WHERE id = :id AND outcome = 'pending' RETURNING id"
-)
 
 
 class _Undecided(Exception):
     """Deciding the claimed message raised; its transaction is rolled back."""
 
-    def __init__(self, message_id: int, cause: Exception) -> None:
-        super().__init__(message_id)
-        self.message_id = message_id
+    def __init__(self, row: InboundMessage, cause: Exception) -> None:
+        super().__init__(row.id)
+        self.row = row
         self.cause = cause
 
 
@@ -196,26 +192,20 @@ def _settle_one(context: ProcessingContext, message_id: int | None) -> str | Non
             if not found:
                 return None
             message_id, raw, envelope_to = found[0]
+            row = InboundMessage(id=message_id, raw=bytes(raw), envelope_to=envelope_to)
             try:
-                outcome = _decide_and_write(session, context, message_id, raw, envelope_to)
+                outcome = _decide_and_write(session, context, row)
             except Exception as exc:
-                raise _Undecided(message_id, exc) from exc
+                raise _Undecided(row, exc) from exc
     except _Undecided as undecided:
-        return _undecided(context, undecided.message_id, undecided.cause)
+        return _undecided(context, undecided.row, undecided.cause)
     _strikes.pop(message_id, None)
     INBOUND.labels(outcome=outcome).inc()
     _log.info("mail.inbound.processed", id=message_id, outcome=outcome)
     return outcome
 
 
-def _decide_and_write(
-    session: Session,
-    context: ProcessingContext,
-    message_id: int,
-    raw: bytes,
-    envelope_to: str | None,
-) -> str:
-    row = InboundMessage(id=message_id, raw=bytes(raw), envelope_to=envelope_to)
+def _decide_and_write(session: Session, context: ProcessingContext, row: InboundMessage) -> str:
     row.outcome = "pending"
     now = context.clock()
     parsed = parse_message(row.raw)
@@ -223,13 +213,23 @@ def _decide_and_write(
     _decide(session, row, parsed, context, now)
     if row.outcome == "pending":  # a hook that decided nothing: do not loop on it
         _settle(row, "itip" if parsed.itip else "ignored", now)
-    dialect = session.get_bind().dialect.name
-    facts = {column: getattr(row, column) for column in _FACTS}
-    for column in ("dtstamp", "processed_at"):
-        if facts[column] is not None:
-            facts[column] = dialect_time(dialect, facts[column])
-    driver_batch(session, [(_SETTLED, {**facts, "id": message_id})])
+    _write_facts(session, row, _FACTS)
     return row.outcome
+
+
+def _write_facts(session: Session, row: InboundMessage, columns: tuple[str, ...]) -> bool:
+    """Write the row's columns back while it is pending; False when it was not."""
+    dialect = session.get_bind().dialect.name
+    facts = {column: getattr(row, column) for column in columns}
+    for column in ("dtstamp", "processed_at"):
+        if facts.get(column) is not None:
+            facts[column] = dialect_time(dialect, facts[column])
+    sets = ", ".join(f"{c} = :{c}" for c in columns)
+    update = (
+        f"UPDATE inbound_messages SET {sets} WHERE id = :id AND outcome = 'pending' RETURNING id"
+    )
+    (written,) = driver_batch(session, [(update, {**facts, "id": row.id})])
+    return bool(written)
 
 
 # --- a message that could not be decided ---------------------------------------------------
@@ -243,7 +243,7 @@ _strikes: dict[int, int] = {}
 _strikes_lock = threading.Lock()
 
 
-def _undecided(context: ProcessingContext, message_id: int, exc: Exception) -> str:
+def _undecided(context: ProcessingContext, row: InboundMessage, exc: Exception) -> str:
     """Mark the message failed with its reason, so the ones after it go on.
 
     The database out of reach is no fault of the message: that is raised (the run stops,
@@ -257,20 +257,32 @@ def _undecided(context: ProcessingContext, message_id: int, exc: Exception) -> s
         with _strikes_lock:
             if len(_strikes) > 10_000:
                 _strikes.clear()
-            tries = _strikes[message_id] = _strikes.get(message_id, 0) + 1
+            tries = _strikes[row.id] = _strikes.get(row.id, 0) + 1
         if tries < CONFLICT_TRIES:
-            _log.warning("mail.inbound.retry", id=message_id, error=type(exc).__name__)
+            _log.warning("mail.inbound.retry", id=row.id, error=type(exc).__name__)
             return RETRY
-    _strikes.pop(message_id, None)
-    reason = _printable(f"processing raised {type(exc).__name__}: {exc}")[:2000]
-    with context.sessions.begin() as session:
-        now = dialect_time(session.get_bind().dialect.name, context.clock())
-        marked = driver_rows(session, _FAILED, {"reason": reason, "now": now, "id": message_id})
-    if not marked:  # settled meanwhile by someone else
+    _strikes.pop(row.id, None)
+    reason = _printable(f"processing raised {_describe(exc)} ({_where(exc)})")[:2000]
+    _settle(row, "failed", context.clock(), reason)
+    row.booking_id = None  # whatever a hook matched was rolled back with the rest
+    if not _mark_failed(context, row):  # settled meanwhile by someone else
         return RETRY
     INBOUND.labels(outcome="failed").inc()
-    _log.warning("mail.inbound.failed", id=message_id, reason=reason, exc_info=exc)
+    # No exc_info: a rendered traceback may show the frames' locals, settings among them.
+    _log.warning("mail.inbound.failed", id=row.id, reason=reason)
     return "failed"
+
+
+def _mark_failed(context: ProcessingContext, row: InboundMessage) -> bool:
+    """Write the failed outcome with the parsed facts, or without them if they fail too."""
+    for columns in (_FACTS, ("outcome", "outcome_reason", "processed_at")):
+        try:
+            with context.sessions.begin() as session:
+                return _write_facts(session, row, columns)
+        except Exception as exc:
+            if failure_kind(exc) == "outage" or columns[0] == "outcome":
+                raise
+    return False
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -297,6 +309,24 @@ def failure_kind(exc: BaseException) -> str:
         if "unable to open" in text or "disk i/o" in text:
             return "outage"
     return "message"
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's class and first line; for SQLAlchemy's, the driver's own (SQLAlchemy
+    appends the statement's parameters, and an outbox row's carry link tokens)."""
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        exc = exc.orig
+    text = str(exc).strip().split("\n", 1)[0]
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _where(exc: BaseException) -> str:
+    """file:line in function, of the innermost frame the exception passed through."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename.rpartition('/')[2]}:{last.lineno} in {last.name}"
 
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
