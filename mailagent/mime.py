@@ -318,10 +318,11 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 
 
 def _strip_address(address: str) -> str:
+    """The bare address, lower-cased; "" for one with control characters (no address)."""
     address = address.strip().strip("<>").strip()
     if address[:7].lower() == "mailto:":
         address = address[7:]
-    return address.lower()
+    return "" if _CONTROL_RE.search(address) else address.lower()
 
 
 def _first_address(headers: dict[str, list[str]], name: str) -> tuple[str | None, str | None]:

@@ -404,7 +404,8 @@ def _record_facts(row: InboundMessage, parsed: ParsedMail) -> None:
 
 def _settle(row: InboundMessage, outcome: str, now: datetime, reason: str | None = None) -> None:
     row.outcome = outcome
-    row.outcome_reason = reason[:2000] if reason else None
+    # Reasons quote what the sender wrote (a parser's error): no control characters.
+    row.outcome_reason = _printable(reason)[:2000] if reason else None
     row.processed_at = now
 
 
