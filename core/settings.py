@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     secret_key: str = ""
     admin_token: str = ""
     decline_policy: Literal["strict", "soft"] = "strict"
+    # Automatic answers (reschedule link) to plain mail, per invitation per 24 hours.
+    auto_reply_limit_per_day: int = Field(default=3, ge=0)
     hold_ttl_seconds: int = Field(default=600, gt=0)
     # Requests per client IP per minute on public endpoints (slots, holds); 0 turns it off.
     public_rate_limit_per_minute: int = Field(default=120, ge=0)

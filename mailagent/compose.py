@@ -334,8 +334,13 @@ def _property(line: str) -> tuple[str, str]:
     return line.strip().upper(), ""
 
 
+def is_message_id(message_id: str) -> bool:
+    """Whether message_id is a Message-ID like <id@domain> that may go into a header."""
+    return len(message_id) <= 250 and _MESSAGE_ID_RE.fullmatch(message_id) is not None
+
+
 def _check_message_id(message_id: str) -> None:
-    if not _MESSAGE_ID_RE.match(message_id):
+    if not is_message_id(message_id):
         raise ComposeError(f"{message_id!r} is not a Message-ID like <id@domain>")
 
 

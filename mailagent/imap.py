@@ -27,7 +27,13 @@ from core.services.inbound import store_raw
 from mailagent.delivery import client_tls
 from mailagent.errors import MailError
 from mailagent.metrics import INBOUND_STORED
-from mailagent.processing import FOLDERS, ProcessingContext, process_one
+from mailagent.processing import (
+    CONFLICT_TRIES,
+    FOLDERS,
+    RETRY,
+    ProcessingContext,
+    process_one,
+)
 
 _log = get_logger("parley.imap")
 _UIDVALIDITY_RE = re.compile(rb"UIDVALIDITY (\d+)")
@@ -297,7 +303,11 @@ class ImapPoller:
         if self.on_stored is not None and not stored.duplicate:
             self.on_stored(stored.id)
         outcome = process_one(processing, stored.id)
-        if outcome is None:  # a duplicate, or processed meanwhile by the worker
+        for _ in range(CONFLICT_TRIES):  # met a lock or key race: try again (then failed)
+            if outcome != RETRY:
+                break
+            outcome = process_one(processing, stored.id)
+        if outcome in (None, RETRY):  # a duplicate, or processed meanwhile by the worker
             with processing.sessions() as session:
                 row = session.get(InboundMessage, stored.id)
                 outcome = row.outcome if row is not None else "unparseable"

@@ -44,7 +44,8 @@ _AUTO_SUBJECT_RE = re.compile(
     re.IGNORECASE,
 )
 _ENCODED_WORD_RE = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-_MSG_ID_RE = re.compile(r"<([^<>\s]+)>")
+_MSG_ID_RE = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _Q_HEX_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
 _HTML_DROP_RE = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -317,10 +318,11 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 
 
 def _strip_address(address: str) -> str:
+    """The bare address, lower-cased; "" for one with control characters (no address)."""
     address = address.strip().strip("<>").strip()
     if address[:7].lower() == "mailto:":
         address = address[7:]
-    return address.lower()
+    return "" if _CONTROL_RE.search(address) else address.lower()
 
 
 def _first_address(headers: dict[str, list[str]], name: str) -> tuple[str | None, str | None]:
@@ -347,13 +349,18 @@ def _addresses(headers: dict[str, list[str]], names: tuple[str, ...]) -> tuple[s
 
 
 def _msg_ids(value: str | None, loose: bool = False) -> tuple[str, ...]:
-    """Message ids without their angle brackets; loose accepts one bare id too."""
+    """Message ids without their angle brackets; loose accepts one bare id too.
+
+    An id with control characters is no id. The rest is not checked further: ids are
+    looked up, and a composer checks one before it goes into a header (is_message_id).
+    """
     if not value:
         return ()
     ids = tuple(m[:998] for m in _MSG_ID_RE.findall(value))
     if not ids and loose:
         bare = value.strip().strip("<>").strip()
-        return (bare[:998],) if bare and not any(c.isspace() for c in bare) else ()
+        plain = bare and not any(c.isspace() for c in bare) and not _CONTROL_RE.search(bare)
+        return (bare[:998],) if plain else ()
     return ids
 
 

@@ -2,19 +2,25 @@
 
 Runs as the worker's "inbound.process" job, after the message is safely stored, never
 inside the SMTP dialogue. Outcomes: unparseable, auto_reply, bounce, unauthenticated,
-ignored, plain_reply (answers an invitation without iTIP) and itip. The two hooks at the
-bottom, apply_itip and answer_non_itip, are where the negotiation layer plugs in.
+ignored, plain_reply (answers an invitation without iTIP), itip, and failed (deciding it
+raised: its work is rolled back and the others go on). The two hooks at the bottom,
+apply_itip and answer_non_itip, are where the negotiation layer plugs in.
 """
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+import psycopg
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +50,7 @@ FOLDERS = {
     "ignored": "Ignored",
     "unauthenticated": "Ignored",
     "unparseable": "Failed",
+    "failed": "Failed",
 }
 PROCESS_JOB = "inbound.process"
 
@@ -93,22 +100,23 @@ def process_pending(context: ProcessingContext, *, limit: int = 100) -> int:
     budget = iter(range(limit))
     lock = threading.Lock()
 
-    def take() -> bool:
+    def take() -> str | None:
         with lock:
             if next(budget, None) is None:
-                return False
-        return process_next(context) is not None
+                return None
+        return process_next(context)
 
     def drain() -> int:
         settled = 0
-        while take():
-            settled += 1
+        while (outcome := take()) is not None:
+            settled += outcome != RETRY
         return settled
 
-    settled = 0
-    while settled < 2 and take():
-        settled += 1
-    if settled < 2:
+    taken = settled = 0
+    while taken < 2 and (outcome := take()) is not None:
+        taken += 1
+        settled += outcome != RETRY
+    if taken < 2:
         return settled
     helpers = [_helpers(threads - 1).submit(drain) for _ in range(threads - 1)]
     return settled + drain() + sum(helper.result() for helper in helpers)
@@ -130,11 +138,15 @@ def _process_in_order(context: ProcessingContext, limit: int) -> int:
                 .limit(limit)
             )
         )
-    return sum(1 for message_id in ids if process_one(context, message_id) is not None)
+    outcomes = (process_one(context, message_id) for message_id in ids)
+    return sum(1 for outcome in outcomes if outcome not in (None, RETRY))
 
 
 def process_next(context: ProcessingContext) -> str | None:
-    """Settle the oldest pending message no one else holds; None when there is none."""
+    """Settle the oldest pending message no one else holds; None when there is none.
+
+    RETRY when the message taken was left pending to be tried again (see _undecided).
+    """
     return _settle_one(context, None)
 
 
@@ -151,7 +163,15 @@ _FACTS = (
     "from_address", "subject", "method", "uid", "sequence", "dtstamp", "attendee", "partstat",
     "outcome", "outcome_reason", "booking_id", "processed_at",
 )  # fmt: skip
-_SETTLED = f"UPDATE inbound_messages SET {', '.join(f'{c} = :{c}' for c in _FACTS)} WHERE id = :id"
+
+
+class _Undecided(Exception):
+    """Deciding the claimed message raised; its transaction is rolled back."""
+
+    def __init__(self, row: InboundMessage, cause: Exception) -> None:
+        super().__init__(row.id)
+        self.row = row
+        self.cause = cause
 
 
 def _settle_one(context: ProcessingContext, message_id: int | None) -> str | None:
@@ -159,34 +179,162 @@ def _settle_one(context: ProcessingContext, message_id: int | None) -> str | Non
 
     On PostgreSQL rows others hold are skipped. The row is read and written back with
     plain statements; the deciding code sees it as an unattached ``InboundMessage``.
+    Whatever deciding raises stays with that message (see _undecided).
     """
-    with context.sessions.begin() as session:
-        dialect = session.get_bind().dialect.name
-        claim = _CLAIM.format(
-            only="" if message_id is None else " AND id = :id",
-            lock=" FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else "",
-        )
-        found = driver_rows(session, claim, {"id": message_id})
-        if not found:
-            return None
-        message_id, raw, envelope_to = found[0]
-        row = InboundMessage(id=message_id, raw=bytes(raw), envelope_to=envelope_to)
-        row.outcome = "pending"
-        now = context.clock()
-        parsed = parse_message(row.raw)
-        _record_facts(row, parsed)
-        _decide(session, row, parsed, context, now)
-        if row.outcome == "pending":  # a hook that decided nothing: do not loop on it
-            _settle(row, "itip" if parsed.itip else "ignored", now)
-        facts = {column: getattr(row, column) for column in _FACTS}
-        for column in ("dtstamp", "processed_at"):
-            if facts[column] is not None:
-                facts[column] = dialect_time(dialect, facts[column])
-        driver_batch(session, [(_SETTLED, {**facts, "id": message_id})])
-        outcome = row.outcome
+    try:
+        with context.sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            claim = _CLAIM.format(
+                only="" if message_id is None else " AND id = :id",
+                lock=" FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else "",
+            )
+            found = driver_rows(session, claim, {"id": message_id})
+            if not found:
+                return None
+            message_id, raw, envelope_to = found[0]
+            row = InboundMessage(id=message_id, raw=bytes(raw), envelope_to=envelope_to)
+            try:
+                outcome = _decide_and_write(session, context, row)
+            except Exception as exc:
+                raise _Undecided(row, exc) from exc
+    except _Undecided as undecided:
+        return _undecided(context, undecided.row, undecided.cause)
+    _strikes.pop(message_id, None)
     INBOUND.labels(outcome=outcome).inc()
     _log.info("mail.inbound.processed", id=message_id, outcome=outcome)
     return outcome
+
+
+def _decide_and_write(session: Session, context: ProcessingContext, row: InboundMessage) -> str:
+    row.outcome = "pending"
+    now = context.clock()
+    parsed = parse_message(row.raw)
+    _record_facts(row, parsed)
+    _decide(session, row, parsed, context, now)
+    if row.outcome == "pending":  # a hook that decided nothing: do not loop on it
+        _settle(row, "itip" if parsed.itip else "ignored", now)
+    _write_facts(session, row, _FACTS)
+    return row.outcome
+
+
+def _write_facts(session: Session, row: InboundMessage, columns: tuple[str, ...]) -> bool:
+    """Write the row's columns back while it is pending; False when it was not."""
+    dialect = session.get_bind().dialect.name
+    facts = {column: getattr(row, column) for column in columns}
+    for column in ("dtstamp", "processed_at"):
+        if facts.get(column) is not None:
+            facts[column] = dialect_time(dialect, facts[column])
+    sets = ", ".join(f"{c} = :{c}" for c in columns)
+    update = (
+        f"UPDATE inbound_messages SET {sets} WHERE id = :id AND outcome = 'pending' RETURNING id"
+    )
+    (written,) = driver_batch(session, [(update, {**facts, "id": row.id})])
+    return bool(written)
+
+
+# --- a message that could not be decided ---------------------------------------------------
+
+# RETRY: the message was left pending, to be tried again (a lock or key race).
+RETRY = "pending"
+# How often one message may meet a lock, deadlock or unique-key race in this process
+# before it is marked failed like any other error.
+CONFLICT_TRIES = 3
+_strikes: dict[int, int] = {}
+_strikes_lock = threading.Lock()
+
+
+def _undecided(context: ProcessingContext, row: InboundMessage, exc: Exception) -> str:
+    """Mark the message failed with its reason, so the ones after it go on.
+
+    The database out of reach is no fault of the message: that is raised (the run stops,
+    the job runs again later, the message still pending). A lock or key race is tried
+    again, CONFLICT_TRIES times at most.
+    """
+    kind = failure_kind(exc)
+    if kind == "outage":
+        raise exc
+    if kind == "conflict":
+        with _strikes_lock:
+            if len(_strikes) > 10_000:
+                _strikes.clear()
+            tries = _strikes[row.id] = _strikes.get(row.id, 0) + 1
+        if tries < CONFLICT_TRIES:
+            _log.warning("mail.inbound.retry", id=row.id, error=type(exc).__name__)
+            return RETRY
+    _strikes.pop(row.id, None)
+    reason = _printable(f"processing raised {_describe(exc)} ({_where(exc)})")[:2000]
+    _settle(row, "failed", context.clock(), reason)
+    row.booking_id = None  # whatever a hook matched was rolled back with the rest
+    if not _mark_failed(context, row):  # settled meanwhile by someone else
+        return RETRY
+    INBOUND.labels(outcome="failed").inc()
+    # No exc_info: a rendered traceback may show the frames' locals, settings among them.
+    _log.warning("mail.inbound.failed", id=row.id, reason=reason)
+    return "failed"
+
+
+def _mark_failed(context: ProcessingContext, row: InboundMessage) -> bool:
+    """Write the failed outcome with the parsed facts, or without them if they fail too."""
+    for columns in (_FACTS, ("outcome", "outcome_reason", "processed_at")):
+        try:
+            with context.sessions.begin() as session:
+                return _write_facts(session, row, columns)
+        except Exception as exc:
+            if failure_kind(exc) == "outage" or columns[0] == "outcome":
+                raise
+    return False
+
+
+def failure_kind(exc: BaseException) -> str:
+    """ "outage" (the database is out of reach), "conflict" (a lock, deadlock or unique-key
+    race, worth another try) or "message" (anything else: the message's own fault)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return "outage"
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free
+        return "outage"
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    if isinstance(cause, psycopg.Error):
+        state = cause.sqlstate or ""
+        if state.startswith(("08", "57P")) or (
+            not state
+            and isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError)
+            and not isinstance(cause, psycopg.errors.PipelineAborted)
+        ):
+            return "outage"
+        return "conflict" if state.startswith(("40", "23", "55P03")) else "message"
+    if isinstance(cause, sqlite3.Error):
+        text = str(cause).lower()
+        if isinstance(cause, sqlite3.IntegrityError) or "locked" in text or "busy" in text:
+            return "conflict"
+        if "unable to open" in text or "disk i/o" in text:
+            return "outage"
+    return "message"
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's class and first line; for SQLAlchemy's, the driver's own (SQLAlchemy
+    appends the statement's parameters, and an outbox row's carry link tokens)."""
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        exc = exc.orig
+    text = str(exc).strip().split("\n", 1)[0]
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _where(exc: BaseException) -> str:
+    """file:line in function, of the innermost frame the exception passed through."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename.rpartition('/')[2]}:{last.lineno} in {last.name}"
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """Text without control characters (PostgreSQL refuses NUL in text columns)."""
+    return _UNPRINTABLE.sub("\ufffd", text)
 
 
 def request_processing(sessions: sessionmaker[Session], now: datetime) -> None:
@@ -218,9 +366,10 @@ def _decide(
     elif parsed.outcome is Outcome.AUTO_REPLY:
         _settle(row, "auto_reply", now, parsed.auto_reason)
     elif parsed.outcome is Outcome.ITIP and parsed.itip is not None:
+        itip = parsed.itip
 
         def vouched() -> frozenset[str]:
-            return _vouched_addresses(session, row, parsed, context.settings)
+            return _vouched_addresses(session, row, parsed, context.settings, itip.uid)
 
         failure = check_sender(row.raw, parsed, parsed.itip, context.auth, vouched)
         if failure is not None:
@@ -236,25 +385,27 @@ def _decide(
 
 
 def _record_facts(row: InboundMessage, parsed: ParsedMail) -> None:
-    row.from_address = (parsed.from_address or "")[:320] or None
-    row.subject = parsed.subject[:2000] or None
+    """The parsed columns, as header text the sender chose: without control characters."""
+    row.from_address = _printable(parsed.from_address or "")[:320] or None
+    row.subject = _printable(parsed.subject)[:2000] or None
     itip = parsed.itip
     if itip is None:
         return
     event = itip.event
-    row.method = itip.method[:32]
-    row.uid = event.uid[:255]
-    row.sequence = event.sequence
+    row.method = _printable(itip.method)[:32]
+    row.uid = _printable(event.uid)[:255]
+    row.sequence = event.sequence if -(2**31) <= event.sequence < 2**31 else None
     row.dtstamp = event.dtstamp
     attendee = speaking_attendee(itip, parsed.from_address)
     if attendee is not None:
-        row.attendee = attendee.address[:320]
-        row.partstat = attendee.partstat[:32]
+        row.attendee = _printable(attendee.address)[:320]
+        row.partstat = _printable(attendee.partstat)[:32]
 
 
 def _settle(row: InboundMessage, outcome: str, now: datetime, reason: str | None = None) -> None:
     row.outcome = outcome
-    row.outcome_reason = reason[:2000] if reason else None
+    # Reasons quote what the sender wrote (a parser's error): no control characters.
+    row.outcome_reason = _printable(reason)[:2000] if reason else None
     row.processed_at = now
 
 
@@ -289,19 +440,28 @@ def check_sender(
     auth: AuthPolicy,
     vouched: Callable[[], frozenset[str]] = frozenset,
 ) -> str | None:
-    """None when From may speak for the iTIP part, else why not (item 6 of the mailbox issue).
+    """None when the message may speak for its iTIP part, else why not.
 
-    vouched: gives the invitation addresses whose private plus-address the message was
-    sent to; a reply to that address may come from another account of the same person
-    (Apple). Asked only when From is none of the attendees.
+    vouched: gives the addresses of this booking's (UID's) invitations whose private
+    plus-address the message was sent to. An attendee's answer (REPLY, COUNTER, REFRESH)
+    must arrive there, since the UID and the attendee's address are in every forwarded
+    copy; a reply to that address may come from another account of the same person
+    (Apple). With PARLEY_INBOUND_AUTH set, a valid signature of From's domain stands in
+    for the private address: the answer may come to the bare organizer address.
     """
     sender = _base(parsed.from_address)
     if sender is None:
         return "no usable From address"
     if itip.method.upper() in ATTENDEE_METHODS:
         speaks = {_base(a.address) for a in itip.event.attendees}
-        if sender not in speaks and not speaks & vouched():
+        tagged = vouched()
+        if sender not in speaks and not speaks & tagged:
             return f"From {parsed.from_address} is not the attendee of this {itip.method}"
+        if auth.mode == "none" and not tagged:
+            return (
+                f"this {itip.method} did not come to the private address of an invitation to"
+                f" UID {itip.uid!r} (and PARLEY_INBOUND_AUTH is none, so From is not proof)"
+            )
     elif _base(itip.event.organizer) != sender:
         return f"From {parsed.from_address} is not the organizer of this {itip.method}"
     domain = sender.rpartition("@")[2]
@@ -347,7 +507,9 @@ def answered_invitation(
     session: Session, row: InboundMessage, parsed: ParsedMail, settings: Settings
 ) -> Invitation | None:
     """The invitation a non-iTIP message answers: by In-Reply-To/References or plus tag."""
-    ids = [i for i in (parsed.in_reply_to, *parsed.references) if i]
+    # The thread's root (the invitation) is the first reference, the parent the last.
+    refs = parsed.references
+    ids = list(dict.fromkeys(i for i in (parsed.in_reply_to, *refs[:20], *refs[-20:]) if i))
     if ids:
         wanted = [*ids, *(f"<{i}>" for i in ids)]
         found = session.scalar(
@@ -367,19 +529,28 @@ def answered_invitation(
 
 
 def _vouched_addresses(
-    session: Session, row: InboundMessage, parsed: ParsedMail, settings: Settings
+    session: Session, row: InboundMessage, parsed: ParsedMail, settings: Settings, uid: str
 ) -> frozenset[str]:
-    """Addresses of the invitations whose plus-address tags this message was sent to."""
+    """Addresses of the invitations to booking uid whose plus-address tags this message
+    was sent to (envelope recipient, Delivered-To, To or Cc)."""
     organizer = _base(settings.organizer_email)
-    tags = {
-        tag
-        for address in _recipients(row, parsed)
-        if (tag := _plus_tag_for(address, organizer)) is not None
-    }
+    tags = sorted(
+        {
+            tag
+            for address in _recipients(row, parsed)
+            if (tag := _plus_tag_for(address, organizer)) is not None
+        }
+    )[:20]
     if not tags:
         return frozenset()
-    found = session.scalars(select(Invitation.address).where(Invitation.plus_tag.in_(tags)))
-    return frozenset(a.lower() for a in found)
+    names = ", ".join(f":t{i}" for i in range(len(tags)))
+    found = driver_rows(
+        session,
+        "SELECT i.address FROM invitations i JOIN bookings b ON b.id = i.booking_id"
+        f" WHERE b.uid = :uid AND i.plus_tag IN ({names})",
+        {"uid": uid, **{f"t{i}": tag for i, tag in enumerate(tags)}},
+    )
+    return frozenset(address.lower() for (address,) in found)
 
 
 def _plus_tag_for(address: str, organizer: str | None) -> str | None:
@@ -446,6 +617,7 @@ def answer_non_itip(
         subject=parsed.subject,
         in_reply_to=parsed.message_id,
         now=now,
+        limit_per_day=context.settings.auto_reply_limit_per_day,
     )
     _settle(message_row, "plain_reply", now, decision.reason)
 

@@ -32,6 +32,8 @@ _LINE_RE = re.compile(r'([A-Za-z0-9_-]+)((?:;[^;:="]*(?:=(?:"[^"]*"|[^";:])*)?)*
 _PARAM_RE = re.compile(r';([^;:="]*)(?:=((?:"[^"]*"|[^";:])*))?')
 _TEXT_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 _CARET_RE = re.compile(r"\^([n'^])")
+# Control characters (other than tab) are no part of iCalendar TEXT (RFC 5545 3.3.11).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DATE_RE = re.compile(
     r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z)?)?", re.IGNORECASE | re.ASCII
 )
@@ -378,6 +380,8 @@ def _event(lines: list[ContentLine], zones: dict[str, tzinfo]) -> ItipEvent:
     uid = first.get("UID")
     if uid is None or not uid.value.strip():
         raise MissingProperty("UID")
+    if _CONTROL.search(uid.value):
+        raise BadProperty("UID", uid.value, "control characters")
     reading = _Reading()
     dtstart = _when(first.get("DTSTART"), zones, reading)
     organizer = first.get("ORGANIZER")
@@ -431,7 +435,9 @@ def _address(line: ContentLine) -> str:
     email = line.params.get("EMAIL")
     if "@" not in address and email:
         # e.g. ATTENDEE;EMAIL=a@b.example:urn:uuid:…
-        return _strip_mailto(email)
+        address = _strip_mailto(email)
+    if _CONTROL.search(address):
+        raise BadProperty(line.name, line.value, "control characters in the address")
     return address
 
 

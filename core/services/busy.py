@@ -86,7 +86,9 @@ def bind_time(bind: Engine | Connection, moment: datetime) -> Any:
 def dialect_time(dialect: str, moment: datetime) -> Any:
     """``db_time`` for a dialect by name."""
     if dialect == "sqlite":
-        return moment.astimezone(UTC).strftime(_SQLITE_TIME)
+        utc = moment.astimezone(UTC)
+        # strftime writes year 1 as "1-01-01", which SQLAlchemy cannot read back.
+        return f"{utc.year:04d}-" + utc.strftime(_SQLITE_TIME.removeprefix("%Y-"))
     return moment
 
 

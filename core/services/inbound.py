@@ -24,6 +24,7 @@ from core.services.busy import engine_of
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TABLE = InboundMessage.__table__
 _FIND = select(_TABLE.c.id).where(_TABLE.c.message_key == bindparam("key"))
 
@@ -42,7 +43,8 @@ def message_key(raw: bytes) -> tuple[str, str]:
     match = _MESSAGE_ID.search(headers)
     if match:
         value = b" ".join(match.group(1).split()).decode("ascii", "replace").strip()
-        if 2 < len(value) <= 250:
+        # Control bytes make no id (and PostgreSQL refuses a NUL): such mail goes by its hash.
+        if 2 < len(value) <= 250 and not _CONTROL.search(value):
             return value, digest
     return f"sha256:{digest}", digest
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ from core.db.models import AuditEntry, Booking, InboundMessage, Invitation
 from core.events import record
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
-from core.services.busy import as_utc, dialect_time, driver_batch, insert_of
+from core.services.busy import as_utc, dialect_time, driver_batch, driver_rows, insert_of
 from core.services.errors import InvalidInput, ServiceError
 from core.services.notify import (
     Change,
@@ -42,7 +42,7 @@ from core.services.proposals import (
     new_proposal,
     proposal_audit,
 )
-from mailagent.compose import Mailbox
+from mailagent.compose import Mailbox, is_message_id
 
 Policy = Literal["strict", "soft"]
 PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
@@ -292,12 +292,23 @@ def answer_plain_mail(
     subject: str,
     in_reply_to: str | None,
     now: datetime,
+    limit_per_day: int,
 ) -> Decision:
-    """Mail without iTIP that answers an invitation gets the sender's reschedule link."""
-    booking = session.get(Booking, invitation.booking_id)
+    """Mail without iTIP that answers an invitation gets the sender's reschedule link.
+
+    At most limit_per_day such answers go to one invitation in 24 hours; more plain mail
+    is recorded without one, so a mail loop or a flood is not answered mail for mail.
+    in_reply_to is header text: it is referenced only when it is a well-formed Message-ID.
+    """
+    # Locked, so two plain mails processed side by side count each other's answers.
+    booking = session.get(Booking, invitation.booking_id, with_for_update=True)
     if booking is None or booking.status != "confirmed" or booking.end_at <= now:
         return Decision("ignored", "the booking is no longer open to changes")
+    if _auto_replies_since(session, booking, invitation, now - timedelta(days=1)) >= limit_per_day:
+        _audit(session, booking, invitation.address, "mail.auto_reply.limited", now, message=row.id)
+        return Decision("ignored", "auto-reply limit reached", booking.id)
     link = reschedule_link(session, mailer, booking, invitation, now)
+    reference = f"<{in_reply_to}>" if in_reply_to else None
     send_notice(
         session,
         mailer,
@@ -308,10 +319,28 @@ def answer_plain_mail(
         context={"title": booking.title, "reschedule_url": link, "original_subject": subject},
         now=now,
         zone_name=invitation.timezone,
-        in_reply_to=f"<{in_reply_to}>" if in_reply_to else None,
+        in_reply_to=reference if reference and is_message_id(reference) else None,
     )
     _audit(session, booking, invitation.address, "mail.auto_reply", now, message=row.id)
     return Decision("applied", "answered with a reschedule link", booking.id)
+
+
+_AUTO_REPLIES = (
+    "SELECT count(*) FROM outbound_messages WHERE booking_id = :booking"
+    " AND kind = 'notice.auto_reply' AND recipient = :recipient AND created_at > :since"
+)
+
+
+def _auto_replies_since(
+    session: Session, booking: Booking, invitation: Invitation, since: datetime
+) -> int:
+    dialect = session.get_bind().dialect.name
+    params = {
+        "booking": booking.id,
+        "recipient": invitation.address,
+        "since": dialect_time(dialect, since),
+    }
+    return int(driver_rows(session, _AUTO_REPLIES, params)[0][0])
 
 
 # --- the common REPLY and COUNTER on the driver's cursor -------------------------------------

@@ -83,7 +83,13 @@ def rsa_key(tmp: Path) -> tuple[bytes, bytes]:
 
 
 def make_invitation(
-    session: Session, *, address: str, plus_tag: str, message_id: str, role: str = "guest"
+    session: Session,
+    *,
+    address: str,
+    plus_tag: str,
+    message_id: str,
+    role: str = "guest",
+    uid: str | None = None,
 ) -> Invitation:
     """A provider, booking and one invitation, enough for bounce and reply matching."""
     provider = Provider(
@@ -91,7 +97,7 @@ def make_invitation(
         timezone="Europe/Berlin", dav_username=new_id("u"), created_at=NOW, updated_at=NOW,
     )  # fmt: skip
     booking = Booking(
-        id=new_id("bkg"), provider_id=provider.id, uid=f"{new_id('uid')}@parley.example",
+        id=new_id("bkg"), provider_id=provider.id, uid=uid or f"{new_id('uid')}@parley.example",
         sequence=0, status="confirmed", start_at=NOW + timedelta(days=7),
         end_at=NOW + timedelta(days=7, minutes=30), host_email="ann@parley.example",
         guest_email=address, created_at=NOW, updated_at=NOW,
@@ -126,7 +132,12 @@ def mail(
 
 
 def reply(
-    *, sender: str, attendee: str, uid: str = "uid-1@parley.example", message_id: str = "<r1@x>"
+    *,
+    sender: str,
+    attendee: str,
+    uid: str = "uid-1@parley.example",
+    message_id: str = "<r1@x>",
+    to: str = "scheduling@parley.localhost",
 ) -> bytes:
     """An iTIP REPLY (ACCEPTED) from sender speaking for attendee."""
     ics = (
@@ -137,7 +148,7 @@ def reply(
         f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     )
     return mail(
-        sender=sender, message_id=message_id, subject="Accepted: Intro call",
+        sender=sender, to=to, message_id=message_id, subject="Accepted: Intro call",
         extra='MIME-Version: 1.0\r\nContent-Type: text/calendar; charset="UTF-8"; method=REPLY\r\n',
         body=ics,
     )  # fmt: skip

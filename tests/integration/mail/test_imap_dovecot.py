@@ -27,7 +27,7 @@ from core.runtime import Runtime
 from mailagent.imap import ImapConfig, ImapPoller, append_sent
 from mailagent.processing import AuthPolicy, ProcessingContext
 from tests.conftest import DATA, free_port
-from tests.integration.mail.helpers import NOW, mail, reply, self_signed
+from tests.integration.mail.helpers import NOW, mail, make_invitation, reply, self_signed
 
 pytestmark = pytest.mark.slow
 DOVECOT = shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin")
@@ -201,14 +201,17 @@ def _outcomes(runtime: Runtime) -> dict[str, str]:
 def test_poller_files_mail_by_outcome_idles_and_reconnects(
     runtime: Runtime, dovecot: Dovecot
 ) -> None:
-    dovecot.append(
-        reply(sender="guest@example.net", attendee="guest@example.net", message_id="<r@x>")
-    )
+    with runtime.sessions.begin() as session:
+        make_invitation(session, address="guest@example.net", plus_tag="t1",
+                        message_id="<i1@parley.localhost>", uid="uid-1@parley.example")  # fmt: skip
+    answer = reply(
+        sender="guest@example.net", attendee="guest@example.net", message_id="<r@x>",
+        to="scheduling+t1@parley.localhost",  # the invitation's private ORGANIZER address
+    )  # fmt: skip
+    dovecot.append(answer)
     dovecot.append((DATA / "mail" / "out_of_office.eml").read_bytes())
     dovecot.append((DATA / "mail" / "binary_garbage.eml").read_bytes())
-    dovecot.append(
-        reply(sender="guest@example.net", attendee="guest@example.net", message_id="<r@x>")
-    )
+    dovecot.append(answer)
     poller = _poller(runtime, dovecot)
 
     async def scenario() -> None:

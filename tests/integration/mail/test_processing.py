@@ -34,8 +34,14 @@ def _count(outcome: str) -> float:
 
 
 def test_reply_from_its_attendee_is_ready_for_itip_with_parsed_columns(runtime: Runtime) -> None:
+    with runtime.sessions.begin() as session:
+        make_invitation(session, address="guest@example.net", plus_tag="t1",
+                        message_id="<i1@parley.localhost>", uid="uid-1@parley.example")  # fmt: skip
     before = _count("itip")
-    row = _process(runtime, reply(sender="Guest+cal@Example.NET", attendee="guest@example.net"))
+    to = "scheduling+t1@parley.localhost"  # the invitation's ORGANIZER, as calendar apps answer
+    row = _process(
+        runtime, reply(sender="Guest+cal@Example.NET", attendee="guest@example.net", to=to)
+    )
     assert row.outcome == "itip" and row.processed_at is not None
     assert (row.method, row.uid, row.sequence) == ("REPLY", "uid-1@parley.example", 2)
     assert (row.attendee, row.partstat) == ("guest@example.net", "ACCEPTED")

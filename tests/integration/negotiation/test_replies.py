@@ -406,3 +406,74 @@ def _booking_uid(runtime: Runtime, booking_id: str) -> str:
         booking = session.get(Booking, booking_id)
         assert booking is not None
         return booking.uid
+
+
+def test_a_message_whose_decision_raises_is_failed_and_the_others_go_on(
+    runtime: Runtime,
+    admin_headers,  # type: ignore[no-untyped-def]
+) -> None:
+    """A COUNTER to the end of year 9999 overflows the approval request's composer (the
+    host is in Berlin): that message alone is failed, whichever path processes it."""
+    from prometheus_client import REGISTRY
+
+    from mailagent.processing import folder_for
+
+    def failed_count() -> float:
+        sample = REGISTRY.get_sample_value("parley_mail_inbound_total", {"outcome": "failed"})
+        return sample or 0.0
+
+    runtime.settings = runtime.settings.model_copy(update={"inbound_concurrency": 4})
+    client, first = booked(runtime, admin_headers)
+    with runtime.sessions() as session:
+        provider_id = session.get(Booking, first).provider_id  # type: ignore[union-attr]
+    uids = [_booking_uid(runtime, first)]
+    for hour in range(10, 14):
+        hold = client.post(
+            "/api/v1/holds",
+            json={
+                "provider_id": provider_id, "start": f"2027-03-02T{hour:02d}:00:00Z",
+                "end": f"2027-03-02T{hour:02d}:30:00Z", "guest_email": GUEST,
+            },
+        )  # fmt: skip
+        uids.append(
+            client.post(f"/api/v1/holds/{hold.json()['id']}/confirm").json()["booking"]["uid"]
+        )
+    with runtime.sessions() as session:
+        guest_to = {
+            i.booking_id: _plus(i)
+            for i in session.scalars(select(Invitation).where(Invitation.role == "guest"))
+        }
+    crash_uid, *decline_uids = uids
+    to = guest_to[_booking(runtime, crash_uid).id]
+    crash = mails.gmail(
+        method="COUNTER", uid=crash_uid, sequence=0, attendee=GUEST, to=to, partstat="TENTATIVE",
+        start_utc="99991231T234500Z", end_utc="99991231T235900Z",
+    )  # fmt: skip
+    crashed = store_raw(runtime.sessions, crash, channel="smtp", now=runtime.clock(),
+                        envelope_to=[to]).id  # fmt: skip
+    for uid in decline_uids:
+        to = guest_to[_booking(runtime, uid).id]
+        raw = mails.apple(uid=uid, sequence=0, attendee=GUEST, to=to, partstat="DECLINED")
+        store_raw(runtime.sessions, raw, channel="smtp", now=runtime.clock(), envelope_to=[to])
+    before = failed_count()
+    context = ProcessingContext(
+        runtime.sessions, runtime.settings, AuthPolicy(), runtime.clock,
+        actor_of(runtime, "mailbox"),
+    )  # fmt: skip
+    assert process_pending(context) == 1 + len(decline_uids)
+    assert process_pending(context) == 0
+    with runtime.sessions() as session:
+        rows = {r.id: r for r in session.scalars(select(InboundMessage))}
+        proposals = list(session.scalars(select(Proposal)))
+    bad = rows.pop(crashed)
+    assert bad.outcome == "failed"
+    assert bad.outcome_reason and bad.outcome_reason.startswith(
+        "processing raised OverflowError: date value out of range"
+    ), bad.outcome_reason
+    assert (bad.method, bad.uid, bad.subject) == ("COUNTER", crash_uid, "Invitation: Session")
+    assert bad.booking_id is None and proposals == []  # the proposal was rolled back
+    assert folder_for(bad.outcome) == "Parley/Failed"
+    assert failed_count() == before + 1
+    assert [r.outcome for r in rows.values()] == ["itip"] * len(decline_uids)
+    assert all(_booking(runtime, uid).status == "cancelled" for uid in decline_uids)
+    assert _booking(runtime, crash_uid).status == "confirmed"
