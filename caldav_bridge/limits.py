@@ -79,8 +79,18 @@ def _spend(active: list[Budget]) -> None:
             raise BudgetExceeded(entry.name)
 
 
-def _metered(iterator: Iterator[Any], active: list[Budget]) -> Iterator[Any]:
-    for value in iterator:
+def _metered(iterator: Iterator[Any], active: list[Budget], is_set: bool) -> Iterator[Any]:
+    while True:
+        # A rule set walks its rules inside next(): those steps are the set's, counted once.
+        if is_set:
+            _state.in_set = getattr(_state, "in_set", 0) + 1
+        try:
+            value = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            if is_set:
+                _state.in_set -= 1
         _spend(active)
         yield value
 
@@ -96,11 +106,11 @@ def install() -> None:
         def __iter__(self: Any) -> Iterator[Any]:
             active: list[Budget] | None = getattr(_state, "budgets", None)
             iterator = original(self)
-            if not active:
+            if not active or getattr(_state, "in_set", 0):
                 return iterator  # type: ignore[no-any-return]
             if any(b.spent_out for b in active):
                 raise BudgetExceeded(next(b.name for b in active if b.spent_out))
-            return _metered(iterator, active)
+            return _metered(iterator, active, isinstance(self, dateutil_rrule.rruleset))
 
         dateutil_rrule.rrulebase.__iter__ = __iter__  # type: ignore[method-assign]
         _installed = True
