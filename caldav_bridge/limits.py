@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from dateutil import rrule as dateutil_rrule
@@ -106,7 +107,8 @@ def install() -> None:
         def __iter__(self: Any) -> Iterator[Any]:
             active: list[Budget] | None = getattr(_state, "budgets", None)
             iterator = original(self)
-            if not active or getattr(_state, "in_set", 0):
+            nested = int(getattr(_state, "in_set", 0) or 0)
+            if not active or nested:
                 return iterator  # type: ignore[no-any-return]
             if any(b.spent_out for b in active):
                 raise BudgetExceeded(next(b.name for b in active if b.spent_out))
@@ -150,20 +152,112 @@ def install_expand_guard() -> None:
     if getattr(original, "_parley_guard", False):
         return
 
-    def _expand(element: Any, item: Any, *args: Any, **kwargs: Any) -> tuple[Any, int]:
-        try:
-            with budget("event", item_steps()):
-                return original(element, item, *args, **kwargs)  # type: ignore[no-any-return]
-        except ValueError as exc:
-            if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
-                raise
-            if exhausted() is not None:
-                raise  # the request's own budget is gone: stop here
-        from core.logging import get_logger
-
-        get_logger(__name__).warning("dav.expand.capped", href=item.href)
+    def _expand(
+        element: Any, item: Any, start: datetime, end: datetime, **kwargs: Any
+    ) -> tuple[Any, int]:
+        if not too_costly(item.vobject_item, end):
+            try:
+                with budget("event", item_steps()):
+                    return original(element, item, start=start, end=end, **kwargs)  # type: ignore[no-any-return]
+            except ValueError as exc:
+                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                    raise
+                if exhausted() is not None:
+                    raise  # the request's own budget is gone: stop here
+        _log().warning("dav.expand.capped", href=item.href)
         element.text = item.serialize()
         return element, 1
 
+    original_free_busy = report.freebusy_periods
+
+    def freebusy_periods(
+        item: Any, range_start: datetime, range_end: datetime, max_occurrence: int
+    ) -> list[Any]:
+        """An event too costly to walk counts as busy for the whole window (unless it is
+        transparent or cancelled): free time is never shown where it may not be."""
+        if not too_costly(item.vobject_item, range_end):
+            try:
+                with budget("event", item_steps()):
+                    return original_free_busy(item, range_start, range_end, max_occurrence)  # type: ignore[no-any-return]
+            except ValueError as exc:
+                # Also once the request's budget is gone: busy, without walking further.
+                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                    raise
+        _log().warning("dav.free_busy.capped", href=item.href)
+        kinds = {report._fbtype_for_component(c) for c in item.vobject_item.vevent_list}
+        kind = next((k for k in ("BUSY", "BUSY-TENTATIVE") if k in kinds), None)
+        return [] if kind is None else [(_as_utc(range_start), _as_utc(range_end), kind)]
+
     _expand._parley_guard = True  # type: ignore[attr-defined]
-    report._expand = _expand
+    report._expand = _expand  # type: ignore[assignment]
+    report.freebusy_periods = freebusy_periods
+
+
+def _log() -> Any:
+    from core.logging import get_logger
+
+    return get_logger(__name__)
+
+
+# --- estimating a rule's cost without walking it ----------------------------------------------
+
+_FREQ_SECONDS = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3600,
+    "DAILY": 86400,
+    "WEEKLY": 7 * 86400,
+    "MONTHLY": 28 * 86400,
+    "YEARLY": 365 * 86400,
+}
+_EXPANDING = ("BYSECOND", "BYMINUTE", "BYHOUR")
+
+
+def estimated_steps(component: Any, until: datetime) -> int:
+    """About how many steps walking component's recurrence rules from DTSTART up to until
+    takes (what dateutil does, whatever window is asked for). Cheap: reads the rules only.
+    Sub-daily BY parts multiply; others are left to the metered budget."""
+    total = 0.0
+    for child in getattr(component, "getChildren", lambda: [])():
+        rules = child.contents.get("rrule", []) if hasattr(child, "contents") else []
+        if not rules or not hasattr(child, "dtstart"):
+            continue
+        start = _as_utc(child.dtstart.value)
+        for line in rules:
+            parts = dict(p.split("=", 1) for p in str(line.value).upper().split(";") if "=" in p)
+            freq = _FREQ_SECONDS.get(parts.get("FREQ", ""), 0)
+            try:
+                interval = max(int(parts.get("INTERVAL") or 1), 1)
+                count = int(parts["COUNT"]) if "COUNT" in parts else None
+            except ValueError:
+                continue
+            end = min(until, _until(parts.get("UNTIL", "")) or until)
+            if not freq or end <= start:
+                continue
+            steps = (end - start).total_seconds() / (freq * interval)
+            for name in _EXPANDING:
+                if name in parts:
+                    steps *= max(len(parts[name].split(",")), 1)
+            total += min(steps, count) if count is not None else steps
+    return int(total)
+
+
+def too_costly(component: Any, until: datetime) -> bool:
+    """Whether an event's rules cost more than one event may spend in this request."""
+    return estimated_steps(component, _as_utc(until)) > item_steps()
+
+
+def _as_utc(value: Any) -> datetime:
+    moment: datetime = (
+        value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+    )
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _until(text: str) -> datetime | None:
+    for layout in ("%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None

@@ -457,7 +457,8 @@ class StoredCalendar(CalendarCollection):
 def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime) -> bool | None:
     """Whether a recurring object has an instance in [start, end), found within one event's
     recurrence budget (caldav_bridge.limits). An object too costly to decide counts as
-    meeting the range: a calendar-query may return an extra object, never loop for long.
+    meeting the range: a calendar-query (a calendar app's sync) may return an extra
+    object, but never fails or loops for long.
     None when it cannot be told here (no component filter, unreadable text)."""
     if tag is None:
         return None
@@ -474,13 +475,13 @@ def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime)
             return True
         return end < _aware(first) and not is_override
 
+    if limits.too_costly(component, end):
+        return True
     try:
         with limits.budget("event", limits.item_steps()):
             radicale_filter.visit_time_ranges(component, tag, range_fn, lambda _: False)
     except limits.BudgetExceeded:
-        if limits.exhausted() is not None:
-            raise
-        return True
+        return True  # also once the request's budget is gone: no more walking, no failure
     except (ValueError, AttributeError, TypeError):
         return None
     return met
