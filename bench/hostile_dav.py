@@ -159,8 +159,11 @@ def run(pid: int, base: str, hostile: int) -> None:
 
             return act
 
-        def put_big(chunked: bool) -> Callable[[], str]:
-            big = secondly(0).replace("SUMMARY:Tick", "DESCRIPTION:" + "x" * 10_485_760)
+        def put_big(chunked: bool, size: int = 10_485_760) -> Callable[[], str]:
+            folded = "\r\n ".join("x" * 74 for _ in range(size // 77))
+            big = DAILY.replace("daily@bench", "big@bench").replace(
+                "SUMMARY:", "DESCRIPTION:" + folded + "\r\nSUMMARY:"
+            )
 
             def chunks() -> Iterator[bytes]:
                 data = big.encode()
@@ -188,6 +191,11 @@ def run(pid: int, base: str, hostile: int) -> None:
             ("free-busy REPORT, one day", report(FREE_BUSY)),
             ("PUT 10 MiB (Content-Length)", put_big(False)),
             ("PUT 10 MiB (chunked)", put_big(True)),
+            ("PUT 1.5 MiB daily event (under the limit)", put_big(False, 1536 * 1024)),
+            (
+                "expand REPORT, 3 years, with that event",
+                report(expand_query("20300101T000000Z", "20321201T000000Z")),
+            ),
         ]
         for name, action in cases:
             outcome, took, grew = measured(pid, action)

@@ -144,7 +144,9 @@ def _guard(
         captured.update(status=status, headers=headers)
         return lambda data: None
 
-    with limits.request_budget(steps=50 * instances, item=20 * instances, seconds=10.0) as spent:
+    with limits.request_budget(
+        steps=50 * instances, item=20 * instances, seconds=10.0, output=8 * limit
+    ) as spent:
         answer = app(environ, capture)
     status = str(captured.get("status", "500 Internal Server Error"))
     if spent.spent_out and status[:1] in ("4", "5"):

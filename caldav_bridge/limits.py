@@ -72,7 +72,7 @@ def _spend(active: list[Budget]) -> None:
         entry.left -= 1
         if entry.left < 0 or (
             entry.deadline is not None
-            and entry.left % 1024 == 0
+            and entry.left % 128 == 0
             and time.monotonic() > entry.deadline
         ):
             entry.spent_out = True
@@ -127,15 +127,24 @@ def item_steps() -> int:
 
 
 @contextmanager
-def request_budget(steps: int, item: int, seconds: float) -> Iterator[Budget]:
-    """The budget of one CalDAV request; item is what each event in it may take."""
-    previous = getattr(_state, "item_steps", None)
-    _state.item_steps = item
+def request_budget(steps: int, item: int, seconds: float, output: int) -> Iterator[Budget]:
+    """The budget of one CalDAV request: recurrence steps in all, what each event in it
+    may take, and how many bytes of expanded calendar data it may produce."""
+    previous = getattr(_state, "item_steps", None), getattr(_state, "output_left", None)
+    _state.item_steps, _state.output_left = item, output
     try:
         with budget("request", steps, seconds) as entry:
             yield entry
     finally:
-        _state.item_steps = previous
+        _state.item_steps, _state.output_left = previous
+
+
+def _output_left() -> int:
+    return int(getattr(_state, "output_left", None) or 64 * 1024 * 1024)
+
+
+def _spend_output(size: int) -> None:
+    _state.output_left = _output_left() - size
 
 
 def install_expand_guard() -> None:
@@ -155,17 +164,25 @@ def install_expand_guard() -> None:
     def _expand(
         element: Any, item: Any, start: datetime, end: datetime, **kwargs: Any
     ) -> tuple[Any, int]:
-        if not too_costly(item.vobject_item, end):
+        text = item.serialize()
+        component = item.vobject_item
+        # Each instance repeats the event's text: a large event expanded many times is
+        # as costly as many steps (copied, serialized, held in memory).
+        output = estimated_instances(component, start, end) * len(text)
+        if not too_costly(component, end) and output <= _output_left():
             try:
                 with budget("event", item_steps()):
-                    return original(element, item, start=start, end=end, **kwargs)  # type: ignore[no-any-return]
+                    answer, count = original(element, item, start=start, end=end, **kwargs)
+                _spend_output(len(answer.text or ""))
+                return answer, count
             except ValueError as exc:
                 if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
                     raise
                 if exhausted() is not None:
                     raise  # the request's own budget is gone: stop here
         _log().warning("dav.expand.capped", href=item.href)
-        element.text = item.serialize()
+        element.text = text
+        _spend_output(len(text))
         return element, 1
 
     original_free_busy = report.freebusy_periods
@@ -240,6 +257,16 @@ def estimated_steps(component: Any, until: datetime) -> int:
                     steps *= max(len(parts[name].split(",")), 1)
             total += min(steps, count) if count is not None else steps
     return int(total)
+
+
+def estimated_instances(component: Any, start: datetime, end: datetime) -> int:
+    """About how many instances of component's rules fall in [start, end)."""
+    return (
+        max(
+            estimated_steps(component, _as_utc(end)) - estimated_steps(component, _as_utc(start)), 0
+        )
+        + 1
+    )
 
 
 def too_costly(component: Any, until: datetime) -> bool:

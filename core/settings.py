@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # free-busy window, and the largest request body (PUT of one object, REPORT, PROPPATCH).
     dav_max_instances: int = Field(default=5000, gt=0)
     dav_max_expand_days: int = Field(default=1100, gt=0)
-    dav_max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    dav_max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     log_level: str = "info"
     log_json: bool | None = None
 
