@@ -1,17 +1,21 @@
 """The CalDAV server: Radicale's WSGI application with Parley's storage, auth and rights.
 
 make_wsgi_app(runtime) serves it on its own (any WSGI server); web/app.py mounts the same
-app under /dav/ with a2wsgi. The runtime reaches the plugins through functools.partial.
+app under /dav/ with a2wsgi. The runtime reaches the plugins through Plugin (its repr shows no
+runtime).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import threading
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from xml.etree import ElementTree
 
 from a2wsgi import WSGIMiddleware
 from radicale import config
@@ -19,11 +23,13 @@ from radicale.app import Application
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from caldav_bridge import limits
 from caldav_bridge.auth import ParleyAuth
 from caldav_bridge.rights import ParleyRights
 from caldav_bridge.storage import ParleyStorage
 from core.runtime import Runtime
 from core.services.dav import ReadOnlyCalendar
+from core.settings import Settings
 
 WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MOVE", "MKCOL", "MKCALENDAR", "POST"})
 _READ_ONLY_PATH = re.compile(r"^/[^/]+/(bookings|holds)(/|$)")
@@ -33,17 +39,57 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
+class Plugin:
+    """A Radicale plugin type bound to the runtime. Radicale logs the configured type (on
+    every login, as the auth "info"), so its repr and str name the class and nothing else:
+    a functools.partial would print the runtime and, through it, everything it holds."""
+
+    def __init__(self, cls: type[Any], runtime: Runtime) -> None:
+        self._cls, self._runtime = cls, runtime
+
+    def __call__(self, configuration: config.Configuration) -> Any:
+        return self._cls(configuration, runtime=self._runtime)
+
+    def __repr__(self) -> str:
+        return f"parley:{self._cls.__name__}"
+
+    __str__ = __repr__
+
+
 def radicale_configuration(runtime: Runtime, *, auth_delay: float = 1.0) -> config.Configuration:
     """Radicale's configuration with Parley's plugins and nothing on disk."""
+    settings = runtime.settings
     configuration = config.load()
     configuration.update(
         {
-            "storage": {"type": partial(ParleyStorage, runtime=runtime)},
-            "auth": {"type": partial(ParleyAuth, runtime=runtime), "delay": str(auth_delay)},
+            "storage": {"type": Plugin(ParleyStorage, runtime)},
+            "auth": {"type": Plugin(ParleyAuth, runtime), "delay": str(auth_delay)},
             "rights": {"type": ParleyRights, "permit_delete_collection": "True"},
             "web": {"type": "none"},
             "hook": {"type": "none"},
-            "server": {"max_content_length": str(10_000_000)},
+            "server": {
+                "max_content_length": str(settings.dav_max_body_bytes),
+                # Radicale caps an object at 80 % of a request; say so, rather than be told.
+                "max_resource_size": str(int(settings.dav_max_body_bytes * 0.8)),
+            },
+            "reporting": {
+                "max_expand_occurrence": str(settings.dav_max_instances),
+                "max_freebusy_occurrence": str(settings.dav_max_instances),
+            },
+            # Never log headers (Authorization) or bodies, at any level.
+            "logging": {
+                "mask_passwords": "True",
+                "request_header_on_debug": "False",
+                "request_content_on_debug": "False",
+                "response_header_on_debug": "False",
+                "response_content_on_debug": "False",
+                "bad_put_request_content": "False",
+                "request_header_on_notice_condition": "{}",
+                "request_content_on_notice_condition": "{}",
+                "response_header_on_notice_condition": "{}",
+                "response_content_on_notice_condition": "{}",
+                "profiling": "none",
+            },
         },
         "parley",
         privileged=True,
@@ -53,8 +99,132 @@ def radicale_configuration(runtime: Runtime, *, auth_delay: float = 1.0) -> conf
 
 def make_wsgi_app(runtime: Runtime, *, auth_delay: float = 1.0) -> WsgiApp:
     """The CalDAV WSGI app, ready for a plain WSGI server or a mount."""
+    limits.install()
+    limits.install_expand_guard()
     radicale_app = Application(radicale_configuration(runtime, auth_delay=auth_delay))
-    return partial(_explain_read_only, radicale_app)
+    return partial(_guard, partial(_explain_read_only, radicale_app), runtime.settings)
+
+
+_BODY_METHODS = WRITE_METHODS | {"REPORT", "PROPFIND"}
+_CALDAV = "urn:ietf:params:xml:ns:caldav"
+_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+
+
+def _guard(
+    app: WsgiApp, settings: Settings, environ: Environ, start_response: StartResponse
+) -> Any:
+    """Bounds before Radicale sees a request: a body over dav_max_body_bytes gets 413 at
+    once (by Content-Length, or while a chunked body streams in), an expand or free-busy
+    window over dav_max_expand_days gets 403, and recurrence work runs under a budget
+    (caldav_bridge.limits) whose exhaustion is answered 403 CALDAV:max-instances."""
+    limit = settings.dav_max_body_bytes
+    method = environ.get("REQUEST_METHOD", "")
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _plain(start_response, "400 Bad Request", "invalid Content-Length")
+    if length > limit:
+        return _too_large(start_response, limit)
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    body: bytes | None = None
+    if method in _BODY_METHODS and (chunked or (method == "REPORT" and length)):
+        body = _read_at_most(environ["wsgi.input"], length if length else limit + 1)
+        if len(body) > limit:
+            return _too_large(start_response, limit)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+    if method == "REPORT" and body:
+        too_long = _window_too_long(body, settings.dav_max_expand_days)
+        if too_long:
+            return _max_instances(start_response, too_long)
+    instances = settings.dav_max_instances
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured.update(status=status, headers=headers)
+        return lambda data: None
+
+    with limits.request_budget(
+        steps=50 * instances, item=20 * instances, seconds=10.0, output=8 * limit
+    ) as spent:
+        answer = app(environ, capture)
+    status = str(captured.get("status", "500 Internal Server Error"))
+    if spent.spent_out and status[:1] in ("4", "5"):
+        if hasattr(answer, "close"):
+            answer.close()
+        return _max_instances(
+            start_response,
+            f"this request needs more than {instances} recurrence instances (or more "
+            "recurrence work than one request may do); ask for a shorter window",
+        )
+    start_response(status, captured.get("headers", []))
+    return answer
+
+
+def _read_at_most(stream: Any, size: int) -> bytes:
+    chunks, left = [], size
+    while left > 0:
+        chunk = stream.read(min(left, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _window_too_long(body: bytes, max_days: int) -> str:
+    """Why an expand or free-busy window in the REPORT body is too long, or ""."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return ""  # Radicale answers it
+    windows = [(e.get("start"), e.get("end"), "expand") for e in root.iter(f"{{{_CALDAV}}}expand")]
+    if root.tag == f"{{{_CALDAV}}}free-busy-query":
+        windows += [
+            (e.get("start"), e.get("end"), "free-busy")
+            for e in root.iter(f"{{{_CALDAV}}}time-range")
+        ]
+    for start, end, kind in windows:
+        try:
+            first = datetime.strptime(start or "", _TIMESTAMP)
+            last = datetime.strptime(end or "", _TIMESTAMP)
+        except ValueError:
+            continue  # Radicale answers it
+        if last - first > timedelta(days=max_days):
+            return f"{kind} windows are limited to {max_days} days"
+    return ""
+
+
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    data = (text + "\n").encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    start_response(status, headers)
+    return [data]
+
+
+def _too_large(start_response: StartResponse, limit: int) -> list[bytes]:
+    return _plain(
+        start_response,
+        "413 Content Too Large",
+        f"request body over {limit} bytes (PARLEY_DAV_MAX_BODY_BYTES)",
+    )
+
+
+def _max_instances(start_response: StartResponse, message: str) -> list[bytes]:
+    """403 with the CALDAV:max-instances precondition (RFC 4791) and a readable reason."""
+    error = ElementTree.Element("{DAV:}error")
+    ElementTree.SubElement(error, f"{{{_CALDAV}}}max-instances")
+    ElementTree.SubElement(error, "{urn:parley:caldav}message").text = message
+    ElementTree.register_namespace("D", "DAV:")
+    ElementTree.register_namespace("C", _CALDAV)
+    ElementTree.register_namespace("P", "urn:parley:caldav")
+    data = ElementTree.tostring(error, encoding="utf-8", xml_declaration=True)
+    headers = [
+        ("Content-Type", "application/xml; charset=utf-8"),
+        ("Content-Length", str(len(data))),
+    ]
+    start_response("403 Forbidden", headers)
+    return [data]
 
 
 def _explain_read_only(app: WsgiApp, environ: Environ, start_response: StartResponse) -> Any:

@@ -1,8 +1,15 @@
-"""Radicale auth over Parley's app passwords, with throttling after repeated failures.
+"""Radicale auth over Parley's app passwords, with throttling per client address.
 
 scrypt is deliberately slow, and calendar apps authenticate every request, so a verified
 (user, password) pair is remembered for a few minutes by a keyed digest only; revocation
 is still checked in the database on every request.
+
+Failures are counted per client address (Radicale gives it as context.remote_addr, the
+WSGI REMOTE_ADDR), never per user name: the user name is the public booking slug, and a
+lock on it would let anyone lock the provider out. The right password is never refused.
+An address over the limit is slowed instead: its password checks run one at a time and
+each failure it causes waits THROTTLED_DELAY_SECONDS more, so it cannot spend the
+server's CPU on scrypt nor guess quickly, while everyone else is untouched.
 """
 
 from __future__ import annotations
@@ -11,46 +18,92 @@ import hashlib
 import hmac
 import threading
 import time
+from collections import OrderedDict
 from datetime import timedelta
 
 from radicale import auth, config
 from sqlalchemy.orm import Session
 
+from core.logging import get_logger
 from core.runtime import Runtime
 from core.services import app_passwords
 
 _CACHE_SECONDS = 300.0
 _LAST_USED_EVERY = timedelta(minutes=5)
+THROTTLED_DELAY_SECONDS = 2.0
+_MAX_TRACKED_ADDRESSES = 4096
+
+_log = get_logger(__name__)
 
 
 class ParleyAuth(auth.BaseAuth):
-    """The auth plugin; build it with functools.partial(ParleyAuth, runtime=…)."""
+    """The auth plugin; Radicale builds it through caldav_bridge.app.Plugin."""
 
     def __init__(self, configuration: config.Configuration, runtime: Runtime) -> None:
         super().__init__(configuration)
         self.runtime = runtime
         self._verified: dict[bytes, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._address_locks: OrderedDict[str, threading.Lock] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return "ParleyAuth()"
+
+    def login(  # type: ignore[misc]  # final in Radicale for typing only
+        self, login: str, password: str, context: auth.AuthContext
+    ) -> tuple[str, str, set[str]]:
+        # The throttle waits outside BaseAuth.login, which times failed logins to make them
+        # all take as long as the slowest: a throttled address must not slow everyone.
+        address = getattr(context, "remote_addr", None) or ""
+        if not address or not login or not password:
+            return super().login(login, password, context)
+        with self.runtime.sessions.begin() as session:
+            throttled = app_passwords.is_throttled(session, address, self.runtime.clock())
+        if not throttled:
+            return super().login(login, password, context)
+        # One check at a time from this address; the right password still passes.
+        with self._address_lock(address):
+            result = super().login(login, password, context)
+        if not result[0]:
+            _log.warning("dav.auth.throttled", client=address)
+            time.sleep(THROTTLED_DELAY_SECONDS)
+        return result
+
+    def _login_ext(self, login: str, password: str, context: auth.AuthContext) -> str:
+        return self.check(login, password, getattr(context, "remote_addr", None) or "")
 
     def _login(self, login: str, password: str) -> str:
+        return self.check(login, password, "")
+
+    def check(self, login: str, password: str, address: str) -> str:
+        """The user name when password is one of login's live app passwords, else "";
+        a failure is counted against the client address."""
         if not login or not password:
             return ""
-        now = self.runtime.clock()
         key = hmac.new(
             self.runtime.secrets.secret_key, f"{login}\0{password}".encode(), hashlib.sha256
         ).digest()
+        password_id = self._cached(key)
+        if password_id is not None:
+            with self.runtime.sessions.begin() as session:
+                if app_passwords.is_live(session, password_id):
+                    app_passwords.mark_used(
+                        session, password_id, self.runtime.clock(), every=_LAST_USED_EVERY
+                    )
+                    return login
+        return login if self._check_and_count(login, password, address, key) else ""
+
+    def _check_and_count(self, login: str, password: str, address: str, key: bytes) -> bool:
+        now = self.runtime.clock()
         with self.runtime.sessions.begin() as session:
-            if app_passwords.is_throttled(session, login, now):
-                return ""
-            password_id = self._cached(key)
-            if password_id is None or not app_passwords.is_live(session, password_id):
-                password_id = self._verify(session, login, password)
+            password_id = self._verify(session, login, password)
             if password_id is None:
-                app_passwords.record_failure(session, login, now)
-                return ""
+                if address:
+                    app_passwords.record_failure(session, address, now)
+                return False
             self._remember(key, password_id)
             app_passwords.mark_used(session, password_id, now, every=_LAST_USED_EVERY)
-        return login
+        return True
 
     def _verify(self, session: Session, login: str, password: str) -> str | None:
         found = None
@@ -59,6 +112,17 @@ class ParleyAuth(auth.BaseAuth):
             if app_passwords.password_matches(password, stored):
                 found = password_id
         return found
+
+    def _address_lock(self, address: str) -> threading.Lock:
+        with self._lock:
+            lock = self._address_locks.get(address)
+            if lock is None:
+                lock = self._address_locks[address] = threading.Lock()
+                while len(self._address_locks) > _MAX_TRACKED_ADDRESSES:
+                    self._address_locks.popitem(last=False)
+            else:
+                self._address_locks.move_to_end(address)
+            return lock
 
     def _cached(self, key: bytes) -> str | None:
         with self._lock:

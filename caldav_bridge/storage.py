@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import vobject
 from radicale import config, pathutils, storage
 from radicale import item as radicale_item
 from radicale.item import filter as radicale_filter
 from sqlalchemy.orm import Session
 
-from caldav_bridge import feeds
+from caldav_bridge import feeds, limits
 from core.db.models import Booking, DavCalendar, DavObject, Hold, Provider
 from core.runtime import Runtime
 from core.services import dav
@@ -367,7 +368,14 @@ class StoredCalendar(CalendarCollection):
             if tag is not None and component != tag:
                 continue
             item = self._item(row.href, row.ics, row.etag, row.uid, row.updated_at)
-            out.append((item, simple and not row.recurring))
+            if not row.recurring:
+                out.append((item, simple))
+                continue
+            meets = _recurring_meets(row.ics, tag, start, end)
+            if meets is None:
+                out.append((item, False))  # Radicale tests it, under the request's budget
+            elif meets:
+                out.append((item, simple))
         return out
 
     def has_uid(self, uid: str) -> bool:
@@ -444,6 +452,43 @@ class StoredCalendar(CalendarCollection):
             )
         self.row = row
         return old
+
+
+def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime) -> bool | None:
+    """Whether a recurring object has an instance in [start, end), found within one event's
+    recurrence budget (caldav_bridge.limits). An object too costly to decide counts as
+    meeting the range: a calendar-query (a calendar app's sync) may return an extra
+    object, but never fails or loops for long.
+    None when it cannot be told here (no component filter, unreadable text)."""
+    if tag is None:
+        return None
+    try:
+        component = vobject.readOne(text)
+    except Exception:
+        return None
+    met = False
+
+    def range_fn(first: datetime, last: datetime, is_override: bool) -> bool:
+        nonlocal met
+        if start < _aware(last) and _aware(first) < end:
+            met = True
+            return True
+        return end < _aware(first) and not is_override
+
+    if limits.too_costly(component, end):
+        return True
+    try:
+        with limits.budget("event", limits.item_steps()):
+            radicale_filter.visit_time_ranges(component, tag, range_fn, lambda _: False)
+    except limits.BudgetExceeded:
+        return True  # also once the request's budget is gone: no more walking, no failure
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return met
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _component(text: str) -> str:

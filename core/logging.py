@@ -35,6 +35,10 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    if numeric <= logging.DEBUG:
+        # Radicale's own debug lines (never headers or bodies: caldav_bridge.app turns those
+        # off) help when a calendar app misbehaves.
+        logging.getLogger("radicale").setLevel(logging.DEBUG)
 
 
 def get_logger(name: str) -> Any:

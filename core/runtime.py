@@ -21,7 +21,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(repr=False)
 class Runtime:
     settings: Settings
     engine: Engine
@@ -33,6 +33,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.hot = HotConnections.for_engine(self.engine)
+
+    def __repr__(self) -> str:
+        # Reaches logs (Radicale prints its plugins): only what is safe to show.
+        return f"Runtime(database={self.engine.url.render_as_string(hide_password=True)!r})"
 
     def close(self) -> None:
         if self.hot is not None:

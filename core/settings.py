@@ -9,9 +9,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -24,6 +26,25 @@ from pydantic_settings import (
 from core.errors import ConfigError
 
 TOML_FILE_ENV = "PARLEY_CONFIG"
+# Never shown by repr(): the values themselves, and URLs that may carry a password.
+SECRET_SETTINGS = frozenset({"secret_key", "admin_token"})
+URL_SETTINGS = frozenset({"database_url", "smtp_relay_url", "imap_url"})
+
+
+def redact_url(url: str) -> str:
+    """url with any password replaced by ***; a value that is no URL is kept only if it
+    has no '@' (which could hide credentials)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "**masked**"
+    if password is None:
+        return url if "@" not in parts.path + parts.query else "**masked**"
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Settings(BaseSettings):
@@ -104,8 +125,23 @@ class Settings(BaseSettings):
     session_lifetime_hours: int = Field(default=14 * 24, gt=0)
     sign_in_per_address_per_hour: int = Field(default=5, ge=0)
     sign_in_per_ip_per_hour: int = Field(default=30, ge=0)
+    # CalDAV bounds: instances one REPORT may expand (also per event), the longest expand or
+    # free-busy window, and the largest request body (PUT of one object, REPORT, PROPPATCH).
+    dav_max_instances: int = Field(default=5000, gt=0)
+    dav_max_expand_days: int = Field(default=1100, gt=0)
+    dav_max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     log_level: str = "info"
     log_json: bool | None = None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Shown in logs and tracebacks: secrets masked, passwords cut out of URLs.
+        for name, value in super().__repr_args__():
+            if name in SECRET_SETTINGS:
+                yield name, "**masked**" if value else ""
+            elif name in URL_SETTINGS and isinstance(value, str):
+                yield name, redact_url(value)
+            else:
+                yield name, value
 
     @classmethod
     def settings_customise_sources(
@@ -184,8 +220,8 @@ def _one_line(exc: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class Secrets:
-    secret_key: bytes
-    admin_token: str
+    secret_key: bytes = field(repr=False)
+    admin_token: str = field(repr=False)
     generated_admin_token: bool
 
 

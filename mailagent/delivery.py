@@ -11,7 +11,7 @@ import hashlib
 import os
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -40,7 +40,7 @@ class RelayConfig:
     implicit_tls: bool
     starttls: bool | None  # None: use it when offered
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
 
     @classmethod
     def from_url(cls, url: str) -> RelayConfig:

@@ -14,7 +14,7 @@ import random
 import re
 import ssl
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -55,7 +55,7 @@ class ImapConfig:
     port: int
     tls: bool
     username: str
-    password: str
+    password: str = field(repr=False)
     mailbox: str
 
     @classmethod

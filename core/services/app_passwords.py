@@ -1,7 +1,8 @@
 """CalDAV app passwords: issued once, stored as salted scrypt hashes, revocable.
 
-Failed logins are counted per user name in rate_limits; after too many in a window the
-user name is refused without even checking the password, until the window passes.
+Failed logins are counted per client address in rate_limits (never per user name, which
+is the public booking slug); an address with too many in a window is slowed by the CalDAV
+auth plugin until the window passes, and the right password is never refused.
 """
 
 from __future__ import annotations
@@ -116,22 +117,24 @@ def revoke(session: Session, provider_id: str, password_id: str, now: datetime) 
         row.revoked_at = now
 
 
-def _failure_key(username: str) -> str:
-    return f"dav-auth-fail:{username}"
+def _failure_key(address: str) -> str:
+    return f"dav-auth-fail-ip:{address}"
 
 
-def is_throttled(session: Session, username: str, now: datetime) -> bool:
-    row = session.get(RateLimit, _failure_key(username))
+def is_throttled(session: Session, address: str, now: datetime) -> bool:
+    """Whether the client address had FAILURE_LIMIT failed logins in this window."""
+    row = session.get(RateLimit, _failure_key(address))
     start = ratelimit.window_start(now, FAILURE_WINDOW_SECONDS)
     return row is not None and row.window_start == start and row.hits >= FAILURE_LIMIT
 
 
-def record_failure(session: Session, username: str, now: datetime) -> None:
-    # The counter is what matters; is_throttled() refuses the next attempts.
+def record_failure(session: Session, address: str, now: datetime) -> None:
+    """Count one failed login from the client address."""
+    # The counter is what matters; is_throttled() tells the auth plugin to slow it.
     with contextlib.suppress(RateLimited):
         ratelimit.hit(
             session,
-            _failure_key(username),
+            _failure_key(address),
             now,
             limit=FAILURE_LIMIT,
             window_seconds=FAILURE_WINDOW_SECONDS,

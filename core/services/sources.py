@@ -8,7 +8,7 @@ no I/O beyond its session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -76,7 +76,7 @@ class NewSource:
     kind: str = "ics"
     platform: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     priority: int | None = None
     name: str | None = None
 

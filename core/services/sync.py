@@ -106,7 +106,7 @@ class SourceMissing(SourceNotFound):
 class SyncPolicy:
     """Limits and polling cadence, from settings; rng is injectable for tests."""
 
-    secret_key: bytes
+    secret_key: bytes = field(repr=False)
     max_events: int = 50_000
     min_interval: timedelta = timedelta(minutes=15)
     max_interval: timedelta = timedelta(hours=6)

@@ -190,20 +190,6 @@ def test_wrong_and_revoked_passwords(runtime: Runtime, dav_base: str) -> None:
     assert httpx.request("PROPFIND", url, auth=(alice.username, alice.password)).status_code == 401
 
 
-def test_throttled_after_repeated_failures(runtime: Runtime) -> None:
-    from caldav_bridge.app import radicale_configuration
-    from caldav_bridge.auth import ParleyAuth
-
-    alice = add_provider(runtime, "alice")
-    plugin = ParleyAuth(radicale_configuration(runtime, auth_delay=0), runtime=runtime)
-    for _ in range(app_passwords.FAILURE_LIMIT):
-        assert plugin._login(alice.username, "wrong") == ""
-    # Even the right password is refused while the user name is throttled.
-    assert plugin._login(alice.username, alice.password) == ""
-    bob = add_provider(runtime, "bob")
-    assert plugin._login(bob.username, bob.password) == "bob"
-
-
 _CTAG_BODY = (
     '<?xml version="1.0"?><propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
     "<prop><CS:getctag/></prop></propfind>"

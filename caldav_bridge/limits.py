@@ -1,0 +1,290 @@
+"""Bounds on the work one CalDAV request can cause: recurrence steps, expand range, body size.
+
+Recurrence rules are walked by dateutil from DTSTART on, whatever window is asked for:
+a FREQ=SECONDLY event that began a month ago costs millions of steps for a one-day
+window, and Radicale's C:expand collects every instance up to the window's end before it
+counts them. So the walk itself is metered: while a budget is active in a thread (the
+request's, set by caldav_bridge.app), every step taken by any dateutil rule or rule set
+costs one unit of each active budget, and an exhausted budget raises BudgetExceeded.
+Nested budgets (one per event being expanded or tested) draw from the request's too, so
+the whole request is bounded, and a deadline ends it even when the steps are cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from dateutil import rrule as dateutil_rrule
+
+_state = threading.local()
+_install_lock = threading.Lock()
+_installed = False
+
+
+class BudgetExceeded(ValueError):
+    """More recurrence work than one request (or one event in it) may do."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class Budget:
+    __slots__ = ("deadline", "left", "name", "spent_out")
+
+    def __init__(self, name: str, steps: int, seconds: float | None) -> None:
+        self.name, self.left, self.spent_out = name, steps, False
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+
+def _budgets() -> list[Budget]:
+    found: list[Budget] | None = getattr(_state, "budgets", None)
+    if found is None:
+        found = _state.budgets = []
+    return found
+
+
+@contextmanager
+def budget(name: str, steps: int, seconds: float | None = None) -> Iterator[Budget]:
+    """Meter the recurrence steps taken in this thread inside the block."""
+    install()
+    active = _budgets()
+    entry = Budget(name, steps, seconds)
+    active.append(entry)
+    try:
+        yield entry
+    finally:
+        active.remove(entry)
+
+
+def exhausted() -> Budget | None:
+    """The first active budget already spent out (so later steps fail at once), if any."""
+    return next((b for b in _budgets() if b.spent_out), None)
+
+
+def _spend(active: list[Budget]) -> None:
+    for entry in active:
+        entry.left -= 1
+        if entry.left < 0 or (
+            entry.deadline is not None
+            and entry.left % 128 == 0
+            and time.monotonic() > entry.deadline
+        ):
+            entry.spent_out = True
+            entry.left = -1
+            raise BudgetExceeded(entry.name)
+
+
+def _metered(iterator: Iterator[Any], active: list[Budget], is_set: bool) -> Iterator[Any]:
+    while True:
+        # A rule set walks its rules inside next(): those steps are the set's, counted once.
+        if is_set:
+            _state.in_set = getattr(_state, "in_set", 0) + 1
+        try:
+            value = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            if is_set:
+                _state.in_set -= 1
+        _spend(active)
+        yield value
+
+
+def install() -> None:
+    """Wrap dateutil's rule iteration once per process; a no-op outside any budget."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        original = dateutil_rrule.rrulebase.__iter__
+
+        def __iter__(self: Any) -> Iterator[Any]:
+            active: list[Budget] | None = getattr(_state, "budgets", None)
+            iterator = original(self)
+            nested = int(getattr(_state, "in_set", 0) or 0)
+            if not active or nested:
+                return iterator  # type: ignore[no-any-return]
+            if any(b.spent_out for b in active):
+                raise BudgetExceeded(next(b.name for b in active if b.spent_out))
+            return _metered(iterator, active, isinstance(self, dateutil_rrule.rruleset))
+
+        dateutil_rrule.rrulebase.__iter__ = __iter__  # type: ignore[method-assign]
+        _installed = True
+
+
+# --- per-event bounds inside a request --------------------------------------------------------
+
+
+def item_steps() -> int:
+    """Steps one event may take within the current request (set by the request guard)."""
+    return int(getattr(_state, "item_steps", 100_000))
+
+
+@contextmanager
+def request_budget(steps: int, item: int, seconds: float, output: int) -> Iterator[Budget]:
+    """The budget of one CalDAV request: recurrence steps in all, what each event in it
+    may take, and how many bytes of expanded calendar data it may produce."""
+    previous = getattr(_state, "item_steps", None), getattr(_state, "output_left", None)
+    _state.item_steps, _state.output_left = item, output
+    try:
+        with budget("request", steps, seconds) as entry:
+            yield entry
+    finally:
+        _state.item_steps, _state.output_left = previous
+
+
+def _output_left() -> int:
+    return int(getattr(_state, "output_left", None) or 64 * 1024 * 1024)
+
+
+def _spend_output(size: int) -> None:
+    _state.output_left = _output_left() - size
+
+
+def install_expand_guard() -> None:
+    """Bound Radicale's C:expand per event (radicale.app.report._expand, Radicale 3.9).
+
+    An event whose instances cannot be listed within its budget, or that has more than
+    the report's instance limit, is answered with its stored form (master and RRULE, as a
+    calendar-query without expand returns it) instead of failing the whole report: one
+    hostile or mistaken event must not stop a calendar app from syncing the rest.
+    """
+    from radicale.app import report
+
+    original = report._expand
+    if getattr(original, "_parley_guard", False):
+        return
+
+    def _expand(
+        element: Any, item: Any, start: datetime, end: datetime, **kwargs: Any
+    ) -> tuple[Any, int]:
+        text = item.serialize()
+        component = item.vobject_item
+        # Each instance repeats the event's text: a large event expanded many times is
+        # as costly as many steps (copied, serialized, held in memory).
+        output = estimated_instances(component, start, end) * len(text)
+        if not too_costly(component, end) and output <= _output_left():
+            try:
+                with budget("event", item_steps()):
+                    answer, count = original(element, item, start=start, end=end, **kwargs)
+                _spend_output(len(answer.text or ""))
+                return answer, count
+            except ValueError as exc:
+                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                    raise
+                if exhausted() is not None:
+                    raise  # the request's own budget is gone: stop here
+        _log().warning("dav.expand.capped", href=item.href)
+        element.text = text
+        _spend_output(len(text))
+        return element, 1
+
+    original_free_busy = report.freebusy_periods
+
+    def freebusy_periods(
+        item: Any, range_start: datetime, range_end: datetime, max_occurrence: int
+    ) -> list[Any]:
+        """An event too costly to walk counts as busy for the whole window (unless it is
+        transparent or cancelled): free time is never shown where it may not be."""
+        if not too_costly(item.vobject_item, range_end):
+            try:
+                with budget("event", item_steps()):
+                    return original_free_busy(item, range_start, range_end, max_occurrence)  # type: ignore[no-any-return]
+            except ValueError as exc:
+                # Also once the request's budget is gone: busy, without walking further.
+                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                    raise
+        _log().warning("dav.free_busy.capped", href=item.href)
+        kinds = {report._fbtype_for_component(c) for c in item.vobject_item.vevent_list}
+        kind = next((k for k in ("BUSY", "BUSY-TENTATIVE") if k in kinds), None)
+        return [] if kind is None else [(_as_utc(range_start), _as_utc(range_end), kind)]
+
+    _expand._parley_guard = True  # type: ignore[attr-defined]
+    report._expand = _expand  # type: ignore[assignment]
+    report.freebusy_periods = freebusy_periods
+
+
+def _log() -> Any:
+    from core.logging import get_logger
+
+    return get_logger(__name__)
+
+
+# --- estimating a rule's cost without walking it ----------------------------------------------
+
+_FREQ_SECONDS = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3600,
+    "DAILY": 86400,
+    "WEEKLY": 7 * 86400,
+    "MONTHLY": 28 * 86400,
+    "YEARLY": 365 * 86400,
+}
+_EXPANDING = ("BYSECOND", "BYMINUTE", "BYHOUR")
+
+
+def estimated_steps(component: Any, until: datetime) -> int:
+    """About how many steps walking component's recurrence rules from DTSTART up to until
+    takes (what dateutil does, whatever window is asked for). Cheap: reads the rules only.
+    Sub-daily BY parts multiply; others are left to the metered budget."""
+    total = 0.0
+    for child in getattr(component, "getChildren", lambda: [])():
+        rules = child.contents.get("rrule", []) if hasattr(child, "contents") else []
+        if not rules or not hasattr(child, "dtstart"):
+            continue
+        start = _as_utc(child.dtstart.value)
+        for line in rules:
+            parts = dict(p.split("=", 1) for p in str(line.value).upper().split(";") if "=" in p)
+            freq = _FREQ_SECONDS.get(parts.get("FREQ", ""), 0)
+            try:
+                interval = max(int(parts.get("INTERVAL") or 1), 1)
+                count = int(parts["COUNT"]) if "COUNT" in parts else None
+            except ValueError:
+                continue
+            end = min(until, _until(parts.get("UNTIL", "")) or until)
+            if not freq or end <= start:
+                continue
+            steps = (end - start).total_seconds() / (freq * interval)
+            for name in _EXPANDING:
+                if name in parts:
+                    steps *= max(len(parts[name].split(",")), 1)
+            total += min(steps, count) if count is not None else steps
+    return int(total)
+
+
+def estimated_instances(component: Any, start: datetime, end: datetime) -> int:
+    """About how many instances of component's rules fall in [start, end)."""
+    return (
+        max(
+            estimated_steps(component, _as_utc(end)) - estimated_steps(component, _as_utc(start)), 0
+        )
+        + 1
+    )
+
+
+def too_costly(component: Any, until: datetime) -> bool:
+    """Whether an event's rules cost more than one event may spend in this request."""
+    return estimated_steps(component, _as_utc(until)) > item_steps()
+
+
+def _as_utc(value: Any) -> datetime:
+    moment: datetime = (
+        value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+    )
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _until(text: str) -> datetime | None:
+    for layout in ("%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
