@@ -284,7 +284,7 @@ _BUSY = """
     SELECT b.provider_id, b.start_at, b.end_at, 'external', b.calendar_id, c.name
       FROM dav_busy b JOIN dav_calendars c ON c.id = b.calendar_id
      WHERE b.provider_id IN ({ids}) AND b.start_at < :high AND b.end_at > :low
-       AND c.blocking = :blocking
+       AND c.blocking
     UNION ALL
     SELECT provider_id, start_at, end_at, 'booking', id, status
       FROM bookings
@@ -334,7 +334,6 @@ def unit_rows_statement(
         now=dialect_time(dialect, now),
         skip_booking=exclude.booking_id or "",
         skip_hold=exclude.hold_id or "",
-        blocking=True,
     )
     return _busy_sql(len(unit_ids)), params
 

@@ -415,12 +415,19 @@ def dav_busy(session: Session, provider_id: str, start: datetime, end: datetime)
     ]
 
 
-def refresh_busy(session: Session, calendar: DavCalendar, obj: DavObject, now: datetime) -> int:
-    """Store the busy spans of one object from a day ago to SPAN_HORIZON ahead."""
+def refresh_busy(
+    session: Session,
+    calendar: DavCalendar,
+    obj: DavObject,
+    now: datetime,
+    zone: ZoneInfo | None = None,
+) -> None:
+    """Store the busy spans of one object from a day ago to SPAN_HORIZON ahead (floating
+    times in ``zone``, the provider's zone when not given)."""
     session.execute(delete(DavBusy).where(DavBusy.object_id == obj.id))
     if calendar.kind not in BLOCKING_KINDS:
-        return 0
-    zone = _provider_zone(session, calendar.provider_id)
+        return
+    zone = zone or _provider_zone(session, calendar.provider_id)
     spans = object_busy(obj.ics, now - SPAN_PAST, SPAN_HORIZON, zone)
     session.add_all(
         DavBusy(
@@ -433,7 +440,6 @@ def refresh_busy(session: Session, calendar: DavCalendar, obj: DavObject, now: d
         )
         for span_start, span_end in spans
     )
-    return len(spans)
 
 
 def refresh_recurring_busy(session: Session, now: datetime, *, limit: int = 500) -> int:
@@ -448,12 +454,16 @@ def refresh_recurring_busy(session: Session, now: datetime, *, limit: int = 500)
         .where(or_(DavObject.end_at.is_(None), DavObject.end_at > now - SPAN_PAST))
         .order_by(DavObject.id)
     )
+    zones: dict[str, ZoneInfo] = {}
     done = 0
     last = 0
     while True:
         rows = session.execute(query.where(DavObject.id > last).limit(limit)).all()
         for obj, calendar in rows:
-            refresh_busy(session, calendar, obj, now)
+            owner = calendar.provider_id
+            if owner not in zones:
+                zones[owner] = _provider_zone(session, owner)
+            refresh_busy(session, calendar, obj, now, zones[owner])
             last = obj.id
         session.flush()
         done += len(rows)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import caldav
 import pytest
 import uvicorn
 
@@ -75,6 +76,25 @@ def add_booking(
         )
         session.add(booking)
     return booking
+
+
+def event_ics(uid: str, start: datetime, hours: int = 1, extra: str = "") -> str:
+    """A one-event calendar as a calendar app would PUT it (extra: more VEVENT lines)."""
+    fmt = "%Y%m%dT%H%M%SZ"
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20300101T000000Z\r\nDTSTART:{start:{fmt}}\r\n"
+        f"DTEND:{start + timedelta(hours=hours):{fmt}}\r\nSUMMARY:Dentist\r\n{extra}"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def calendar_named(client: caldav.DAVClient, name: str) -> caldav.Calendar:
+    """The principal's calendar whose URL ends in /name."""
+    for calendar in client.principal().calendars():
+        if str(calendar.url).rstrip("/").endswith(f"/{name}"):
+            return calendar
+    raise LookupError(name)
 
 
 class _Server(uvicorn.Server):

@@ -15,20 +15,11 @@ import pytest
 from core.runtime import Runtime
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api.helpers import HOURS, Clock
+from tests.integration.dav.conftest import calendar_named, event_ics
 
 NOW = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)  # a Monday; Berlin is UTC+1
 WEDNESDAY = "2030-03-06"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def _event(uid: str, start: datetime, hours: int = 1, extra: str = "") -> str:
-    fmt = "%Y%m%dT%H%M%SZ"
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20300101T000000Z\r\nDTSTART:{start:{fmt}}\r\n"
-        f"DTEND:{start + timedelta(hours=hours):{fmt}}\r\nSUMMARY:Dentist\r\n{extra}"
-        "END:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
 
 
 @pytest.fixture
@@ -65,13 +56,6 @@ def calendar_app(dav_base: str, provider: dict[str, Any]) -> Iterator[caldav.DAV
     client.close()
 
 
-def _calendar(client: caldav.DAVClient, name: str) -> caldav.Calendar:
-    for calendar in client.principal().calendars():
-        if str(calendar.url).rstrip("/").endswith(f"/{name}"):
-            return calendar
-    raise LookupError(name)
-
-
 def _starts(api: httpx.Client, provider_id: str, day: str = WEDNESDAY) -> list[str]:
     answer = api.get(
         f"/api/v1/providers/{provider_id}/slots",
@@ -92,8 +76,8 @@ def test_dentist_in_blocks_is_not_bookable(
     pid = provider["id"]
     ten = f"{WEDNESDAY}T09:00:00Z"  # 10:00 in Berlin
     assert ten in _starts(api, pid)
-    blocks = _calendar(calendar_app, "blocks")
-    event = blocks.save_event(_event("dentist", datetime(2030, 3, 6, 9, tzinfo=UTC)))
+    blocks = calendar_named(calendar_app, "blocks")
+    event = blocks.save_event(event_ics("dentist", datetime(2030, 3, 6, 9, tzinfo=UTC)))
 
     assert ten not in _starts(api, pid)
     assert f"{WEDNESDAY}T08:00:00Z" in _starts(api, pid)  # the hour before stays free
@@ -124,7 +108,7 @@ def test_weekly_block_and_a_calendar_that_stops_blocking(
     pid = provider["id"]
     gym = calendar_app.principal().make_calendar(name="Gym", cal_id="gym")
     weekly = "RRULE:FREQ=WEEKLY;BYDAY=WE\r\n"
-    gym.save_event(_event("gym", datetime(2030, 3, 6, 15, tzinfo=UTC), extra=weekly))
+    gym.save_event(event_ics("gym", datetime(2030, 3, 6, 15, tzinfo=UTC), extra=weekly))
     for week in range(4):
         day = (datetime(2030, 3, 6) + timedelta(weeks=week)).date().isoformat()
         assert f"{day}T15:00:00Z" not in _starts(api, pid, day), day
@@ -146,12 +130,12 @@ def test_transparent_and_cancelled_events_do_not_block(
     api: httpx.Client, provider: dict[str, Any], calendar_app: caldav.DAVClient
 ) -> None:
     pid = provider["id"]
-    blocks = _calendar(calendar_app, "blocks")
+    blocks = calendar_named(calendar_app, "blocks")
     blocks.save_event(
-        _event("free", datetime(2030, 3, 6, 9, tzinfo=UTC), extra="TRANSP:TRANSPARENT\r\n")
+        event_ics("free", datetime(2030, 3, 6, 9, tzinfo=UTC), extra="TRANSP:TRANSPARENT\r\n")
     )
     blocks.save_event(
-        _event("off", datetime(2030, 3, 6, 11, tzinfo=UTC), extra="STATUS:CANCELLED\r\n")
+        event_ics("off", datetime(2030, 3, 6, 11, tzinfo=UTC), extra="STATUS:CANCELLED\r\n")
     )
     starts = _starts(api, pid)
     assert f"{WEDNESDAY}T09:00:00Z" in starts and f"{WEDNESDAY}T11:00:00Z" in starts
@@ -170,7 +154,9 @@ def test_objects_stored_before_spans_existed_are_expanded_by_the_job(
     from parley.handlers import job_handlers
 
     pid = provider["id"]
-    _calendar(calendar_app, "blocks").save_event(_event("old", datetime(2030, 3, 6, 9, tzinfo=UTC)))
+    calendar_named(calendar_app, "blocks").save_event(
+        event_ics("old", datetime(2030, 3, 6, 9, tzinfo=UTC))
+    )
     with runtime.sessions.begin() as session:  # as after migration 0005 on an old database
         session.execute(delete(DavBusy))
     assert f"{WEDNESDAY}T09:00:00Z" in _starts(api, pid)

@@ -13,19 +13,9 @@ import pytest
 
 from core.runtime import Runtime
 from core.services import app_passwords, dav
-from tests.integration.dav.conftest import add_booking, add_provider
+from tests.integration.dav.conftest import add_booking, add_provider, calendar_named, event_ics
 
 MARCH = datetime(2030, 3, 1, tzinfo=UTC)
-
-
-def _event(uid: str, start: datetime, hours: int = 1, extra: str = "") -> str:
-    fmt = "%Y%m%dT%H%M%SZ"
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20300101T000000Z\r\nDTSTART:{start:{fmt}}\r\n"
-        f"DTEND:{start + timedelta(hours=hours):{fmt}}\r\nSUMMARY:Dentist\r\n{extra}"
-        "END:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
 
 
 _OPEN: list[caldav.DAVClient] = []
@@ -42,13 +32,6 @@ def _client(base: str, user: str, password: str) -> caldav.DAVClient:
     client = caldav.DAVClient(url=f"{base}/dav/", username=user, password=password)
     _OPEN.append(client)
     return client
-
-
-def _calendar(client: caldav.DAVClient, name: str) -> caldav.Calendar:
-    for calendar in client.principal().calendars():
-        if str(calendar.url).rstrip("/").endswith(f"/{name}"):
-            return calendar
-    raise LookupError(name)
 
 
 def _busy(runtime: Runtime, provider_id: str) -> list[tuple[datetime, datetime]]:
@@ -71,7 +54,7 @@ def test_discovery_and_bookings_calendar(runtime: Runtime, dav_base: str) -> Non
     client = _client(dav_base, alice.username, alice.password)
     names = sorted(str(c.url).rstrip("/").rsplit("/", 1)[1] for c in client.principal().calendars())
     assert names == ["blocks", "bookings"]
-    bookings = _calendar(client, "bookings")
+    bookings = calendar_named(client, "bookings")
     found = bookings.search(start=MARCH, end=MARCH + timedelta(days=30), event=True)
     by_uid = {e.icalendar_component["UID"]: e for e in found}
     assert set(by_uid) == {confirmed.uid, requested.uid}
@@ -88,7 +71,7 @@ def test_bookings_calendar_is_read_only(runtime: Runtime, dav_base: str) -> None
     url = f"{dav_base}/dav/alice/bookings/mine.ics"
     response = httpx.put(
         url,
-        content=_event("mine", MARCH),
+        content=event_ics("mine", MARCH),
         auth=(alice.username, alice.password),
         headers={"Content-Type": "text/calendar"},
     )
@@ -99,10 +82,10 @@ def test_bookings_calendar_is_read_only(runtime: Runtime, dav_base: str) -> None
 def test_blocks_writes_are_busy_time_and_sync(runtime: Runtime, dav_base: str) -> None:
     alice = add_provider(runtime, "alice")
     client = _client(dav_base, alice.username, alice.password)
-    blocks = _calendar(client, "blocks")
+    blocks = calendar_named(client, "blocks")
     token = blocks.objects(load_objects=False).sync_token
     start = datetime(2030, 3, 10, 8, tzinfo=UTC)
-    event = blocks.save_event(_event("dentist-1", start))
+    event = blocks.save_event(event_ics("dentist-1", start))
     assert _busy(runtime, alice.provider_id) == [(start, start + timedelta(hours=1))]
 
     changed = blocks.objects_by_sync_token(sync_token=token, load_objects=False)
@@ -128,11 +111,11 @@ def test_blocks_writes_are_busy_time_and_sync(runtime: Runtime, dav_base: str) -
 
 def test_recurring_transparent_and_cancelled(runtime: Runtime, dav_base: str) -> None:
     alice = add_provider(runtime, "alice")
-    blocks = _calendar(_client(dav_base, alice.username, alice.password), "blocks")
+    blocks = calendar_named(_client(dav_base, alice.username, alice.password), "blocks")
     start = datetime(2030, 3, 4, 12, tzinfo=UTC)
-    blocks.save_event(_event("weekly", start, extra="RRULE:FREQ=WEEKLY;COUNT=3\r\n"))
-    blocks.save_event(_event("free", start + timedelta(days=1), extra="TRANSP:TRANSPARENT\r\n"))
-    blocks.save_event(_event("off", start + timedelta(days=2), extra="STATUS:CANCELLED\r\n"))
+    blocks.save_event(event_ics("weekly", start, extra="RRULE:FREQ=WEEKLY;COUNT=3\r\n"))
+    blocks.save_event(event_ics("free", start + timedelta(days=1), extra="TRANSP:TRANSPARENT\r\n"))
+    blocks.save_event(event_ics("off", start + timedelta(days=2), extra="STATUS:CANCELLED\r\n"))
     assert [s for s, _ in _busy(runtime, alice.provider_id)] == [
         start + timedelta(weeks=k) for k in range(3)
     ]
@@ -145,7 +128,7 @@ def test_mkcalendar_blocking_flag_and_delete(runtime: Runtime, dav_base: str) ->
     client = _client(dav_base, alice.username, alice.password)
     gym = client.principal().make_calendar(name="Gym", cal_id="gym")
     start = datetime(2030, 3, 12, 18, tzinfo=UTC)
-    gym.save_event(_event("gym-1", start))
+    gym.save_event(event_ics("gym-1", start))
     assert _busy(runtime, alice.provider_id) == [(start, start + timedelta(hours=1))]
     with runtime.sessions.begin() as session:
         dav.set_blocking(session, alice.provider_id, "gym", False)
@@ -173,7 +156,7 @@ def test_providers_are_isolated(runtime: Runtime, dav_base: str) -> None:
             method,
             f"{dav_base}{path}",
             auth=auth,
-            content=_event("x", MARCH) if method == "PUT" else None,
+            content=event_ics("x", MARCH) if method == "PUT" else None,
         )
         assert response.status_code in (403, 404), (method, path, response.status_code)
     root = httpx.request("PROPFIND", f"{dav_base}/dav/", auth=auth, headers={"Depth": "1"})
@@ -217,7 +200,7 @@ def test_ctag_changes_with_content(runtime: Runtime, dav_base: str, name: str) -
     if name == "bookings":
         add_booking(runtime, alice.provider_id, datetime(2030, 3, 5, 10, tzinfo=UTC))
     else:
-        _calendar(_client(dav_base, alice.username, alice.password), name).save_event(
-            _event("e1", MARCH)
+        calendar_named(_client(dav_base, alice.username, alice.password), name).save_event(
+            event_ics("e1", MARCH)
         )
     assert _ctag(dav_base, alice.username, alice.password, name) != before
