@@ -101,6 +101,8 @@ def _metered(iterator: Iterator[Any], active: list[Budget], is_set: bool) -> Ite
 def install() -> None:
     """Wrap dateutil's rule iteration once per process; a no-op outside any budget."""
     global _installed
+    if _installed:  # budget() calls this for every event: no lock once it is done
+        return
     with _install_lock:
         if _installed:
             return
@@ -109,11 +111,12 @@ def install() -> None:
         def __iter__(self: Any) -> Iterator[Any]:
             active: list[Budget] | None = getattr(_state, "budgets", None)
             iterator = original(self)
-            nested = int(getattr(_state, "in_set", 0) or 0)
+            nested: int = getattr(_state, "in_set", 0)  # inside a set's own walk
             if not active or nested:
                 return iterator  # type: ignore[no-any-return]
-            if any(b.spent_out for b in active):
-                raise BudgetExceeded(next(b.name for b in active if b.spent_out))
+            spent = exhausted()
+            if spent is not None:
+                raise BudgetExceeded(spent.name)
             return _metered(iterator, active, isinstance(self, dateutil_rrule.rruleset))
 
         dateutil_rrule.rrulebase.__iter__ = __iter__  # type: ignore[method-assign]
@@ -142,7 +145,8 @@ def request_budget(steps: int, item: int, seconds: float, output: int) -> Iterat
 
 
 def _output_left() -> int:
-    return int(getattr(_state, "output_left", None) or 64 * 1024 * 1024)
+    left: int | None = getattr(_state, "output_left", None)
+    return 64 * 1024 * 1024 if left is None else left  # 0 is spent, not unset
 
 
 def _spend_output(size: int) -> None:
@@ -177,7 +181,7 @@ def install_expand_guard() -> None:
                 _spend_output(len(answer.text or ""))
                 return answer, count
             except ValueError as exc:
-                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                if not _capped(exc):
                     raise
                 if exhausted() is not None:
                     raise  # the request's own budget is gone: stop here
@@ -199,7 +203,7 @@ def install_expand_guard() -> None:
                     return original_free_busy(item, range_start, range_end, max_occurrence)  # type: ignore[no-any-return]
             except ValueError as exc:
                 # Also once the request's budget is gone: busy, without walking further.
-                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                if not _capped(exc):
                     raise
         _log().warning("dav.free_busy.capped", href=item.href)
         kinds = {report._fbtype_for_component(c) for c in item.vobject_item.vevent_list}
@@ -209,6 +213,11 @@ def install_expand_guard() -> None:
     _expand._parley_guard = True  # type: ignore[attr-defined]
     report._expand = _expand  # type: ignore[assignment]
     report.freebusy_periods = freebusy_periods
+
+
+def _capped(exc: ValueError) -> bool:
+    """Whether exc is a budget running out, or Radicale's own max_*_occurrence limit."""
+    return isinstance(exc, BudgetExceeded) or "occurrences limit" in str(exc)
 
 
 def _log() -> Any:
