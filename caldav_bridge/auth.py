@@ -6,10 +6,12 @@ is still checked in the database on every request.
 
 Failures are counted per client address (Radicale gives it as context.remote_addr, the
 WSGI REMOTE_ADDR), never per user name: the user name is the public booking slug, and a
-lock on it would let anyone lock the provider out. The right password is never refused.
-An address over the limit is slowed instead: its password checks run one at a time and
-each failure it causes waits THROTTLED_DELAY_SECONDS more, so it cannot spend the
-server's CPU on scrypt nor guess quickly, while everyone else is untouched.
+lock on it would let anyone lock the provider out. The right password is not refused for
+failures: an address over the limit is slowed instead. Its password checks run one at a
+time, a check that cannot start within THROTTLED_DELAY_SECONDS is answered 401 unchecked
+(so a flood from one address cannot hold every worker thread), and each failure it causes
+waits THROTTLED_DELAY_SECONDS more: it cannot spend the server's CPU on scrypt nor guess
+quickly. A pair verified in the last few minutes skips all of this.
 """
 
 from __future__ import annotations
@@ -57,13 +59,23 @@ class ParleyAuth(auth.BaseAuth):
         address = getattr(context, "remote_addr", None) or ""
         if not address or not login or not password:
             return super().login(login, password, context)
+        # A pair verified a moment ago is the right password: no throttle lookup for it.
+        if self._cached(self._key(login, password)) is not None:
+            return super().login(login, password, context)
         with self.runtime.sessions.begin() as session:
             throttled = app_passwords.is_throttled(session, address, self.runtime.clock())
         if not throttled:
             return super().login(login, password, context)
-        # One check at a time from this address; the right password still passes.
-        with self._address_lock(address):
+        # One check at a time from this address, and a bounded wait for it: requests piled
+        # up behind one another would hold every worker thread, everyone else's too.
+        lock = self._address_lock(address)
+        if not lock.acquire(timeout=THROTTLED_DELAY_SECONDS):
+            _log.warning("dav.auth.throttled", client=address, busy=True)
+            return "", self._type, set()
+        try:
             result = super().login(login, password, context)
+        finally:
+            lock.release()
         if not result[0]:
             _log.warning("dav.auth.throttled", client=address)
             time.sleep(THROTTLED_DELAY_SECONDS)
@@ -80,9 +92,7 @@ class ParleyAuth(auth.BaseAuth):
         a failure is counted against the client address."""
         if not login or not password:
             return ""
-        key = hmac.new(
-            self.runtime.secrets.secret_key, f"{login}\0{password}".encode(), hashlib.sha256
-        ).digest()
+        key = self._key(login, password)
         password_id = self._cached(key)
         if password_id is not None:
             with self.runtime.sessions.begin() as session:
@@ -92,6 +102,11 @@ class ParleyAuth(auth.BaseAuth):
                     )
                     return login
         return login if self._check_and_count(login, password, address, key) else ""
+
+    def _key(self, login: str, password: str) -> bytes:
+        """The keyed digest the verified-pair cache is indexed by (never the password)."""
+        secret = self.runtime.secrets.secret_key
+        return hmac.new(secret, f"{login}\0{password}".encode(), hashlib.sha256).digest()
 
     def _check_and_count(self, login: str, password: str, address: str, key: bytes) -> bool:
         now = self.runtime.clock()

@@ -12,12 +12,14 @@ the whole request is bounded, and a deadline ends it even when the steps are che
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule as dateutil_rrule
 
@@ -99,6 +101,8 @@ def _metered(iterator: Iterator[Any], active: list[Budget], is_set: bool) -> Ite
 def install() -> None:
     """Wrap dateutil's rule iteration once per process; a no-op outside any budget."""
     global _installed
+    if _installed:  # budget() calls this for every event: no lock once it is done
+        return
     with _install_lock:
         if _installed:
             return
@@ -107,11 +111,12 @@ def install() -> None:
         def __iter__(self: Any) -> Iterator[Any]:
             active: list[Budget] | None = getattr(_state, "budgets", None)
             iterator = original(self)
-            nested = int(getattr(_state, "in_set", 0) or 0)
+            nested: int = getattr(_state, "in_set", 0)  # inside a set's own walk
             if not active or nested:
                 return iterator  # type: ignore[no-any-return]
-            if any(b.spent_out for b in active):
-                raise BudgetExceeded(next(b.name for b in active if b.spent_out))
+            spent = exhausted()
+            if spent is not None:
+                raise BudgetExceeded(spent.name)
             return _metered(iterator, active, isinstance(self, dateutil_rrule.rruleset))
 
         dateutil_rrule.rrulebase.__iter__ = __iter__  # type: ignore[method-assign]
@@ -140,7 +145,8 @@ def request_budget(steps: int, item: int, seconds: float, output: int) -> Iterat
 
 
 def _output_left() -> int:
-    return int(getattr(_state, "output_left", None) or 64 * 1024 * 1024)
+    left: int | None = getattr(_state, "output_left", None)
+    return 64 * 1024 * 1024 if left is None else left  # 0 is spent, not unset
 
 
 def _spend_output(size: int) -> None:
@@ -165,18 +171,17 @@ def install_expand_guard() -> None:
         element: Any, item: Any, start: datetime, end: datetime, **kwargs: Any
     ) -> tuple[Any, int]:
         text = item.serialize()
-        component = item.vobject_item
         # Each instance repeats the event's text: a large event expanded many times is
         # as costly as many steps (copied, serialized, held in memory).
-        output = estimated_instances(component, start, end) * len(text)
-        if not too_costly(component, end) and output <= _output_left():
+        output = estimated_instances(text, start, end) * len(text)
+        if not too_costly(text, end) and output <= _output_left():
             try:
                 with budget("event", item_steps()):
                     answer, count = original(element, item, start=start, end=end, **kwargs)
                 _spend_output(len(answer.text or ""))
                 return answer, count
             except ValueError as exc:
-                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                if not _capped(exc):
                     raise
                 if exhausted() is not None:
                     raise  # the request's own budget is gone: stop here
@@ -192,13 +197,13 @@ def install_expand_guard() -> None:
     ) -> list[Any]:
         """An event too costly to walk counts as busy for the whole window (unless it is
         transparent or cancelled): free time is never shown where it may not be."""
-        if not too_costly(item.vobject_item, range_end):
+        if not too_costly(item.serialize(), range_end):
             try:
                 with budget("event", item_steps()):
                     return original_free_busy(item, range_start, range_end, max_occurrence)  # type: ignore[no-any-return]
             except ValueError as exc:
                 # Also once the request's budget is gone: busy, without walking further.
-                if not isinstance(exc, BudgetExceeded) and "occurrences limit" not in str(exc):
+                if not _capped(exc):
                     raise
         _log().warning("dav.free_busy.capped", href=item.href)
         kinds = {report._fbtype_for_component(c) for c in item.vobject_item.vevent_list}
@@ -208,6 +213,11 @@ def install_expand_guard() -> None:
     _expand._parley_guard = True  # type: ignore[attr-defined]
     report._expand = _expand  # type: ignore[assignment]
     report.freebusy_periods = freebusy_periods
+
+
+def _capped(exc: ValueError) -> bool:
+    """Whether exc is a budget running out, or Radicale's own max_*_occurrence limit."""
+    return isinstance(exc, BudgetExceeded) or "occurrences limit" in str(exc)
 
 
 def _log() -> Any:
@@ -230,54 +240,83 @@ _FREQ_SECONDS = {
 _EXPANDING = ("BYSECOND", "BYMINUTE", "BYHOUR")
 
 
-def estimated_steps(component: Any, until: datetime) -> int:
-    """About how many steps walking component's recurrence rules from DTSTART up to until
-    takes (what dateutil does, whatever window is asked for). Cheap: reads the rules only.
-    Sub-daily BY parts multiply; others are left to the metered budget."""
+# The lines the estimate reads, with their folded continuations; nothing else is parsed,
+# so a large DESCRIPTION costs one scan of the text, not a vobject tree.
+_RULE_LINES = re.compile(
+    r"^(BEGIN|END|DTSTART|RRULE)([;:][^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M
+)
+_FOLD = re.compile(r"\r?\n[ \t]")
+
+
+def _rules(text: str) -> Iterator[tuple[datetime, str]]:
+    """(DTSTART in UTC, RRULE value upper-cased) of each rule of the calendar's top-level
+    components (VEVENT, VTODO…; not VTIMEZONE's nor VALARM's, which sit deeper)."""
+    depth, start, rules = 0, None, list[str]()
+    for match in _RULE_LINES.finditer(text):
+        name, rest = match.group(1).upper(), _FOLD.sub("", match.group(2))
+        if name == "BEGIN":
+            depth += 1
+            if depth == 2:
+                start, rules = None, []
+        elif name == "END":
+            if depth == 2 and start is not None:
+                yield from ((start, rule) for rule in rules)
+            depth -= 1
+        elif depth == 2 and name == "DTSTART":
+            start = _dtstart(rest)
+        elif depth == 2:
+            rules.append(rest.partition(":")[2].upper())
+
+
+def _dtstart(rest: str) -> datetime | None:
+    """The UTC moment of a DTSTART line's ";params:value" (a zone from its IANA TZID)."""
+    params, _, value = rest.rpartition(":")
+    moment = _until(value.strip())
+    tzid = next((p[5:].strip('"') for p in params.split(";") if p.upper().startswith("TZID=")), "")
+    if moment is None or not tzid or value.strip().endswith("Z"):
+        return moment
+    try:
+        return moment.replace(tzinfo=ZoneInfo(tzid)).astimezone(UTC)
+    except (ValueError, ZoneInfoNotFoundError):
+        return moment  # a zone named only in the calendar's VTIMEZONE: read as UTC
+
+
+def estimated_steps(text: str, until: datetime) -> int:
+    """About how many steps walking the calendar text's recurrence rules from DTSTART up
+    to until takes (what dateutil does, whatever window is asked for). Cheap: reads the
+    DTSTART and RRULE lines only. Sub-daily BY parts multiply; others are left to the
+    metered budget."""
     total = 0.0
-    for child in getattr(component, "getChildren", lambda: [])():
-        rules = child.contents.get("rrule", []) if hasattr(child, "contents") else []
-        if not rules or not hasattr(child, "dtstart"):
+    for start, rule in _rules(text):
+        parts = dict(p.split("=", 1) for p in rule.split(";") if "=" in p)
+        freq = _FREQ_SECONDS.get(parts.get("FREQ", ""), 0)
+        try:
+            interval = max(int(parts.get("INTERVAL") or 1), 1)
+            count = int(parts["COUNT"]) if "COUNT" in parts else None
+        except ValueError:
             continue
-        start = _as_utc(child.dtstart.value)
-        for line in rules:
-            parts = dict(p.split("=", 1) for p in str(line.value).upper().split(";") if "=" in p)
-            freq = _FREQ_SECONDS.get(parts.get("FREQ", ""), 0)
-            try:
-                interval = max(int(parts.get("INTERVAL") or 1), 1)
-                count = int(parts["COUNT"]) if "COUNT" in parts else None
-            except ValueError:
-                continue
-            end = min(until, _until(parts.get("UNTIL", "")) or until)
-            if not freq or end <= start:
-                continue
-            steps = (end - start).total_seconds() / (freq * interval)
-            for name in _EXPANDING:
-                if name in parts:
-                    steps *= max(len(parts[name].split(",")), 1)
-            total += min(steps, count) if count is not None else steps
+        end = min(until, _until(parts.get("UNTIL", "")) or until)
+        if not freq or end <= start:
+            continue
+        steps = (end - start).total_seconds() / (freq * interval)
+        for name in _EXPANDING:
+            if name in parts:
+                steps *= max(len(parts[name].split(",")), 1)
+        total += min(steps, count) if count is not None else steps
     return int(total)
 
 
-def estimated_instances(component: Any, start: datetime, end: datetime) -> int:
-    """About how many instances of component's rules fall in [start, end)."""
-    return (
-        max(
-            estimated_steps(component, _as_utc(end)) - estimated_steps(component, _as_utc(start)), 0
-        )
-        + 1
-    )
+def estimated_instances(text: str, start: datetime, end: datetime) -> int:
+    """About how many instances of the calendar text's rules fall in [start, end)."""
+    return max(estimated_steps(text, _as_utc(end)) - estimated_steps(text, _as_utc(start)), 0) + 1
 
 
-def too_costly(component: Any, until: datetime) -> bool:
+def too_costly(text: str, until: datetime) -> bool:
     """Whether an event's rules cost more than one event may spend in this request."""
-    return estimated_steps(component, _as_utc(until)) > item_steps()
+    return estimated_steps(text, _as_utc(until)) > item_steps()
 
 
-def _as_utc(value: Any) -> datetime:
-    moment: datetime = (
-        value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
-    )
+def _as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 

@@ -462,6 +462,8 @@ def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime)
     None when it cannot be told here (no component filter, unreadable text)."""
     if tag is None:
         return None
+    if limits.too_costly(text, end):
+        return True
     try:
         component = vobject.readOne(text)
     except Exception:
@@ -475,8 +477,6 @@ def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime)
             return True
         return end < _aware(first) and not is_override
 
-    if limits.too_costly(component, end):
-        return True
     try:
         with limits.budget("event", limits.item_steps()):
             radicale_filter.visit_time_ranges(component, tag, range_fn, lambda _: False)

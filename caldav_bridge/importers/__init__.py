@@ -24,13 +24,11 @@ class SourceFetcher:
             timeout=settings.fetch_timeout_seconds,
             max_bytes=settings.feed_max_bytes,
             max_redirects=settings.fetch_max_redirects,
-            allow_private=settings.import_allow_private,
             guard=guard,
         )
         self.caldav = CalDavFetcher(
             timeout=settings.fetch_timeout_seconds,
             max_bytes=settings.feed_max_bytes,
-            allow_private=settings.import_allow_private,
             guard=guard,
         )
 
@@ -59,9 +57,9 @@ def make_fetcher(settings: Settings) -> SourceFetcher:
 def check_url(settings: Settings) -> Callable[[str], str | None]:
     """A check returning why a URL may not be imported (SSRF guard), or None."""
 
+    guard = guard_of(settings)
+
     def check(url: str) -> str | None:
-        return refusal_reason(
-            url, allow_private=settings.import_allow_private, guard=guard_of(settings)
-        )
+        return refusal_reason(url, allow_private=guard.allow_private, guard=guard)
 
     return check

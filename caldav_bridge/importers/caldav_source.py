@@ -102,12 +102,10 @@ _CALENDAR_PROPS = ("VERSION:", "PRODID:", "CALSCALE:", "METHOD:", "VERSION;", "P
 class CalDavFetcher:
     """One DAV client per fetch (the client keeps per-server state we do not want to share)."""
 
-    def __init__(
-        self, *, timeout: float, max_bytes: int, allow_private: bool, guard: Guard | None = None
-    ) -> None:
+    def __init__(self, *, timeout: float, max_bytes: int, guard: Guard) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self.guard = guard or Guard(allow_private=allow_private)
+        self.guard = guard
 
     def __call__(self, request: FetchRequest) -> Fetched:
         reason, _, _ = _shape_refusal(request.url)

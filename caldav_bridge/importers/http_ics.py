@@ -161,14 +161,13 @@ class HttpIcsFetcher:
         timeout: float,
         max_bytes: int,
         max_redirects: int,
-        allow_private: bool,
-        guard: Guard | None = None,
+        guard: Guard,
         client: httpx.Client | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
-        self.guard = guard or Guard(allow_private=allow_private)
+        self.guard = guard
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(timeout),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 import warnings
@@ -144,18 +145,31 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    state = FeedServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+@contextlib.contextmanager
+def serving(
+    state: FeedServer, host: str = "127.0.0.1", wrap: ssl.SSLContext | None = None
+) -> Iterator[FeedServer]:
+    """state's feeds served on host (at state.port, or a free port it then holds), over
+    TLS when wrap is given, until the block ends."""
+    httpd = ThreadingHTTPServer((host, state.port), _handler(state))
     httpd.daemon_threads = True
+    if wrap is not None:
+        httpd.socket = wrap.wrap_socket(httpd.socket, server_side=True)
     state.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    with serving(FeedServer()) as state:
+        yield state
 
 
 class Clock:

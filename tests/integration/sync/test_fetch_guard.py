@@ -7,10 +7,8 @@ from __future__ import annotations
 import contextlib
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,9 +21,9 @@ from tests.integration.sync.conftest import (
     Clock,
     FeedServer,
     TestClient,
-    _handler,
     add_source,
     make_provider,
+    serving,
     sync_now,
 )
 from tests.integration.sync.feeds import calendar, timed
@@ -125,17 +123,8 @@ def test_every_encoding_of_internal_space_is_refused(
 @contextlib.contextmanager
 def internal_service(port: int) -> Iterator[FeedServer]:
     """What an attacker wants to reach: a server on 127.0.0.2, same port as the feed."""
-    state = FeedServer(port=port)
-    httpd = ThreadingHTTPServer(("127.0.0.2", port), _handler(state))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(FeedServer(port=port), host="127.0.0.2") as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 FEED = calendar(timed("g@x", datetime(2030, 3, 6, 9, tzinfo=UTC)))
@@ -267,21 +256,10 @@ def https_feed(tmp_path: Any, name: str) -> Iterator[FeedServer]:
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
-    state = FeedServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(FeedServer(), wrap=context) as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 def test_tls_is_verified_against_the_host_name_not_the_pinned_address(

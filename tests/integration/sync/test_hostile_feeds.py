@@ -76,6 +76,20 @@ def _app(runtime: Runtime, make_settings: Any, **extra: Any) -> TestClient:
     return TestClient(create_app(runtime.settings, runtime=runtime))
 
 
+def _measured_sync(
+    api: TestClient, admin_headers: dict[str, str], source: str
+) -> tuple[dict[str, Any], float, int]:
+    """(sync_now's answer, seconds it took, peak bytes traced while it ran)."""
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        result = sync_now(api, admin_headers, source)
+        elapsed = time.monotonic() - started
+        return result, elapsed, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("shape", sorted(HOSTILE))
 def test_a_hostile_feed_is_cut_off_and_keeps_what_was_imported(
     runtime: Runtime,
@@ -91,12 +105,7 @@ def test_a_hostile_feed_is_cut_off_and_keeps_what_was_imported(
         source = add_source(api, admin_headers, provider, url)
         assert sync_now(api, admin_headers, source)["added"] == 3
         feed_server.put("/feed.ics", **options)
-        tracemalloc.start()
-        started = time.monotonic()
-        result = sync_now(api, admin_headers, source)
-        elapsed = time.monotonic() - started
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        result, elapsed, peak = _measured_sync(api, admin_headers, source)
         shown = api.get(f"/api/v1/sources/{source}", headers=admin_headers).json()
     assert result["status"] == "error", result
     assert message in result["error"], result["error"]
@@ -170,12 +179,7 @@ def test_an_endless_caldav_answer_is_cut_off_at_the_size_limit(
         feed_server.put("/dav/cal/", b"<x>" + b"p" * 8000 + b"</x>\r\n", endless=True)
         source = add_source(api, admin_headers, provider, feed_server.url("/dav/cal/"),
                             kind="caldav", username="u", password="p")  # fmt: skip
-        tracemalloc.start()
-        started = time.monotonic()
-        result = sync_now(api, admin_headers, source)
-        elapsed = time.monotonic() - started
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        result, elapsed, peak = _measured_sync(api, admin_headers, source)
     assert result["status"] == "error", result
     assert f"larger than the limit of {LIMIT} bytes" in result["error"], result["error"]
     assert elapsed < 5, f"the endless CalDAV answer was read for {elapsed:.1f} s"
