@@ -9,11 +9,12 @@ from __future__ import annotations
 import psycopg
 from sqlalchemy import exc as sa
 from starlette.requests import cookie_parser
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.logging import get_logger
+from web.http import error_response
 from web.inputs import storable
 from web.templating import templates
 
@@ -37,8 +38,7 @@ def error_reply(
 ) -> Response:
     """The error as the client of path expects it: JSON for the API, else an HTML page."""
     if path.startswith("/api/"):
-        body = {"error": {"code": code, "message": message}}
-        return JSONResponse(body, status_code=status, headers=headers)
+        return error_response(status, code, message, headers)
     heading = {404: "Page not found", 503: "Please try again shortly"}.get(
         status, "Something went wrong" if status >= 500 else "This request cannot be used"
     )
