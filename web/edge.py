@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.logging import get_logger
-from web.http import error_response
+from web.http import connection_lost, error_response
 from web.inputs import storable
 from web.templating import templates
 
@@ -223,9 +223,7 @@ def failure_reply(path: str, exc: Exception) -> Response:
 
 def unavailable(exc: BaseException) -> bool:
     """True when exc says the database cannot be reached or dropped the connection."""
-    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, _UNAVAILABLE)
+    return connection_lost(exc) or isinstance(exc, _UNAVAILABLE)
 
 
 def _name(exc: Exception) -> str:

@@ -124,7 +124,8 @@ async def in_transaction(request: Request, work: Callable[[Session, datetime], T
         raise api_error(error) from None
 
 
-def _dropped(exc: BaseException) -> bool:
+def connection_lost(exc: BaseException) -> bool:
+    """True when exc says the database connection went away midway (SQLAlchemy invalidated it)."""
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
@@ -136,7 +137,7 @@ def _once_more_if_read(request: Request, run: Callable[[], T]) -> T:
     try:
         return run()
     except DBAPIError as exc:
-        if not _dropped(exc) or request.method not in ("GET", "HEAD"):
+        if not connection_lost(exc) or request.method not in ("GET", "HEAD"):
             raise
     return run()
 
@@ -167,7 +168,7 @@ async def public_call(request: Request, work: Callable[[Session, datetime], T]) 
         except RateLimited:
             raise
         except Exception as exc:
-            if not _dropped(exc):  # the retry counts it
+            if not connection_lost(exc):  # the retry counts it
                 _count_failed_call(runtime, key, limit)
             raise
 
