@@ -14,8 +14,8 @@ import pytest
 import structlog
 from sqlalchemy import text
 
-from core.db.engine import make_engine, make_sessionmaker
-from core.runtime import Runtime
+from core.db.engine import make_engine
+from core.runtime import Runtime, open_runtime
 from core.services import holds
 from core.settings import Secrets
 from tests.conftest import ADMIN_TOKEN, free_port
@@ -238,12 +238,8 @@ def test_terminated_backends_are_replaced_not_500(runtime: Runtime, db_url: str)
 def test_a_database_that_is_down_answers_503(make_settings: Any) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
     settings = make_settings(database_url=url)
-    engine = make_engine(url)
-    runtime = Runtime(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-        secrets=Secrets(settings.secret_key.encode(), ADMIN_TOKEN, False),
+    runtime = open_runtime(
+        settings, secrets=Secrets(settings.secret_key.encode(), ADMIN_TOKEN, False)
     )
     runtime.clock = Clock()
     try:
