@@ -137,9 +137,14 @@ def _once_more_if_read(request: Request, run: Callable[[], T]) -> T:
     try:
         return run()
     except DBAPIError as exc:
-        if not connection_lost(exc) or request.method not in ("GET", "HEAD"):
+        if not _retried(request, exc):
             raise
     return run()
+
+
+def _retried(request: Request, exc: BaseException) -> bool:
+    """True when ``_once_more_if_read`` runs a request again after exc."""
+    return connection_lost(exc) and request.method in ("GET", "HEAD")
 
 
 def _client_key(request: Request) -> str:
@@ -168,7 +173,7 @@ async def public_call(request: Request, work: Callable[[Session, datetime], T]) 
         except RateLimited:
             raise
         except Exception as exc:
-            if not connection_lost(exc):  # the retry counts it
+            if not _retried(request, exc):  # else the second run counts it
                 _count_failed_call(runtime, key, limit)
             raise
 
