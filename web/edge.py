@@ -214,9 +214,6 @@ def failure_reply(path: str, exc: Exception) -> Response:
             "the database is unavailable; please retry shortly",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    if isinstance(exc, sa.DataError):  # input the edge should have refused
-        _log.error("http.data_error", path=path, error=_name(exc), exc_info=exc)
-        return error_reply(path, 400, "invalid_input", "the request holds a value not allowed")
     _log.error("http.unhandled", path=path, error=type(exc).__name__, exc_info=exc)
     return error_reply(path, 500, "internal", "internal error; it has been logged")
 
