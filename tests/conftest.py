@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from core.db.engine import make_engine, make_sessionmaker
+from core.db.engine import make_engine
 from core.db.migrate import upgrade
 from core.db.models import Base
-from core.runtime import Runtime
+from core.runtime import Runtime, open_runtime
 from core.settings import Secrets, Settings
 from tests.pg import create_database, drop_database
 
@@ -120,13 +120,7 @@ def runtime(db_url: str, make_settings: Any) -> Iterator[Runtime]:
     """A runtime on a fresh migrated database of the current backend."""
     settings = make_settings(database_url=db_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(db_url)
-    rt = Runtime(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-        secrets=Secrets(settings.secret_key.encode(), ADMIN_TOKEN, False),
-    )
+    rt = open_runtime(settings, secrets=Secrets(settings.secret_key.encode(), ADMIN_TOKEN, False))
     yield rt
     rt.close()
 

@@ -31,3 +31,19 @@ def drop_database(db_url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def terminate_backends(db_url: str) -> int:
+    """Ends every other session on db_url's database (as a server restart would); how many."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(_TERMINATE)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+_TERMINATE = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)

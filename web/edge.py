@@ -9,11 +9,12 @@ from __future__ import annotations
 import psycopg
 from sqlalchemy import exc as sa
 from starlette.requests import cookie_parser
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.logging import get_logger
+from web.http import connection_lost, error_response
 from web.inputs import storable
 from web.templating import templates
 
@@ -37,8 +38,7 @@ def error_reply(
 ) -> Response:
     """The error as the client of path expects it: JSON for the API, else an HTML page."""
     if path.startswith("/api/"):
-        body = {"error": {"code": code, "message": message}}
-        return JSONResponse(body, status_code=status, headers=headers)
+        return error_response(status, code, message, headers)
     heading = {404: "Page not found", 503: "Please try again shortly"}.get(
         status, "Something went wrong" if status >= 500 else "This request cannot be used"
     )
@@ -214,18 +214,13 @@ def failure_reply(path: str, exc: Exception) -> Response:
             "the database is unavailable; please retry shortly",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    if isinstance(exc, sa.DataError):  # input the edge should have refused
-        _log.error("http.data_error", path=path, error=_name(exc), exc_info=exc)
-        return error_reply(path, 400, "invalid_input", "the request holds a value not allowed")
     _log.error("http.unhandled", path=path, error=type(exc).__name__, exc_info=exc)
     return error_reply(path, 500, "internal", "internal error; it has been logged")
 
 
 def unavailable(exc: BaseException) -> bool:
     """True when exc says the database cannot be reached or dropped the connection."""
-    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, _UNAVAILABLE)
+    return connection_lost(exc) or isinstance(exc, _UNAVAILABLE)
 
 
 def _name(exc: Exception) -> str:

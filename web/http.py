@@ -86,8 +86,11 @@ def json_response(
     return JSONResponse(data, status_code=status, headers=headers)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def api_error(error: Exception) -> ApiError:
@@ -121,7 +124,8 @@ async def in_transaction(request: Request, work: Callable[[Session, datetime], T
         raise api_error(error) from None
 
 
-def _dropped(exc: BaseException) -> bool:
+def connection_lost(exc: BaseException) -> bool:
+    """True when exc says the database connection went away midway (SQLAlchemy invalidated it)."""
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
@@ -133,9 +137,14 @@ def _once_more_if_read(request: Request, run: Callable[[], T]) -> T:
     try:
         return run()
     except DBAPIError as exc:
-        if not _dropped(exc) or request.method not in ("GET", "HEAD"):
+        if not _retried(request, exc):
             raise
     return run()
+
+
+def _retried(request: Request, exc: BaseException) -> bool:
+    """True when ``_once_more_if_read`` runs a request again after exc."""
+    return connection_lost(exc) and request.method in ("GET", "HEAD")
 
 
 def _client_key(request: Request) -> str:
@@ -164,7 +173,7 @@ async def public_call(request: Request, work: Callable[[Session, datetime], T]) 
         except RateLimited:
             raise
         except Exception as exc:
-            if not _dropped(exc):  # the retry counts it
+            if not _retried(request, exc):  # else the second run counts it
                 _count_failed_call(runtime, key, limit)
             raise
 

@@ -10,20 +10,7 @@ from sqlalchemy import text
 
 from core.db.engine import make_engine
 from core.db.hot import HotConnections
-
-TERMINATE = (
-    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
-
-
-def _terminate_all(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(TERMINATE)).scalar_one())
-    finally:
-        engine.dispose()
+from tests.pg import terminate_backends
 
 
 @pytest.fixture
@@ -40,7 +27,7 @@ def test_pooled_connections_ended_by_the_server_are_replaced(pg_url: str) -> Non
         pids = {c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in held}
         for conn in held:
             conn.close()  # back to the pool, idle
-        assert _terminate_all(pg_url) >= 4
+        assert terminate_backends(pg_url) >= 4
         time.sleep(0.1)  # the server's goodbye reaches the idle sockets
         again = [engine.connect() for _ in range(4)]
         fresh = {c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in again}
@@ -68,7 +55,7 @@ def test_hot_connections_ended_by_the_server_are_replaced(pg_url: str) -> None:
 
     async def scenario() -> None:
         before = await pids()
-        assert _terminate_all(pg_url) >= 3
+        assert terminate_backends(pg_url) >= 3
         await asyncio.sleep(0.1)  # the server's goodbye reaches the idle sockets
         after = await pids()
         assert len(after) == 3 and not before & after

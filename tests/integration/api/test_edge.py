@@ -12,14 +12,13 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from sqlalchemy import text
 
-from core.db.engine import make_engine, make_sessionmaker
-from core.runtime import Runtime
+from core.runtime import Runtime, open_runtime
 from core.services import holds
 from core.settings import Secrets
 from tests.conftest import ADMIN_TOKEN, free_port
 from tests.integration.api.helpers import Clock, hold_body, make_provider, served
+from tests.pg import terminate_backends
 
 MON = "2027-03-08"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -164,22 +163,6 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(runtime: Runtime) -
         assert _statuses(base, ["198.51.100.8"]) == [404]
 
 
-def _terminate_backends(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
-
-
 def _in_parallel(count: int, work: Callable[[int], list[int]]) -> list[list[int] | Exception]:
     results: list[list[int] | Exception] = [[] for _ in range(count)]
 
@@ -228,7 +211,7 @@ def test_terminated_backends_are_replaced_not_500(runtime: Runtime, db_url: str)
         warm = _in_parallel(5, calls)  # 16 half-hours on the day: 5 + 5 + 5
         assert all(isinstance(r, list) and r[0] == 201 for r in warm), warm
         for round_ in range(2):
-            assert _terminate_backends(db_url) >= 2  # the pool's and the hot path's
+            assert terminate_backends(db_url) >= 2  # the pool's and the hot path's
             after = _in_parallel(5, lambda i, r=round_: calls(5 + 5 * r + i))
             # The database is up again at once: every dead connection is replaced.
             assert all(isinstance(r, list) for r in after), after
@@ -238,12 +221,8 @@ def test_terminated_backends_are_replaced_not_500(runtime: Runtime, db_url: str)
 def test_a_database_that_is_down_answers_503(make_settings: Any) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
     settings = make_settings(database_url=url)
-    engine = make_engine(url)
-    runtime = Runtime(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-        secrets=Secrets(settings.secret_key.encode(), ADMIN_TOKEN, False),
+    runtime = open_runtime(
+        settings, secrets=Secrets(settings.secret_key.encode(), ADMIN_TOKEN, False)
     )
     runtime.clock = Clock()
     try:
