@@ -37,6 +37,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.helpers import start
+from tests.e2e.inbound import ALL_DAY
 from tests.e2e.relay import Received, running_relay
 from tests.e2e.test_negotiation_smtp import (
     ADMIN,
@@ -48,14 +49,6 @@ from tests.integration.negotiation import mails
 from tests.pg import create_database, drop_database
 
 HOST = "ada.host@hostmail.example"
-# Bookable around the clock, every day: the benchmarks book hundreds of sessions in a row.
-ALL_DAY = {
-    "timezone": "UTC",
-    "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                "start": "00:00", "end": "24:00"}],
-    "lead_time_hours": 1, "booking_window_days": 365, "min_duration_minutes": 30,
-    "slot_step_minutes": 30, "instant_book": True,
-}  # fmt: skip
 
 
 class Arrivals:

@@ -349,15 +349,7 @@ def owner_pattern(identity: str) -> str:
     return identity.replace("/", "//").replace("%", "/%").replace("_", "/_") + "#%"
 
 
-_RELEASE_DEAD = (
-    "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL, run_at = :now"
-    " WHERE status = 'running' AND locked_by LIKE :owners ESCAPE '/' AND locked_by <> :current"
-)
-
-
-def release_dead_leases(
-    sessions: sessionmaker[Session], *, identity: str, current: str, now: datetime
-) -> int:
+def release_dead_leases(session: Session, *, identity: str, current: str, now: datetime) -> int:
     """Make the jobs an earlier incarnation of identity held due again at once.
 
     Lease owners are ``identity#incarnation``. The caller holds identity exclusively (no
@@ -365,22 +357,16 @@ def release_dead_leases(
     that died, and waiting for it to run out would only delay the work. Leases of other
     identities are never touched: they may belong to a live process.
     """
-    engine = engine_of(sessions)
-    params = {
-        "now": dialect_time(engine.dialect.name, now),
-        "owners": owner_pattern(identity),
-        "current": current,
-    }
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        cursor.execute(for_driver(_RELEASE_DEAD, engine.dialect.name), params)
-        released = max(cursor.rowcount, 0)
-        cursor.close()
-        connection.commit()
-        return released
-    finally:
-        connection.close()
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.status == "running",
+            Job.locked_by.like(owner_pattern(identity), escape="/"),
+            Job.locked_by != current,
+        )
+        .values(status="queued", locked_by=None, locked_until=None, run_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def fail(

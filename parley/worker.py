@@ -80,8 +80,8 @@ class Worker:
         if self.identity is None:
             return 0, 0
         sessions = self.runtime.sessions
-        jobs = release_dead_leases(sessions, identity=self.identity, current=self.name, now=now)
         with sessions.begin() as session:
+            jobs = release_dead_leases(session, identity=self.identity, current=self.name, now=now)
             rows = outbox.release_dead_leases(
                 session, owners=owner_pattern(self.identity), current=self.name, now=now
             )

@@ -38,6 +38,7 @@ from core.services.bookings import actor_of
 from core.services.holds import HoldRequest, confirm_hold, create_hold
 from tests.conftest import free_port
 from tests.e2e.helpers import parley_env, start, wait_healthy
+from tests.e2e.inbound import ALL_DAY as AROUND_THE_CLOCK
 from tests.e2e.relay import Received, RelaySink, running_relay
 from tests.e2e.test_negotiation_smtp import ADMIN_TOKEN, ORGANIZER, stop_parley
 from tests.integration.api.helpers import Clock, client_for
@@ -52,13 +53,7 @@ ANSWERS = 500
 CONNECTIONS = 4
 SENDERS = 8
 SEEDERS = 4
-ALL_DAY = {
-    "timezone": "UTC",
-    "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                "start": "00:00", "end": "24:00"}],
-    "lead_time_hours": 1, "booking_window_days": 60, "min_duration_minutes": 30,
-    "slot_step_minutes": 30, "instant_book": True,
-}  # fmt: skip
+ALL_DAY = {**AROUND_THE_CLOCK, "booking_window_days": 60}
 
 
 def seed(runtime: Runtime, count: int) -> list[tuple[str, str, str]]:
