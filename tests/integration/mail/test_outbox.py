@@ -241,7 +241,10 @@ def test_a_lane_that_fails_stops_the_batch_and_what_was_sent_is_settled(runtime:
     delivered = {m for _, _, m in relay.arrivals}
     sent = {r.message_id for r in rows if r.status == "sent"}
     # 29 were signed; at most the two other lanes had one in flight when the third failed.
-    assert len(sent) >= 27 and sent == delivered  # settled as sent only what the relay took
+    # The relay may have taken such a message just as its lane was cancelled, before the
+    # lane heard the 250: it stays leased and goes again (one per other lane at most).
+    assert len(sent) >= 27 and sent <= delivered  # settled as sent only what the relay took
+    assert len(delivered - sent) <= 2
     assert {r.status for r in rows if r.message_id not in sent} <= {"sending"}  # lease: retried
 
 
