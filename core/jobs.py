@@ -19,9 +19,9 @@ from sqlalchemy import Engine, Update, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from core.db.driver import as_utc, dialect_time, engine_of, for_driver
 from core.db.models import DEFAULT_TENANT, Job
 from core.logging import get_logger
-from core.services.busy import as_utc, dialect_time, engine_of, for_driver
 
 _log = get_logger("parley.jobs")
 

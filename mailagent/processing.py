@@ -24,13 +24,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db.driver import dialect_time, driver_batch, driver_rows, engine_of
 from core.db.models import InboundMessage, Invitation
 from core.itip.read import Attendee, ItipMessage
 from core.jobs import wake_now
 from core.logging import get_logger
 from core.services import replies
 from core.services.bookings import Actor
-from core.services.busy import dialect_time, driver_batch, driver_rows, engine_of
 from core.settings import Settings
 from mailagent.dkim import DnsFunc, authres_passes, dkim_domain_passes
 from mailagent.errors import BadAddress

@@ -23,9 +23,9 @@ from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db.driver import engine_of
 from core.db.hot import HotConnections
 from core.logging import get_logger
-from core.services.busy import engine_of
 from core.services.inbound import SqliteRawWriter, Stored, store_raw, store_raw_hot
 from mailagent.metrics import INBOUND_STORED
 

@@ -20,10 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from core.db.driver import Deferred, run_deferred
 from core.domain.errors import DomainError
 from core.runtime import Runtime
 from core.services import ratelimit
-from core.services.busy import Deferred, run_deferred
 from core.services.errors import (
     InvalidInput,
     NotFoundError,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from core.db.driver import driver_rows
 from core.db.models import (
     DEFAULT_TENANT,
     AuditEntry,
@@ -39,7 +40,7 @@ from core.domain import (
 from core.domain.errors import InvalidInterval
 from core.domain.slots import BusyRow, compute_slots_from_rows, duration_seconds, require_aware
 from core.events import record
-from core.services.busy import Exclude, Related, busy_rows, driver_rows, load_busy
+from core.services.busy import Exclude, Related, busy_rows, load_busy
 from core.services.errors import InvalidInput, SlotTaken, SlotUnavailable
 from core.services.providers import Scope, get_provider, load_scope, lock_providers
 

@@ -18,6 +18,7 @@ from psycopg import AsyncConnection, IntegrityError
 from psycopg.pq import TransactionStatus
 from sqlalchemy.orm import Session
 
+from core.db.driver import Deferred, db_time, driver_batch, driver_rows, for_driver, pipelined_async
 from core.db.models import DEFAULT_TENANT, Booking, Hold, new_id
 from core.domain import AvailabilityPolicy, Busy
 from core.domain.errors import InvalidInterval
@@ -36,16 +37,10 @@ from core.services.availability import (
 )
 from core.services.bookings import Actor, book_hold
 from core.services.busy import (
-    Deferred,
     Exclude,
     as_busy,
     busy_from_unit_rows,
-    db_time,
-    driver_batch,
-    driver_rows,
-    for_driver,
     own_busy_rows,
-    pipelined_async,
     related_units,
     unit_rows_statement,
 )

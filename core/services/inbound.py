@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Engine, Insert, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db.driver import engine_of
 from core.db.models import DEFAULT_TENANT, InboundMessage
-from core.services.busy import engine_of
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")

@@ -16,8 +16,8 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db.driver import dialect_time, engine_of, for_driver
 from core.db.models import DEFAULT_TENANT, OutboundMessage
-from core.services.busy import dialect_time, engine_of, for_driver
 
 FIRST_RETRY_SECONDS = 20.0
 MAX_RETRY_SECONDS = 3600.0

@@ -17,9 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.db.driver import driver_rows
 from core.db.models import DEFAULT_TENANT, AvailabilitySettings, Provider, new_id
 from core.domain import parse_zone
-from core.services.busy import Related, driver_rows
+from core.services.busy import Related
 from core.services.errors import InvalidInput, NotFoundError, SlugTaken
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")

@@ -16,8 +16,8 @@ from sqlalchemy import Connection, Engine, case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db.driver import Deferred, bind_time, defer, driver_rows, for_driver
 from core.db.models import DEFAULT_TENANT, RateLimit
-from core.services.busy import Deferred, bind_time, defer, driver_rows, for_driver
 from core.services.errors import RateLimited
 
 

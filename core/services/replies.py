@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import tokens
+from core.db.driver import as_utc, dialect_time, driver_batch, driver_rows, insert_of
 from core.db.models import AuditEntry, Booking, InboundMessage, Invitation
 from core.events import record
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
-from core.services.busy import as_utc, dialect_time, driver_batch, driver_rows, insert_of
 from core.services.errors import InvalidInput, ServiceError
 from core.services.notify import (
     Change,

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
+from core.db.driver import _returns_rows, driver_batch, insert_of
 from core.db.models import AuditEntry, Tenant
 from core.runtime import Runtime
-from core.services.busy import _returns_rows, driver_batch, insert_of
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -239,7 +239,7 @@ def test_a_wake_in_the_same_process_reaches_the_worker_before_its_next_poll(
     import asyncio
     import threading
 
-    from core.services.busy import engine_of
+    from core.db.driver import engine_of
     from parley.worker import Worker
 
     runtime.clock = lambda: datetime.now(UTC)

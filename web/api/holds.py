@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
+from core.db.driver import Deferred
 from core.db.models import Hold
 from core.services import holds
 from core.services.bookings import actor_of, view_booking
-from core.services.busy import Deferred
 from web.api.bookings import BookingEnvelope, booking_json
 from web.api.providers import Strict
 from web.http import (
