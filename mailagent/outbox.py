@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.jobs import wake_after_commit
 from core.logging import get_logger
 from core.services.outbox import (
     OutboxItem,
@@ -267,14 +266,6 @@ def _signer(settings: Settings) -> DkimSigner | None:
         return None
     domain = settings.dkim_domain or settings.organizer_domain
     return DkimSigner.from_file(settings.dkim_selector, domain, settings.dkim_key_file)
-
-
-DELIVER_JOB = "outbox.deliver"
-
-
-def request_delivery(session: Session, now: datetime) -> None:
-    """Make the periodic outbox.deliver job due once the caller's transaction commits."""
-    wake_after_commit(session, DELIVER_JOB, now)
 
 
 def deliver_outbox(

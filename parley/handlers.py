@@ -10,6 +10,7 @@ from core.jobs import Handler, JobContext, Periodic
 from core.services import dav
 from core.services.bookings import actor_of
 from core.services.expiry import expire_holds
+from core.services.outbox import DELIVER_JOB
 from core.services.proposals import expire_proposals
 from core.services.ratelimit import purge as purge_rate_limits
 from core.services.sync import SyncPolicy, poll_due
@@ -85,7 +86,7 @@ def job_handlers() -> dict[str, Handler]:
         "ratelimit.purge": _purge_rate_limits,
         "proposals.expire": _expire_proposals,
         "system.sleep": _sleep,
-        "outbox.deliver": _deliver_outbox,
+        DELIVER_JOB: _deliver_outbox,
         "inbound.process": _process_inbound,
         "sources.poll": _poll_sources,
         "dav.spans": _refresh_dav_spans,
@@ -97,7 +98,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("holds.expire", 30),
         Periodic("ratelimit.purge", 600),
         Periodic("proposals.expire", 300),
-        Periodic("outbox.deliver", 5),
+        Periodic(DELIVER_JOB, 5),
         # Two instances: a second worker process shares a burst (messages are taken with
         # SKIP LOCKED, so any number of drains can run side by side).
         Periodic("inbound.process", 10, instances=2),

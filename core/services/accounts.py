@@ -29,12 +29,12 @@ from core.db.models import (
     new_id,
 )
 from core.events import record
+from core.imip.compose import Mailbox
 from core.services import bookings as booking_service
 from core.services import proposals as proposal_service
 from core.services.errors import InvalidInput, NotFoundError, ServiceError
 from core.services.notify import Mailer, issue_link, send_notice
 from core.services.providers import check_email
-from mailagent.compose import Mailbox
 
 SIGN_IN = "sign_in"
 PROVIDER_ROLE = "provider"

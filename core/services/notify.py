@@ -21,6 +21,13 @@ from sqlalchemy.orm import Session
 from core import tokens
 from core.db.models import Booking, Invitation, MagicLink, OutboundMessage, Provider, new_id
 from core.events import record
+from core.imip.compose import (
+    ItipKind,
+    Mailbox,
+    compose_itip,
+    compose_notice,
+    message_id_for,
+)
 from core.itip.build import (
     EventSnapshot,
     Recipient,
@@ -29,14 +36,7 @@ from core.itip.build import (
     build_request,
 )
 from core.runtime import Runtime
-from core.services.outbox import enqueue_message, outbox_row
-from mailagent.compose import (
-    ItipKind,
-    Mailbox,
-    compose_itip,
-    compose_notice,
-    message_id_for,
-)
+from core.services.outbox import deliver_soon, enqueue_message, outbox_row
 
 Change = Literal["invitation", "update", "cancellation"]
 _KIND = {
@@ -413,17 +413,6 @@ def notice_row(
         attendee=None, method=None, booking_id=booking.id if booking else None,
         recipient=to.address, message=message, message_id=message_id, now=now,
     )  # fmt: skip
-
-
-def deliver_soon(session: Session, now: datetime) -> None:
-    """Make outbox.deliver due once this transaction commits, not at its next period.
-
-    A change that mails both attendees wakes the sender once (see wake_after_commit).
-    """
-    # Imported here: mailagent.outbox reaches back into core.services through processing.
-    from mailagent.outbox import request_delivery
-
-    request_delivery(session, now)
 
 
 def host_invitation(session: Session, booking: Booking) -> Invitation | None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.driver import dialect_time, engine_of, for_driver
 from core.db.models import DEFAULT_TENANT, OutboundMessage
+from core.jobs import wake_after_commit
 
 FIRST_RETRY_SECONDS = 20.0
 MAX_RETRY_SECONDS = 3600.0
@@ -317,3 +318,14 @@ def release_dead_leases(session: Session, *, owners: str, current: str, now: dat
         .values(status="pending", locked_until=None, locked_by=None, next_attempt_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+DELIVER_JOB = "outbox.deliver"
+
+
+def deliver_soon(session: Session, now: datetime) -> None:
+    """Make the outbox.deliver job due once this transaction commits, not at its next period.
+
+    A change that mails both attendees wakes the sender once (see wake_after_commit).
+    """
+    wake_after_commit(session, DELIVER_JOB, now)

@@ -27,11 +27,11 @@ from core.db.models import (
     new_id,
 )
 from core.events import record
+from core.imip.compose import Mailbox
 from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, ServiceError
 from core.services.notify import (
     Mailer,
-    deliver_soon,
     invitations_of,
     new_link,
     notice_row,
@@ -39,7 +39,7 @@ from core.services.notify import (
     send_declinecounter,
     send_notice,
 )
-from mailagent.compose import Mailbox
+from core.services.outbox import deliver_soon
 
 
 class LinkProblem(ServiceError):

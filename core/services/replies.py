@@ -21,6 +21,7 @@ from core import tokens
 from core.db.driver import as_utc, dialect_time, driver_batch, driver_rows, insert_of
 from core.db.models import AuditEntry, Booking, InboundMessage, Invitation
 from core.events import record
+from core.imip.compose import Mailbox, is_message_id
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, ServiceError
@@ -28,13 +29,12 @@ from core.services.notify import (
     Change,
     Mailer,
     compose_change,
-    deliver_soon,
     invitations_of,
     reschedule_link,
     send_itip,
     send_notice,
 )
-from core.services.outbox import outbox_row
+from core.services.outbox import deliver_soon, outbox_row
 from core.services.proposals import (
     approval_request,
     check_proposal,
@@ -42,7 +42,6 @@ from core.services.proposals import (
     new_proposal,
     proposal_audit,
 )
-from mailagent.compose import Mailbox, is_message_id
 
 Policy = Literal["strict", "soft"]
 PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}

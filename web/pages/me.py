@@ -22,8 +22,8 @@ from core.services import accounts, ratelimit
 from core.services.errors import InvalidInput, RateLimited
 from core.services.freshness import instant_book_allowed
 from core.services.notify import Mailer
+from core.services.outbox import deliver_soon
 from core.services.providers import check_email
-from mailagent.outbox import request_delivery
 from web.http import runtime_of
 from web.pages import me_availability, me_bookings, me_calendars, me_connect
 from web.pages.me_common import (
@@ -103,7 +103,7 @@ def _send_link(runtime: Runtime, request: Request, address: str) -> None:
 
     def work(session: Session, now: datetime) -> None:
         if accounts.request_sign_in(session, mailer, checked, now=now, ttl=ttl):
-            request_delivery(session, now)
+            deliver_soon(session, now)
 
     transact(runtime, work)
 

@@ -1,4 +1,4 @@
-"""Tests for mailagent.compose: MIME shape, headers, templates and the privacy property."""
+"""Tests for core.imip.compose: MIME shape, headers, templates and the privacy property."""
 
 from __future__ import annotations
 
@@ -18,14 +18,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.itip.build import (
-    EventSnapshot,
-    Recipient,
-    build_cancel,
-    build_declinecounter,
-    build_request,
-)
-from mailagent.compose import (
+from core.imip.compose import (
     ComposeError,
     ItipKind,
     Mailbox,
@@ -34,6 +27,13 @@ from mailagent.compose import (
     format_when,
     message_id_for,
     to_bytes,
+)
+from core.itip.build import (
+    EventSnapshot,
+    Recipient,
+    build_cancel,
+    build_declinecounter,
+    build_request,
 )
 
 HERE = Path(__file__).parent
