@@ -32,8 +32,9 @@ from core.logging import configure_logging
 from core.runtime import Runtime
 from core.services.bookings import actor_of
 from core.services.inbound import store_raw
+from core.services.mail_in import AuthPolicy, ProcessingContext, process_one
 from core.settings import Secrets, Settings
-from mailagent.processing import AuthPolicy, ProcessingContext, process_one
+from parley.handlers import MAIL_READER
 from tests.integration.api.helpers import Clock, client_for
 from tests.integration.negotiation import mails
 from tests.pg import create_database, drop_database
@@ -120,7 +121,12 @@ def main() -> None:
             store_raw(runtime.sessions, raw, channel="smtp", now=runtime.clock()).id for raw in raws
         ]
         context = ProcessingContext(
-            runtime.sessions, settings, AuthPolicy(), runtime.clock, actor_of(runtime, "mailbox")
+            runtime.sessions,
+            settings,
+            AuthPolicy(),
+            runtime.clock,
+            actor_of(runtime, "mailbox"),
+            reader=MAIL_READER,
         )
         warm, timed = stored[:20], stored[20:]
         for message_id in warm:

@@ -9,11 +9,3 @@ from __future__ import annotations
 
 class MailError(Exception):
     """Base class for mail agent errors."""
-
-
-class BadAddress(MailError, ValueError):
-    """Raised when a string is not an address of the form local@domain."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(f"not an email address: {address[:80]!r}")
-        self.address = address

@@ -1,7 +1,10 @@
 """The IMAP poller (aioimaplib): reads the organizer mailbox on an existing mail server.
 
-New mail in the inbox is fetched, stored, processed and then moved into Parley/Processed,
-Parley/Ignored or Parley/Failed so admins can watch it in any mail client. IDLE wakes
+New mail in the inbox is fetched, stored through core's Inbox like SMTP mail (which
+wakes the inbound.process job), settled (``settled_outcome``: the job's own call, made
+here when the job has not taken the message yet) and then moved into Parley/Processed,
+Parley/Ignored or Parley/Failed by its stored outcome, so admins can watch it in any mail
+client. IDLE wakes
 the poller; a poll interval covers servers without it. A dropped connection is retried
 with exponential back-off. Where it stopped (UIDVALIDITY, last UID) lives in imap_state.
 """
@@ -23,17 +26,10 @@ import aioimaplib
 
 from core.db.models import ImapState, InboundMessage
 from core.logging import get_logger
-from core.services.inbound import store_raw
+from core.services.inbound import Inbox
+from core.services.mail_in import ProcessingContext, settled_outcome
 from mailagent.delivery import client_tls
 from mailagent.errors import MailError
-from mailagent.metrics import INBOUND_STORED
-from mailagent.processing import (
-    CONFLICT_TRIES,
-    FOLDERS,
-    RETRY,
-    ProcessingContext,
-    process_one,
-)
 
 _log = get_logger("parley.imap")
 _UIDVALIDITY_RE = re.compile(rb"UIDVALIDITY (\d+)")
@@ -43,6 +39,22 @@ MAX_BACKOFF_SECONDS = 300.0
 # A server answers IDLE with "+ idling" at once; waiting longer only delays the mail.
 IDLE_ACK_SECONDS = 5.0
 T = TypeVar("T")
+# IMAP folder (under the configured prefix) for each outcome.
+FOLDERS = {
+    "itip": "Processed",
+    "plain_reply": "Processed",
+    "bounce": "Processed",
+    "auto_reply": "Ignored",
+    "ignored": "Ignored",
+    "unauthenticated": "Ignored",
+    "unparseable": "Failed",
+    "failed": "Failed",
+}
+
+
+def folder_for(outcome: str, prefix: str = "Parley") -> str:
+    """The IMAP folder a message with this outcome is filed into."""
+    return f"{prefix}/{FOLDERS.get(outcome, 'Failed')}"
 
 
 class ImapError(MailError):
@@ -162,7 +174,7 @@ class ImapPoller:
         self.poll_seconds = poll_seconds
         self.folder_prefix = folder_prefix
         self.tls = tls
-        self.on_stored = on_stored
+        self.inbox = Inbox(processing.sessions, wake=on_stored)
         self.connected = asyncio.Event()
         self.waiting = asyncio.Event()  # set while waiting for new mail (IDLE or a poll's sleep)
         self.connections = 0
@@ -175,17 +187,21 @@ class ImapPoller:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until stop is set, reconnecting with back-off (1 s doubling to 5 min)."""
         failures = 0
-        while not stop.is_set():
-            try:
-                await self._session(stop)
-                failures = 0
-            except Exception as exc:  # any failure: log, back off, reconnect; never stop polling
-                failures += 1
-                self.connected.clear()
-                delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0)
-                _log.warning("imap.disconnected", error=f"{type(exc).__name__}: {exc}"[:200],
-                             retry_in=round(delay, 1))  # fmt: skip
-                await _sleep_or_stop(stop, delay)
+        try:
+            while not stop.is_set():
+                try:
+                    await self._session(stop)
+                    failures = 0
+                except Exception as exc:  # any failure: log, back off, reconnect; never stop
+                    failures += 1
+                    self.connected.clear()
+                    delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1))
+                    delay *= random.uniform(0.5, 1.0)
+                    _log.warning("imap.disconnected", error=f"{type(exc).__name__}: {exc}"[:200],
+                                 retry_in=round(delay, 1))  # fmt: skip
+                    await _sleep_or_stop(stop, delay)
+        finally:
+            self.inbox.close()
 
     async def _session(self, stop: asyncio.Event) -> None:
         lost = asyncio.Event()
@@ -223,7 +239,8 @@ class ImapPoller:
         uids = sorted(int(u) for u in b" ".join(found.lines[:-1]).split() if u.isdigit())
         for uid in (u for u in uids if u > last_uid):
             raw = await self._fetch(client, uid)
-            outcome = await asyncio.to_thread(self._store_and_process, raw, uid)
+            stored = await self.inbox.receive(raw, channel="imap", now=self.processing.clock())
+            outcome = await asyncio.to_thread(self._settle, stored.id, uid)
             await self._file(client, uid, self.folders.get(outcome, self.folders["unparseable"]))
             last_uid = uid
         return last_uid
@@ -292,25 +309,14 @@ class ImapPoller:
 
     # --- database side (runs in a thread) ---
 
-    def _store_and_process(self, raw: bytes, uid: int) -> str:
+    def _settle(self, message_id: int, uid: int) -> str:
+        """Note the message's IMAP UID, settle it (or read how it was settled), move on."""
         processing = self.processing
-        stored = store_raw(processing.sessions, raw, channel="imap", now=processing.clock())
-        INBOUND_STORED.labels(channel="imap").inc()
         with processing.sessions.begin() as session:
-            row = session.get(InboundMessage, stored.id)
+            row = session.get(InboundMessage, message_id)
             if row is not None and row.imap_uid is None:
                 row.imap_uid = uid
-        if self.on_stored is not None and not stored.duplicate:
-            self.on_stored(stored.id)
-        outcome = process_one(processing, stored.id)
-        for _ in range(CONFLICT_TRIES):  # met a lock or key race: try again (then failed)
-            if outcome != RETRY:
-                break
-            outcome = process_one(processing, stored.id)
-        if outcome in (None, RETRY):  # a duplicate, or processed meanwhile by the worker
-            with processing.sessions() as session:
-                row = session.get(InboundMessage, stored.id)
-                outcome = row.outcome if row is not None else "unparseable"
+        outcome = settled_outcome(processing, message_id)
         self._save_state(uid)
         return outcome
 

@@ -1,15 +1,14 @@
-"""Prometheus metrics of the organizer mailbox: mail in by outcome, mail out by status.
+"""Prometheus metrics of the organizer mailbox's outbound side: delivery status, backlog, latency.
 
-Served by the web app's /metrics with everything else in the default registry.
+Served by the web app's /metrics with everything else in the default registry. Inbound
+counters are core's: stored by channel (core.services.inbound), settled by outcome
+(core.services.mail_in).
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-INBOUND = Counter(
-    "parley_mail_inbound_total", "Inbound messages processed, by outcome", ["outcome"]
-)
 OUTBOUND = Counter(
     "parley_mail_outbound_total", "Outbound delivery attempts, by status", ["status"]
 )
@@ -20,7 +19,4 @@ DELIVERY_LATENCY = Histogram(
     "parley_mail_delivery_latency_seconds",
     "Seconds from queueing an outbound message to the relay (or Maildir) accepting it",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
-)
-INBOUND_STORED = Counter(
-    "parley_mail_inbound_stored_total", "Inbound messages stored, by channel", ["channel"]
 )

@@ -17,11 +17,10 @@ from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
-from enum import StrEnum
 
+from core.imip.mail import CalendarPart, Outcome, ParsedMail, bare_address
 from core.itip.errors import ItipError
 from core.itip.read import ItipMessage, read_itip
-from mailagent.errors import BadAddress
 
 MAX_RAW = 32 * 1024 * 1024
 MAX_TEXT = 20_000
@@ -54,81 +53,6 @@ _HTML_BREAK_RE = re.compile(r"<(br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.IGNORECASE
 _HTML_TAG_RE = re.compile(r"<[^>]*>")
 _BLANKS_RE = re.compile(r"[ \t\r\f\v\xa0]+")
 _MANY_LINES_RE = re.compile(r"\n\s*\n\s*\n+")
-
-
-class Outcome(StrEnum):
-    """What kind of mail this is, in the order the checks apply."""
-
-    UNPARSEABLE = "unparseable"  # not readable as mail at all; `error` says why
-    BOUNCE = "bounce"  # a delivery failure report
-    ITIP = "itip"  # the sender's own calendar part, read into `itip`
-    BAD_CALENDAR = "bad_calendar"  # the sender's own calendar part exists but is unreadable
-    AUTO_REPLY = "auto_reply"  # out-of-office, list, delay notice or other automated mail
-    PLAIN = "plain"  # a person's mail with no calendar of their own (may answer an invite)
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarPart:
-    """A text/calendar or .ics part; `forwarded` when it sits inside a message/rfc822."""
-
-    content_type: str
-    method: str | None
-    charset: str | None
-    filename: str | None
-    attachment: bool
-    forwarded: bool
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedMail:
-    """Everything parse_message learned; addresses are lower-cased, ids lack their <>."""
-
-    content_hash: str
-    outcome: Outcome
-    error: str | None = None
-    message_id: str | None = None
-    from_address: str | None = None
-    from_name: str | None = None
-    reply_to: str | None = None
-    to_addresses: tuple[str, ...] = ()
-    cc_addresses: tuple[str, ...] = ()
-    delivered_to: tuple[str, ...] = ()
-    subject: str = ""
-    in_reply_to: str | None = None
-    references: tuple[str, ...] = ()
-    date: datetime | None = None
-    is_auto: bool = False
-    auto_reason: str | None = None
-    is_bounce: bool = False
-    bounced_recipients: tuple[str, ...] = ()
-    bounced_message_id: str | None = None
-    calendar_parts: tuple[CalendarPart, ...] = ()
-    has_forwarded_calendar: bool = False
-    text: str = ""
-    text_truncated: bool = False
-    itip: ItipMessage | None = None
-    defects: tuple[str, ...] = ()
-
-    @property
-    def unparseable(self) -> bool:
-        return self.outcome is Outcome.UNPARSEABLE
-
-    @property
-    def dedup_key(self) -> str:
-        """Message-ID when present, else the sha256 of the raw bytes."""
-        return self.message_id or f"sha256:{self.content_hash}"
-
-
-def split_plus(address: str) -> tuple[str, str | None, str]:
-    """Split "Bob+Tag@Example.org" into ("bob", "tag", "example.org"); tag None when absent."""
-    local, at, domain = _strip_address(address).rpartition("@")
-    if not at or not local or not domain:
-        raise BadAddress(address)
-    base, plus, tag = local.partition("+")
-    if not base:
-        raise BadAddress(address)
-    return base, (tag or None) if plus else None, domain
 
 
 def parse_message(raw: bytes) -> ParsedMail:
@@ -317,14 +241,6 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     return data.decode("cp1252", errors="replace")
 
 
-def _strip_address(address: str) -> str:
-    """The bare address, lower-cased; "" for one with control characters (no address)."""
-    address = address.strip().strip("<>").strip()
-    if address[:7].lower() == "mailto:":
-        address = address[7:]
-    return "" if _CONTROL_RE.search(address) else address.lower()
-
-
 def _first_address(headers: dict[str, list[str]], name: str) -> tuple[str | None, str | None]:
     value = _one(headers, name)
     if not value:
@@ -334,7 +250,7 @@ def _first_address(headers: dict[str, list[str]], name: str) -> tuple[str | None
         return None, None
     display, address = pairs[0]
     display = _clip(_decode_header(display), 300) if display else ""
-    return display or None, _strip_address(address) or None
+    return display or None, bare_address(address) or None
 
 
 def _addresses(headers: dict[str, list[str]], names: tuple[str, ...]) -> tuple[str, ...]:
@@ -342,7 +258,7 @@ def _addresses(headers: dict[str, list[str]], names: tuple[str, ...]) -> tuple[s
     for name in names:
         for value in headers.get(name, ()):
             for _display, address in getaddresses([value]):
-                cleaned = _strip_address(address)
+                cleaned = bare_address(address)
                 if "@" in cleaned:
                     found.setdefault(cleaned, None)
     return tuple(found)
@@ -537,7 +453,7 @@ def _dsn_recipients(blocks: list[Message]) -> tuple[tuple[str, ...], bool]:
         if not recipient:
             continue
         action = (_get(block, "action") or "failed").strip().lower()
-        address = _strip_address(str(recipient).rpartition(";")[2])
+        address = bare_address(str(recipient).rpartition(";")[2])
         if action == "failed" and "@" in address:
             failed.append(address)
         elif action == "delayed":
@@ -546,7 +462,7 @@ def _dsn_recipients(blocks: list[Message]) -> tuple[tuple[str, ...], bool]:
 
 
 def _split_list(value: str) -> list[str]:
-    return [_strip_address(v) for v in value.split(",") if v.strip()]
+    return [bare_address(v) for v in value.split(",") if v.strip()]
 
 
 def _auto_reason(

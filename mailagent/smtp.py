@@ -8,28 +8,44 @@ cannot be stored (database down) it answers 451 so the sending server retries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import queue
 import re
 import ssl
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 from aiosmtpd.smtp import Session as SmtpSession
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.driver import engine_of
 from core.db.hot import HotConnections
 from core.logging import get_logger
-from core.services.inbound import SqliteRawWriter, Stored, store_raw, store_raw_hot
-from mailagent.metrics import INBOUND_STORED
+from core.services.inbound import Inbox
 
 _log = get_logger("parley.smtp")
+
+
+class Reply(StrEnum):
+    """Every reply line the listener gives of its own, in one place (RFC 5321, RFC 3463)."""
+
+    OK = "250 OK"
+    STORED = "250 2.0.0 Stored"
+    START_DATA = "354 End data with <CR><LF>.<CR><LF>"
+    NOT_STORED = "451 4.3.0 Temporary failure storing the message, try again later"
+    TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+    DATA_SYNTAX = "501 Syntax: DATA"
+    NEED_RCPT = "503 Error: need RCPT command"
+    NO_SUCH_USER = "550 5.1.1 No such user here"
+    TOO_MUCH_DATA = "552 5.3.4 Error: Too much mail data"
+
+
+def reply_for(error: Exception) -> Reply:
+    """The reply to DATA when storing the message raised: always transient (451), so the
+    sending server keeps the message and tries again; nothing is lost while the database
+    is away."""
+    _log.warning("mail.inbound.store_failed", error=type(error).__name__)
+    return Reply.NOT_STORED
 
 
 class RecipientPolicy:
@@ -50,7 +66,7 @@ class RecipientPolicy:
 
 
 class InboundHandler:
-    """aiosmtpd handler: RCPT checks the recipient, DATA stores the message."""
+    """aiosmtpd handler: RCPT checks the recipient, DATA stores the message (core's Inbox)."""
 
     def __init__(
         self,
@@ -63,19 +79,11 @@ class InboundHandler:
         max_recipients: int = 50,
         hot: HotConnections | None = None,
     ) -> None:
-        self._sessions = sessions
         self._policy = policy
         self._channel = channel
         self._clock = clock
-        self._on_stored = on_stored
         self._max_recipients = max_recipients
-        self._stored = INBOUND_STORED.labels(channel=channel)
-        # SQLite has one writer: eight threads racing for its lock spend their time in the
-        # busy handler's sleeps, so stores there go through one thread, one after another,
-        # over that thread's one open connection. PostgreSQL stores from the default pool.
-        self._writer = StoreThread(engine_of(sessions)) if _is_sqlite(sessions) else None
-        # PostgreSQL with hot connections: the insert is awaited right on the event loop.
-        self._hot = hot
+        self._inbox = Inbox(sessions, hot=hot, wake=on_stored)
 
     async def handle_RCPT(
         self,
@@ -86,11 +94,11 @@ class InboundHandler:
         rcpt_options: list[str],
     ) -> str:
         if not self._policy.accepts(address):
-            return "550 5.1.1 No such user here"
+            return Reply.NO_SUCH_USER
         if len(envelope.rcpt_tos) >= self._max_recipients:
-            return "452 4.5.3 Too many recipients"
+            return Reply.TOO_MANY_RECIPIENTS
         envelope.rcpt_tos.append(address)
-        return "250 OK"
+        return Reply.OK
 
     async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
         return await self.store(envelope)
@@ -100,122 +108,19 @@ class InboundHandler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        kwargs: dict[str, Any] = {"channel": self._channel, "now": self._clock(),
-                                  "envelope_from": envelope.mail_from,
-                                  "envelope_to": list(envelope.rcpt_tos)}  # fmt: skip
         try:
-            if self._writer is not None:
-                stored = await self._writer.store(raw, kwargs)
-            elif self._hot is not None:
-                async with self._hot.connection() as conn:
-                    stored = await store_raw_hot(conn, raw, **kwargs)
-            else:
-                store = functools.partial(store_raw, self._sessions, raw, **kwargs)
-                stored = await asyncio.get_running_loop().run_in_executor(None, store)
+            await self._inbox.receive(
+                raw, channel=self._channel, now=self._clock(),
+                envelope_from=envelope.mail_from, envelope_to=list(envelope.rcpt_tos),
+            )  # fmt: skip
         except Exception as exc:
-            _log.warning("mail.inbound.store_failed", error=type(exc).__name__)
-            return "451 4.3.0 Temporary failure storing the message, try again later"
+            return reply_for(exc)
         # No log line per message (it cost more than the insert): the counter says enough.
-        self._stored.inc()
-        if self._on_stored is not None and not stored.duplicate:
-            self._on_stored(stored.id)
-        return "250 2.0.0 Stored"
+        return Reply.STORED
 
     def close(self) -> None:
         """End the SQLite store thread and close its connection (the listener has stopped)."""
-        if self._writer is not None:
-            self._writer.close()
-
-
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Stored]", bytes, dict[str, Any]]
-_Done = tuple["asyncio.Future[Stored]", Stored | None, BaseException | None]
-
-
-class StoreThread:
-    """The one thread that stores SMTP mail into SQLite, each message its own transaction.
-
-    A store is handed over on a queue and its result comes back on the event loop; when
-    several stores are waiting the thread commits them one by one and then hands all
-    their answers back in one wake-up of the loop (each was committed before its answer).
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    async def store(self, raw: bytes, kwargs: dict[str, Any]) -> Stored:
-        self._start()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Stored] = loop.create_future()
-        self._queue.put((loop, future, raw, kwargs))
-        return await future
-
-    def close(self) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(10)
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="smtp-store", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        writer = SqliteRawWriter(self._engine)
-        try:
-            while (job := self._queue.get()) is not None:
-                answers: dict[asyncio.AbstractEventLoop, list[_Done]] = {}
-                while job is not None:
-                    loop, future, raw, kwargs = job
-                    answers.setdefault(loop, []).append(_run_one(writer, future, raw, kwargs))
-                    job = self._next_waiting()
-                for loop, done in answers.items():
-                    with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
-                        loop.call_soon_threadsafe(_answer, done)
-        finally:
-            writer.close()
-
-    def _next_waiting(self) -> _Job | None:
-        try:
-            job = self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if job is None:
-            self._queue.put(None)  # close() asked: finish this round, then stop
-        return job
-
-
-def _run_one(
-    writer: SqliteRawWriter, future: asyncio.Future[Stored], raw: bytes, kwargs: dict[str, Any]
-) -> _Done:
-    try:
-        return future, writer.store(raw, **kwargs), None
-    except Exception as exc:
-        return future, None, exc
-
-
-def _answer(done: list[_Done]) -> None:
-    for future, stored, error in done:
-        if future.cancelled():
-            continue  # the client went away; the message is stored all the same
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(stored)  # type: ignore[arg-type]
-
-
-def _is_sqlite(sessions: sessionmaker[Session]) -> bool:
-    bind = sessions.kw.get("bind")
-    return (
-        bind is not None
-        and getattr(bind, "dialect", None) is not None
-        and (bind.dialect.name == "sqlite")
-    )
+        self._inbox.close()
 
 
 # A plain <local@domain> as nearly every client sends it in MAIL FROM and RCPT TO.
@@ -260,15 +165,15 @@ class FastPathSMTP(SMTP):
             return
         assert self.envelope is not None
         if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
+            await self.push(Reply.NEED_RCPT)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(Reply.DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(Reply.START_DATA)
         content = await self._read_data()
         if content is None:
-            await self.push("552 5.3.4 Error: Too much mail data")
+            await self.push(Reply.TOO_MUCH_DATA)
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         self.envelope.original_content = content
@@ -277,7 +182,7 @@ class FastPathSMTP(SMTP):
         )
         status = await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks else MISSING
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
+        await self.push(Reply.OK if status is MISSING else status)
 
     async def _read_data(self) -> bytes | None:
         """The message up to <CR><LF>.<CR><LF>, dot-unstuffed; None when over the size limit.

@@ -10,7 +10,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from core.errors import ConfigError
 from core.logging import configure_logging
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from core.services.inbound import Stored
 
 app = typer.Typer(
     help="Parley: self-hosted scheduling over email invitations, CalDAV and one-click links.",
@@ -122,8 +125,6 @@ def mail_ingest(
     file: Annotated[str, typer.Argument(help="RFC 5322 message file, or - for stdin.")] = "-",
 ) -> None:
     """Store one message from a pipe transport (Postfix, Exim); exit 75 on a transient failure."""
-    from core.services.inbound import store_raw
-
     settings = _settings()
     try:
         raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
@@ -135,13 +136,30 @@ def mail_ingest(
         raise typer.Exit(65)  # EX_DATAERR
     try:
         runtime = _runtime(settings, announce_token=False)
-        stored = store_raw(runtime.sessions, raw, channel="pipe", now=runtime.clock())
+        stored = _ingest(runtime, raw)
         runtime.close()
     except Exception as exc:
         err.print(f"parley: temporary failure storing the message: {type(exc).__name__}")
         raise typer.Exit(EX_TEMPFAIL) from None
     state = "duplicate of" if stored.duplicate else "stored as"
     out.print(f"{state} inbound message {stored.id}", highlight=False)
+
+
+def _ingest(runtime: Runtime, raw: bytes) -> Stored:
+    """Store raw through core's Inbox, as every listener does, then wake inbound.process."""
+    from core.services.inbound import Inbox, request_processing
+
+    def wake(_: int) -> None:
+        try:
+            request_processing(runtime.sessions, runtime.clock())
+        except Exception as exc:  # stored all the same: the job's next period takes it
+            err.print(f"parley: stored, but could not wake processing: {type(exc).__name__}")
+
+    inbox = Inbox(runtime.sessions, wake=wake)
+    try:
+        return asyncio.run(inbox.receive(raw, channel="pipe", now=runtime.clock()))
+    finally:
+        inbox.close()
 
 
 @app.command()

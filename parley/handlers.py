@@ -1,4 +1,7 @@
-"""Which background jobs exist: the handler of each job kind and the periodic schedule."""
+"""Which background jobs exist: the handler of each job kind and the periodic schedule.
+
+Also where core's inbound decisions are handed the mail agent's wires (MAIL_READER).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,32 @@ from typing import Any
 
 from caldav_bridge.importers import make_fetcher
 from core.jobs import Handler, JobContext, Periodic
+from core.runtime import Runtime
 from core.services import dav
 from core.services.bookings import actor_of
 from core.services.expiry import expire_holds
+from core.services.inbound import PROCESS_JOB
+from core.services.mail_in import AuthPolicy, MailReader, ProcessingContext, process_pending
 from core.services.outbox import DELIVER_JOB
 from core.services.proposals import expire_proposals
 from core.services.ratelimit import purge as purge_rate_limits
 from core.services.sync import SyncPolicy, poll_due
 from core.settings import Settings
+from mailagent.dkim import authres_passes, dkim_domain_passes
+from mailagent.mime import parse_message
 from mailagent.outbox import deliver_outbox
-from mailagent.processing import AuthPolicy, ProcessingContext, process_pending
+
+# The mail agent's MIME parser and signature checks, for core's inbound decisions.
+MAIL_READER = MailReader(parse_message, dkim_domain_passes, authres_passes)
+
+
+def inbound_context(runtime: Runtime) -> ProcessingContext:
+    """How the mailbox settles inbound mail: the configured sender proof, acting as "mailbox"."""
+    auth = AuthPolicy.from_setting(runtime.settings.inbound_auth)
+    actor = actor_of(runtime, "mailbox")
+    return ProcessingContext(
+        runtime.sessions, runtime.settings, auth, runtime.clock, actor, reader=MAIL_READER
+    )
 
 
 def _expire_holds(context: JobContext, payload: dict[str, Any]) -> None:
@@ -50,10 +69,8 @@ def _deliver_outbox(context: JobContext, payload: dict[str, Any]) -> None:
 
 def _process_inbound(context: JobContext, payload: dict[str, Any]) -> None:
     runtime = context.services["runtime"]
-    auth = AuthPolicy.from_setting(runtime.settings.inbound_auth)
+    processing = inbound_context(runtime)
     # Several batches per run, so a burst is drained without waiting for the next period.
-    actor = actor_of(runtime, "mailbox")
-    processing = ProcessingContext(context.sessions, runtime.settings, auth, runtime.clock, actor)
     for _ in range(20):
         if process_pending(processing, limit=200) == 0:
             break
@@ -87,7 +104,7 @@ def job_handlers() -> dict[str, Handler]:
         "proposals.expire": _expire_proposals,
         "system.sleep": _sleep,
         DELIVER_JOB: _deliver_outbox,
-        "inbound.process": _process_inbound,
+        PROCESS_JOB: _process_inbound,
         "sources.poll": _poll_sources,
         "dav.spans": _refresh_dav_spans,
     }
@@ -101,7 +118,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic(DELIVER_JOB, 5),
         # Two instances: a second worker process shares a burst (messages are taken with
         # SKIP LOCKED, so any number of drains can run side by side).
-        Periodic("inbound.process", 10, instances=2),
+        Periodic(PROCESS_JOB, 10, instances=2),
         Periodic("sources.poll", 60),
         # Recurring events in providers' own calendars: keep their spans a horizon ahead.
         Periodic("dav.spans", 6 * 3600),

@@ -16,13 +16,12 @@ import uvicorn
 
 from core.logging import get_logger
 from core.runtime import Runtime
-from core.services.bookings import actor_of
+from core.services.inbound import request_processing
 from mailagent.delivery import client_tls
 from mailagent.imap import ImapConfig, ImapPoller
 from mailagent.lmtp import LmtpHandler, lmtp_factory
-from mailagent.processing import AuthPolicy, ProcessingContext, request_processing
 from mailagent.smtp import InboundHandler, RecipientPolicy, smtp_factory
-from parley.handlers import job_handlers, periodic_jobs
+from parley.handlers import inbound_context, job_handlers, periodic_jobs
 from parley.worker import Worker
 from web.app import create_app
 
@@ -119,17 +118,10 @@ def _imap_poller(runtime: Runtime) -> ImapPoller | None:
     if not settings.imap_url:
         return None
     tls = client_tls(settings.imap_ca_file)
-    processing = ProcessingContext(
-        runtime.sessions,
-        settings,
-        AuthPolicy.from_setting(settings.inbound_auth),
-        runtime.clock,
-        actor_of(runtime, "mailbox"),
-    )
     return ImapPoller(
-        ImapConfig.from_url(settings.imap_url), processing,
+        ImapConfig.from_url(settings.imap_url), inbound_context(runtime),
         poll_seconds=settings.imap_poll_seconds, folder_prefix=settings.imap_folder_prefix,
-        tls=tls,
+        tls=tls, on_stored=_waker(runtime),
     )  # fmt: skip
 
 

@@ -3,24 +3,39 @@
 Parsing and iTIP handling happen later, never inside the SMTP dialogue: this module
 only reads enough headers to find the Message-ID for deduplication. Each message is
 one short transaction: a single INSERT … ON CONFLICT (message_key) DO NOTHING RETURNING id.
+Every listener (SMTP, LMTP, IMAP, the pipe) stores through one door, ``Inbox.receive``,
+which picks the store for the database and then wakes the inbound.process job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import hashlib
+import queue
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import Counter
 from psycopg import AsyncConnection
 from sqlalchemy import Connection, Engine, Insert, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.driver import engine_of
+from core.db.hot import HotConnections
 from core.db.models import DEFAULT_TENANT, InboundMessage
+from core.jobs import wake_now
+
+PROCESS_JOB = "inbound.process"
+INBOUND_STORED = Counter(
+    "parley_mail_inbound_stored_total", "Inbound messages stored, by channel", ["channel"]
+)
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -218,3 +233,159 @@ class SqliteRawWriter:
         if pooled is not None:
             with contextlib.suppress(Exception):
                 pooled.close()
+
+
+def request_processing(sessions: sessionmaker[Session], now: datetime) -> None:
+    """Make the periodic inbound.process job due now (called right after a message is stored)."""
+    wake_now(engine_of(sessions), {PROCESS_JOB: now})
+
+
+@functools.lru_cache(maxsize=16)
+def _stored_count(channel: str) -> Any:
+    """The channel's stored counter, looked up once (a label lookup per message adds up)."""
+    return INBOUND_STORED.labels(channel=channel)
+
+
+class Inbox:
+    """The one door every listener stores a received message through.
+
+    receive() picks the store for the database: SQLite through one writer thread (its
+    single writer makes racing threads wait on its lock), PostgreSQL with hot connections
+    on the event loop, and otherwise the pooled ``store_raw`` in a thread. It counts the
+    message by channel and hands a new one's id to wake (the caller's way of making the
+    inbound.process job due: ``request_processing``, or a waker that coalesces bursts).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        hot: HotConnections | None = None,
+        wake: Callable[[int], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        engine = engine_of(sessions)
+        self._writer = StoreThread(engine) if engine.dialect.name == "sqlite" else None
+        self._hot = hot
+        self._wake = wake
+
+    async def receive(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        now: datetime,
+        envelope_from: str | None = None,
+        envelope_to: list[str] | None = None,
+    ) -> Stored:
+        """Store raw durably (committed when this returns), then wake processing."""
+        kwargs: dict[str, Any] = {"channel": channel, "now": now, "envelope_from": envelope_from,
+                                  "envelope_to": envelope_to}  # fmt: skip
+        if self._writer is not None:
+            stored = await self._writer.store(raw, kwargs)
+        elif self._hot is not None:
+            async with self._hot.connection() as conn:
+                stored = await store_raw_hot(conn, raw, **kwargs)
+        else:
+            store = functools.partial(store_raw, self._sessions, raw, **kwargs)
+            stored = await asyncio.get_running_loop().run_in_executor(None, store)
+        _stored_count(channel).inc()
+        if self._wake is not None and not stored.duplicate:
+            self._wake(stored.id)
+        return stored
+
+    def close(self) -> None:
+        """End the SQLite store thread and close its connection (the listener has stopped)."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Stored]", bytes, dict[str, Any]]
+_Done = tuple["asyncio.Future[Stored]", Stored | None, BaseException | None]
+
+
+class StoreThread:
+    """The one thread that stores SMTP mail into SQLite, each message its own transaction.
+
+    A store is handed over on a queue and its result comes back on the event loop; when
+    several stores are waiting the thread commits them one by one and then hands all
+    their answers back in one wake-up of the loop (each was committed before its answer).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def store(self, raw: bytes, kwargs: dict[str, Any]) -> Stored:
+        self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Stored] = loop.create_future()
+        self._queue.put((loop, future, raw, kwargs))
+        return await future
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(10)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="smtp-store", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        writer = SqliteRawWriter(self._engine)
+        try:
+            while (job := self._queue.get()) is not None:
+                answers: dict[asyncio.AbstractEventLoop, list[_Done]] = {}
+                while job is not None:
+                    loop, future, raw, kwargs = job
+                    answers.setdefault(loop, []).append(_run_one(writer, future, raw, kwargs))
+                    job = self._next_waiting()
+                for loop, done in answers.items():
+                    with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
+                        loop.call_soon_threadsafe(_answer, done)
+        finally:
+            writer.close()
+
+    def _next_waiting(self) -> _Job | None:
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if job is None:
+            self._queue.put(None)  # close() asked: finish this round, then stop
+        return job
+
+
+def _run_one(
+    writer: SqliteRawWriter, future: asyncio.Future[Stored], raw: bytes, kwargs: dict[str, Any]
+) -> _Done:
+    try:
+        return future, writer.store(raw, **kwargs), None
+    except Exception as exc:
+        return future, None, exc
+
+
+def _answer(done: list[_Done]) -> None:
+    for future, stored, error in done:
+        if future.cancelled():
+            continue  # the client went away; the message is stored all the same
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(stored)  # type: ignore[arg-type]
+
+
+def _is_sqlite(sessions: sessionmaker[Session]) -> bool:
+    bind = sessions.kw.get("bind")
+    return (
+        bind is not None
+        and getattr(bind, "dialect", None) is not None
+        and (bind.dialect.name == "sqlite")
+    )

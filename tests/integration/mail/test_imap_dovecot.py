@@ -24,8 +24,9 @@ from sqlalchemy import select
 
 from core.db.models import ImapState, InboundMessage
 from core.runtime import Runtime
+from core.services.mail_in import AuthPolicy, ProcessingContext
 from mailagent.imap import ImapConfig, ImapPoller, append_sent
-from mailagent.processing import AuthPolicy, ProcessingContext
+from parley.handlers import MAIL_READER
 from tests.conftest import DATA, free_port
 from tests.integration.mail.helpers import NOW, mail, make_invitation, reply, self_signed
 
@@ -177,7 +178,9 @@ def dovecot(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
 
 
 def _poller(runtime: Runtime, server: Dovecot) -> ImapPoller:
-    context = ProcessingContext(runtime.sessions, runtime.settings, AuthPolicy(), lambda: NOW)
+    context = ProcessingContext(
+        runtime.sessions, runtime.settings, AuthPolicy(), lambda: NOW, reader=MAIL_READER
+    )
     tls = ssl.create_default_context(cafile=str(server.cert)) if server.cert else None
     return ImapPoller(ImapConfig.from_url(server.url), context, poll_seconds=2, tls=tls)
 

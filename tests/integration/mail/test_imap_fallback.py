@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from core.db.models import InboundMessage
 from core.runtime import Runtime
+from core.services.mail_in import AuthPolicy, ProcessingContext
 from mailagent import imap
 from mailagent.imap import ImapConfig, ImapPoller
-from mailagent.processing import AuthPolicy, ProcessingContext
+from parley.handlers import MAIL_READER
 from tests.integration.mail.helpers import NOW, mail
 
 CAPS = b"IMAP4rev1 IDLE MOVE"
@@ -88,7 +89,9 @@ def test_unacknowledged_idle_falls_back_to_polling(
         listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
         port = listener.sockets[0].getsockname()[1]
         config = ImapConfig.from_url(f"imap://parley:pw@127.0.0.1:{port}/INBOX")
-        context = ProcessingContext(runtime.sessions, runtime.settings, AuthPolicy(), lambda: NOW)
+        context = ProcessingContext(
+            runtime.sessions, runtime.settings, AuthPolicy(), lambda: NOW, reader=MAIL_READER
+        )
         poller = ImapPoller(config, context, poll_seconds=0.2)
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from core.db.models import InboundMessage, Invitation, OutboundMessage
 from core.runtime import Runtime
 from core.services.inbound import store_raw
-from mailagent.processing import AuthPolicy, ProcessingContext, process_one, process_pending
+from core.services.mail_in import AuthPolicy, ProcessingContext, process_one, process_pending
+from parley.handlers import MAIL_READER
 from tests.conftest import DATA
 from tests.integration.mail.helpers import NOW, mail, make_invitation, reply, rsa_key
 
@@ -19,7 +20,9 @@ MAIL = DATA / "mail"
 
 
 def _context(runtime: Runtime, auth: AuthPolicy | None = None) -> ProcessingContext:
-    return ProcessingContext(runtime.sessions, runtime.settings, auth or AuthPolicy(), lambda: NOW)
+    return ProcessingContext(
+        runtime.sessions, runtime.settings, auth or AuthPolicy(), lambda: NOW, reader=MAIL_READER
+    )
 
 
 def _process(runtime: Runtime, raw: bytes, auth: AuthPolicy | None = None, **kw: Any) -> Any:
@@ -156,7 +159,7 @@ def test_process_pending_settles_everything_once(runtime: Runtime) -> None:
 def test_process_pending_keeps_to_its_limit_and_a_lone_message_needs_no_helpers(
     runtime: Runtime,
 ) -> None:
-    from mailagent import processing
+    from core.services import mail_in as processing
 
     context = _context(runtime)
     store_raw(runtime.sessions, mail(message_id="<lone@x>"), channel="smtp", now=NOW)

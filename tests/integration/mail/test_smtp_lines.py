@@ -19,9 +19,10 @@ from sqlalchemy import select
 from core.db.models import Booking, InboundMessage, Invitation
 from core.runtime import Runtime
 from core.services.bookings import actor_of
+from core.services.mail_in import AuthPolicy, ProcessingContext, process_pending
 from mailagent.lmtp import LmtpHandler, lmtp_factory
-from mailagent.processing import AuthPolicy, ProcessingContext, process_pending
 from mailagent.smtp import InboundHandler, RecipientPolicy, smtp_factory
+from parley.handlers import MAIL_READER
 from tests.integration.mail.helpers import mail, server_in_thread
 from tests.integration.negotiation import mails
 from tests.integration.negotiation.helpers import GUEST, booked
@@ -92,7 +93,7 @@ def _rows(runtime: Runtime) -> list[InboundMessage]:
 def _process(runtime: Runtime) -> None:
     context = ProcessingContext(
         runtime.sessions, runtime.settings, AuthPolicy(), runtime.clock,
-        actor_of(runtime, "mailbox"),
+        actor_of(runtime, "mailbox"), reader=MAIL_READER,
     )  # fmt: skip
     process_pending(context)
 

@@ -15,7 +15,8 @@ from core.db.models import Booking, InboundMessage, Invitation, Proposal
 from core.runtime import Runtime
 from core.services.bookings import actor_of
 from core.services.inbound import store_raw
-from mailagent.processing import AuthPolicy, ProcessingContext, process_pending
+from core.services.mail_in import AuthPolicy, ProcessingContext, process_pending
+from parley.handlers import MAIL_READER
 from tests.integration.negotiation import mails
 from tests.integration.negotiation.helpers import GUEST, booked, outbox
 
@@ -45,6 +46,7 @@ def _deliver(runtime: Runtime, raw: bytes, to: str) -> InboundMessage:
         AuthPolicy(),
         runtime.clock,
         actor_of(runtime, "mailbox"),
+        reader=MAIL_READER,
     )
     process_pending(context)
     with runtime.sessions() as session:
@@ -388,6 +390,7 @@ def test_many_declines_are_processed_side_by_side_each_exactly_once(
         AuthPolicy(),
         runtime.clock,
         actor_of(runtime, "mailbox"),
+        reader=MAIL_READER,
     )
     assert process_pending(context) == len(uids)
     assert process_pending(context) == 0
@@ -416,7 +419,7 @@ def test_a_message_whose_decision_raises_is_failed_and_the_others_go_on(
     host is in Berlin): that message alone is failed, whichever path processes it."""
     from prometheus_client import REGISTRY
 
-    from mailagent.processing import folder_for
+    from mailagent.imap import folder_for
 
     def failed_count() -> float:
         sample = REGISTRY.get_sample_value("parley_mail_inbound_total", {"outcome": "failed"})
@@ -458,7 +461,7 @@ def test_a_message_whose_decision_raises_is_failed_and_the_others_go_on(
     before = failed_count()
     context = ProcessingContext(
         runtime.sessions, runtime.settings, AuthPolicy(), runtime.clock,
-        actor_of(runtime, "mailbox"),
+        actor_of(runtime, "mailbox"), reader=MAIL_READER,
     )  # fmt: skip
     assert process_pending(context) == 1 + len(decline_uids)
     assert process_pending(context) == 0

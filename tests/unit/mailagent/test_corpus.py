@@ -8,7 +8,8 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from mailagent.mime import Outcome, parse_message
+from core.imip.mail import Outcome
+from mailagent.mime import parse_message
 
 CORPUS = Path(__file__).parents[3] / ".." / "shared" / "corpus" / "imip-email"
 FILES = sorted(p for p in CORPUS.glob("*/*") if p.is_file()) if CORPUS.exists() else []

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailagent.errors import BadAddress
-from mailagent.mime import MAX_TEXT, Outcome, ParsedMail, parse_message, split_plus
+from core.imip.errors import BadAddress
+from core.imip.mail import Outcome, ParsedMail, split_plus
+from mailagent.mime import MAX_TEXT, parse_message
 
 MAIL = Path(__file__).parents[2] / "data" / "mail"
 UID = "parley-7f3c2a10-booking-42@parley.example"

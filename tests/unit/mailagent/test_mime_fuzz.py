@@ -7,7 +7,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mailagent.mime import Outcome, ParsedMail, parse_message
+from core.imip.mail import Outcome, ParsedMail
+from mailagent.mime import parse_message
 
 MAIL = Path(__file__).parents[2] / "data" / "mail"
 FIXTURES = [p.read_bytes() for p in sorted(MAIL.glob("*.eml"))]

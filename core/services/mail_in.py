@@ -4,7 +4,9 @@ Runs as the worker's "inbound.process" job, after the message is safely stored, 
 inside the SMTP dialogue. Outcomes: unparseable, auto_reply, bounce, unauthenticated,
 ignored, plain_reply (answers an invitation without iTIP), itip, and failed (deciding it
 raised: its work is rolled back and the others go on). The two hooks at the bottom,
-apply_itip and answer_non_itip, are where the negotiation layer plugs in.
+apply_itip and answer_non_itip, are where the negotiation layer plugs in. The wires the
+decisions need (the MIME parser, DKIM and Authentication-Results checks) come in as a
+``MailReader``: the mail agent's, handed over where the jobs are wired (parley).
 """
 
 from __future__ import annotations
@@ -15,44 +17,49 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
 import psycopg
+from prometheus_client import Counter
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.driver import dialect_time, driver_batch, driver_rows, engine_of
 from core.db.models import InboundMessage, Invitation
+from core.imip.errors import BadAddress
+from core.imip.mail import Outcome, ParsedMail, split_plus
 from core.itip.read import Attendee, ItipMessage
-from core.jobs import wake_now
 from core.logging import get_logger
 from core.services import replies
 from core.services.bookings import Actor
 from core.settings import Settings
-from mailagent.dkim import DnsFunc, authres_passes, dkim_domain_passes
-from mailagent.errors import BadAddress
-from mailagent.metrics import INBOUND
-from mailagent.mime import Outcome, ParsedMail, parse_message, split_plus
 
 _log = get_logger("parley.inbound")
 
 # Methods an attendee sends; the rest (REQUEST, CANCEL, …) speak for the organizer.
 ATTENDEE_METHODS = frozenset({"REPLY", "COUNTER", "REFRESH"})
-# IMAP folder (under the configured prefix) for each outcome.
-FOLDERS = {
-    "itip": "Processed",
-    "plain_reply": "Processed",
-    "bounce": "Processed",
-    "auto_reply": "Ignored",
-    "ignored": "Ignored",
-    "unauthenticated": "Ignored",
-    "unparseable": "Failed",
-    "failed": "Failed",
-}
-PROCESS_JOB = "inbound.process"
+INBOUND = Counter(
+    "parley_mail_inbound_total", "Inbound messages processed, by outcome", ["outcome"]
+)
+# How a DKIM check looks a name up (dkimpy's dnsfunc): None for the system resolver.
+DnsFunc = Callable[..., bytes | None]
+
+
+@dataclass(frozen=True)
+class MailReader:
+    """The mail agent's wires the decisions use; core only calls them.
+
+    parse: raw bytes to ParsedMail, never raising. dkim_passes(raw, domain, dnsfunc): a
+    valid DKIM signature of domain is on raw. authres_passes(raw, authserv_id, domain): a
+    passing Authentication-Results header of that receiver vouches for domain.
+    """
+
+    parse: Callable[[bytes], ParsedMail]
+    dkim_passes: Callable[[bytes, str, DnsFunc | None], bool]
+    authres_passes: Callable[[bytes, str, str], bool]
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class ProcessingContext:
     auth: AuthPolicy
     clock: Callable[[], datetime]
     actor: Actor | None = None
+    reader: MailReader = field(kw_only=True)
 
 
 def process_pending(context: ProcessingContext, *, limit: int = 100) -> int:
@@ -155,6 +163,39 @@ def process_one(context: ProcessingContext, message_id: int) -> str | None:
     return _settle_one(context, message_id)
 
 
+def settled_outcome(context: ProcessingContext, message_id: int) -> str:
+    """The outcome of a stored message, settling it here and now if it is still pending.
+
+    For a listener that must act on the outcome (the IMAP poller files each message by
+    it) right after storing the message and waking the inbound.process job: whoever
+    claims the message first, this caller or the job, settles it through the same
+    process_one; the other waits for that claim to end and reads what it wrote. A lock
+    or key race is tried again, CONFLICT_TRIES times at most; "unparseable" for a message
+    that is gone, and "pending" for one still not settled after that.
+    """
+    stored = RETRY
+    for _ in range(CONFLICT_TRIES + 1):
+        outcome = process_one(context, message_id)
+        if outcome is not None and outcome != RETRY:
+            return outcome
+        stored = _outcome_after_claims(context, message_id)
+        if stored != RETRY:
+            return stored
+    return stored
+
+
+def _outcome_after_claims(context: ProcessingContext, message_id: int) -> str:
+    """The stored outcome once no one holds the message (on PostgreSQL, behind its lock)."""
+    with context.sessions.begin() as session:
+        lock = " FOR UPDATE" if session.get_bind().dialect.name == "postgresql" else ""
+        found = driver_rows(
+            session,
+            f"SELECT outcome FROM inbound_messages WHERE id = :id{lock}",
+            {"id": message_id},
+        )
+    return str(found[0][0]) if found else "unparseable"
+
+
 _CLAIM = (
     "SELECT id, raw, envelope_to FROM inbound_messages WHERE outcome = 'pending'{only}"
     " ORDER BY received_at, id LIMIT 1{lock}"
@@ -208,7 +249,7 @@ def _settle_one(context: ProcessingContext, message_id: int | None) -> str | Non
 def _decide_and_write(session: Session, context: ProcessingContext, row: InboundMessage) -> str:
     row.outcome = "pending"
     now = context.clock()
-    parsed = parse_message(row.raw)
+    parsed = context.reader.parse(row.raw)
     _record_facts(row, parsed)
     _decide(session, row, parsed, context, now)
     if row.outcome == "pending":  # a hook that decided nothing: do not loop on it
@@ -337,16 +378,6 @@ def _printable(text: str) -> str:
     return _UNPRINTABLE.sub("\ufffd", text)
 
 
-def request_processing(sessions: sessionmaker[Session], now: datetime) -> None:
-    """Make the periodic inbound.process job due now (called right after a message is stored)."""
-    wake_now(engine_of(sessions), {PROCESS_JOB: now})
-
-
-def folder_for(outcome: str, prefix: str = "Parley") -> str:
-    """The IMAP folder a message with this outcome is filed into."""
-    return f"{prefix}/{FOLDERS.get(outcome, 'Failed')}"
-
-
 # --- deciding ------------------------------------------------------------------------------
 
 
@@ -371,7 +402,7 @@ def _decide(
         def vouched() -> frozenset[str]:
             return _vouched_addresses(session, row, parsed, context.settings, itip.uid)
 
-        failure = check_sender(row.raw, parsed, parsed.itip, context.auth, vouched)
+        failure = check_sender(row.raw, parsed, parsed.itip, context.auth, context.reader, vouched)
         if failure is not None:
             _settle(row, "unauthenticated", now, failure)
         else:
@@ -438,6 +469,7 @@ def check_sender(
     parsed: ParsedMail,
     itip: ItipMessage,
     auth: AuthPolicy,
+    reader: MailReader,
     vouched: Callable[[], frozenset[str]] = frozenset,
 ) -> str | None:
     """None when the message may speak for its iTIP part, else why not.
@@ -465,9 +497,9 @@ def check_sender(
     elif _base(itip.event.organizer) != sender:
         return f"From {parsed.from_address} is not the organizer of this {itip.method}"
     domain = sender.rpartition("@")[2]
-    if auth.mode == "dkim" and not dkim_domain_passes(raw, domain, auth.dnsfunc):
+    if auth.mode == "dkim" and not reader.dkim_passes(raw, domain, auth.dnsfunc):
         return f"no valid DKIM signature of {domain}"
-    if auth.mode == "authres" and not authres_passes(raw, auth.authserv_id, domain):
+    if auth.mode == "authres" and not reader.authres_passes(raw, auth.authserv_id, domain):
         return f"no passing Authentication-Results from {auth.authserv_id} for {domain}"
     return None
 
