@@ -380,12 +380,3 @@ def _answer(done: list[_Done]) -> None:
             future.set_exception(error)
         else:
             future.set_result(stored)  # type: ignore[arg-type]
-
-
-def _is_sqlite(sessions: sessionmaker[Session]) -> bool:
-    bind = sessions.kw.get("bind")
-    return (
-        bind is not None
-        and getattr(bind, "dialect", None) is not None
-        and (bind.dialect.name == "sqlite")
-    )
