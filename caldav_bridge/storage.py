@@ -21,10 +21,11 @@ from radicale.item import filter as radicale_filter
 from sqlalchemy.orm import Session
 
 from caldav_bridge import feeds, limits
+from caldav_bridge.errors import BudgetExceeded
 from core.db.models import Booking, DavCalendar, DavObject, Hold, Provider
 from core.runtime import Runtime
 from core.services import dav
-from core.services.errors import ServiceError
+from core.services.errors import ReadOnlyCalendar, ServiceError
 
 SYNC_PREFIX = "http://parley.invalid/ns/sync/"
 BLOCKING_PROP = "{urn:parley:caldav}blocking"
@@ -321,7 +322,7 @@ class CalendarCollection(storage.BaseCollection):
         raise NotImplementedError
 
     def _read_only(self) -> ValueError:
-        return ValueError(dav.ReadOnlyCalendar(self.row.name).message)
+        return ValueError(ReadOnlyCalendar(self.row.name).message)
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         raise self._read_only()
@@ -480,7 +481,7 @@ def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime)
     try:
         with limits.budget("event", limits.item_steps()):
             radicale_filter.visit_time_ranges(component, tag, range_fn, lambda _: False)
-    except limits.BudgetExceeded:
+    except BudgetExceeded:
         return True  # also once the request's budget is gone: no more walking, no failure
     except (ValueError, AttributeError, TypeError):
         return None

@@ -25,7 +25,7 @@ from core.db.models import ImapState, InboundMessage
 from core.logging import get_logger
 from core.services.inbound import store_raw
 from mailagent.delivery import client_tls
-from mailagent.errors import MailError
+from mailagent.errors import ImapError
 from mailagent.metrics import INBOUND_STORED
 from mailagent.processing import (
     CONFLICT_TRIES,
@@ -43,10 +43,6 @@ MAX_BACKOFF_SECONDS = 300.0
 # A server answers IDLE with "+ idling" at once; waiting longer only delays the mail.
 IDLE_ACK_SECONDS = 5.0
 T = TypeVar("T")
-
-
-class ImapError(MailError):
-    """Raised when the IMAP server refuses a command the poller needs."""
 
 
 @dataclass(frozen=True)

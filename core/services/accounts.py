@@ -28,27 +28,18 @@ from core.db.models import (
     WebSession,
     new_id,
 )
+from core.errors import TokenError, TokenExpired
 from core.events import record
 from core.imip.compose import Mailbox
 from core.services import bookings as booking_service
 from core.services import proposals as proposal_service
-from core.services.errors import InvalidInput, NotFoundError, ServiceError
+from core.services.errors import InvalidInput, NotFoundError, SignInProblem
 from core.services.notify import Mailer, issue_link, send_notice
 from core.services.providers import check_email
 
 SIGN_IN = "sign_in"
 PROVIDER_ROLE = "provider"
 _TOUCH_EVERY = timedelta(minutes=5)
-
-
-class SignInProblem(ServiceError):
-    """Raised when a sign-in link cannot be used; ``reason`` is invalid, expired or used."""
-
-    code = "sign_in_link_unusable"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +147,9 @@ def _verified(
         raise SignInProblem("invalid", "This sign-in link is not valid.")
     try:
         claims = tokens.verify(secret, token, now=now, purpose=SIGN_IN)
-    except tokens.TokenExpired:
+    except TokenExpired:
         raise SignInProblem("expired", "This sign-in link has expired.") from None
-    except tokens.TokenError:
+    except TokenError:
         raise SignInProblem("invalid", "This sign-in link is not valid.") from None
     if claims.booking_id != provider.id or not tokens.claims_match_address(
         secret, claims, link.actor_address
@@ -357,7 +348,7 @@ def decide_proposal(
 
     A link for the host is issued in-process and used at once, so every check of the
     link flow (SEQUENCE unchanged, not superseded, sibling links die, proposer told)
-    applies unchanged. Raises ``proposals.LinkProblem`` when the proposal cannot be decided.
+    applies unchanged. Raises ``LinkProblem`` when the proposal cannot be decided.
     """
     proposal = session.get(Proposal, proposal_id)
     booking = session.get(Booking, proposal.booking_id) if proposal else None

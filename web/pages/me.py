@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.runtime import Runtime
 from core.services import accounts, ratelimit
-from core.services.errors import InvalidInput, RateLimited
+from core.services.errors import InvalidInput, RateLimited, SignInProblem
 from core.services.freshness import instant_book_allowed
 from core.services.notify import Mailer
 from core.services.outbox import deliver_soon
@@ -137,12 +137,12 @@ async def link_page(request: Request) -> Response:
 
     try:
         name = await run_in_threadpool(transact, runtime, work)
-    except accounts.SignInProblem as problem:
+    except SignInProblem as problem:
         return _link_problem(request, problem)
     return render(request, "me/link.html", {"token": token, "name": name})
 
 
-def _link_problem(request: Request, problem: accounts.SignInProblem) -> Response:
+def _link_problem(request: Request, problem: SignInProblem) -> Response:
     status = 410 if problem.reason in ("expired", "used") else 404
     context = {"message": problem.message, "reason": problem.reason}
     return render(request, "me/link_problem.html", context, status=status)
@@ -162,7 +162,7 @@ async def link_submit(request: Request) -> Response:
 
     try:
         opened = await run_in_threadpool(transact, runtime, work)
-    except accounts.SignInProblem as problem:
+    except SignInProblem as problem:
         return _link_problem(request, problem)
     response = RedirectResponse("/me", status_code=303)
     response.set_cookie(

@@ -26,11 +26,9 @@ from core.db.models import Booking, Invitation, MagicLink, Provider
 from core.domain.zones import is_nonexistent
 from core.runtime import Runtime
 from core.services import bookings as booking_service
-from core.services.errors import ServiceError
+from core.services.errors import BookingFacts, LinkProblem, ServiceError
 from core.services.notify import Mailer, invitations_of
 from core.services.proposals import (
-    BookingFacts,
-    LinkProblem,
     approve,
     decline,
     fresh_link_for,
@@ -38,7 +36,7 @@ from core.services.proposals import (
     propose_with_link,
 )
 from core.tzids import zone_for_tzid
-from web.errors import ApiError, BadRequest
+from web.errors import LINK_STATUS, ApiError, BadRequest
 from web.http import json_response, read_json, runtime_of
 from web.inputs import Instant, check_date, in_range
 from web.openapi import ApiDoc, api_route
@@ -46,7 +44,6 @@ from web.templating import templates
 
 CANDIDATE_DAYS = 14
 MAX_CANDIDATES = 40
-LINK_STATUS = {"invalid": 404, "expired": 410, "used": 410, "not_pending": 409, "moved": 409}
 
 
 @dataclass(frozen=True)
@@ -314,25 +311,14 @@ async def api_propose(request: Request) -> Response:
     body = await read_json(request, ProposeBody)
     if body.start.tzinfo is None or body.end.tzinfo is None:
         raise BadRequest("start and end need a UTC offset (RFC 3339)", code="naive_time")
-    try:
-        proposal = await run_in_threadpool(
-            _propose,
-            runtime,
-            body.token,
-            body.start.astimezone(UTC),
-            body.end.astimezone(UTC),
-            body.note,
-        )
-    except LinkProblem as problem:
-        raise ApiError(
-            problem.message,
-            code=f"link_{problem.reason}",
-            status=LINK_STATUS.get(problem.reason, 409),
-        ) from None
-    except ServiceError as exc:
-        raise ApiError(
-            exc.message, code=exc.code, status=409 if exc.code == "slot_taken" else 400
-        ) from None
+    proposal = await run_in_threadpool(
+        _propose,
+        runtime,
+        body.token,
+        body.start.astimezone(UTC),
+        body.end.astimezone(UTC),
+        body.note,
+    )
     out = ProposalOut(
         id=proposal.id,
         booking_id=proposal.booking_id,
