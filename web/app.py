@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -25,6 +24,7 @@ from caldav_bridge.app import DavMount, well_known_caldav
 from core.logging import get_logger
 from core.runtime import Runtime, open_runtime
 from core.services.errors import LinkProblem
+from core.services.health import database_ok
 from core.settings import Settings, load_settings
 from web.api import api_routes
 from web.edge import ClientAddress, ErrorBoundary, InputGuard
@@ -44,17 +44,8 @@ HTTP_LATENCY = Histogram(
 API_VERSION = "1.0.0"
 
 
-def _database_ok(runtime: Runtime) -> bool:
-    try:
-        with runtime.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
 async def healthz(request: Request) -> JSONResponse:
-    ok = await run_in_threadpool(_database_ok, runtime_of(request))
+    ok = await run_in_threadpool(database_ok, runtime_of(request).engine)
     body = {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"}
     return JSONResponse(body, status_code=200 if ok else 503)
 

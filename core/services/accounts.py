@@ -203,6 +203,15 @@ def _live(session: Session, cookie: str, now: datetime) -> WebSession | None:
     return row
 
 
+def signed_in(session: Session, cookie: str, *, now: datetime) -> tuple[Viewer, Provider] | None:
+    """The live session a cookie opens and its provider, or None (unknown, expired, gone)."""
+    viewer = open_session(session, cookie, now=now)
+    provider = session.get(Provider, viewer.provider_id) if viewer else None
+    if viewer is None or provider is None:
+        return None
+    return viewer, provider
+
+
 def open_session(session: Session, cookie: str, *, now: datetime) -> Viewer | None:
     """The viewer behind a session cookie, or None when it is unknown, expired or revoked."""
     row = _live(session, cookie, now)
@@ -318,8 +327,16 @@ def decide_request(
     *,
     now: datetime,
 ) -> Booking:
-    """Approve or decline a request-to-book, as the emailed link does (its links die too)."""
+    """Approve or decline a request-to-book from the provider's pages."""
     owned_booking(session, provider_id, booking_id)
+    return settle_request(session, booking_id, verb, actor, now=now)
+
+
+def settle_request(
+    session: Session, booking_id: str, verb: str, actor: booking_service.Actor, *, now: datetime
+) -> Booking:
+    """Approve (verb "approve") or decline a request-to-book; its emailed approve and
+    decline links die together, whichever way it was decided (page or link)."""
     session.execute(
         update(MagicLink)
         .where(
@@ -332,6 +349,12 @@ def decide_request(
     if verb == "approve":
         return booking_service.approve_booking(session, booking_id, actor, now)
     return booking_service.decline_booking(session, booking_id, actor, now)
+
+
+def guest_of(session: Session, booking_id: str) -> str:
+    """Who a booking is with (the guest's name, else address), or "" for an unknown id."""
+    booking = session.get(Booking, booking_id)
+    return (booking.guest_name or booking.guest_email) if booking else ""
 
 
 def decide_proposal(

@@ -390,6 +390,17 @@ def expire_proposals(session: Session, now: datetime) -> int:
     return len(rows)
 
 
+def fresh_link_for_token(
+    session: Session, mailer: Mailer, token: str, booking_id: str, now: datetime
+) -> str | None:
+    """A fresh link for whoever held token (expired, used), or None if it names no link."""
+    link = session.scalar(select(MagicLink).where(MagicLink.token_hash == tokens.token_hash(token)))
+    booking = session.get(Booking, booking_id) if link is not None else None
+    if link is None or booking is None:
+        return None
+    return fresh_link_for(session, mailer, booking, link.actor_address, now)
+
+
 def fresh_link_for(
     session: Session, mailer: Mailer, booking: Booking, address: str, now: datetime
 ) -> str | None:
