@@ -17,6 +17,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+import web.pages.me_availability as me_availability
+import web.pages.me_bookings as me_bookings
+import web.pages.me_calendars as me_calendars
+import web.pages.me_connect as me_connect
 from core.runtime import Runtime
 from core.services import accounts, ratelimit
 from core.services.errors import InvalidInput, RateLimited, SignInProblem
@@ -25,7 +29,6 @@ from core.services.notify import Mailer
 from core.services.outbox import deliver_soon
 from core.services.providers import check_email
 from web.http import runtime_of
-from web.pages import me_availability, me_bookings, me_calendars, me_connect
 from web.pages.me_common import (
     COOKIE,
     COOKIE_PATH,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+import web.pages.me_editor as me_editor
 from core.domain import Busy, BusyKind, Explanation
 from core.domain.errors import DomainError
 from core.domain.zones import is_nonexistent
@@ -25,7 +26,6 @@ from core.services.errors import ServiceError
 from core.services.freshness import source_label
 from core.services.providers import get_provider
 from web.inputs import MAX_YEAR, MIN_YEAR, in_range
-from web.pages import me_editor
 from web.pages.me_common import Ctx, back, provider_page, render
 
 MAX_WEEKS = 8
