@@ -1,6 +1,8 @@
 """Errors of the CalDAV bridge: bounded request work, and refused calendar imports.
 
-``caldav_bridge.app`` turns them, and the services' errors, into Radicale's answers.
+A spent budget is answered 403 CALDAV:max-instances by ``caldav_bridge.app``; a service's
+refusal becomes Radicale's error in ``caldav_bridge.storage.refused``; a refused import is
+a FetchFailed, which the sync records on the source.
 """
 
 from __future__ import annotations

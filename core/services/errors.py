@@ -184,7 +184,7 @@ class CalendarExists(ServiceError):
 
 
 class FetchFailed(ParleyError):
-    """Raised by a fetcher when the source cannot be read (network, HTTP error, refused)."""
+    """Raised when a fetcher cannot read a source (network, HTTP error, refused)."""
 
     def __init__(self, message: str, *, http_status: int | None = None) -> None:
         super().__init__(message)
