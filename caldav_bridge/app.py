@@ -28,7 +28,7 @@ from caldav_bridge.auth import ParleyAuth
 from caldav_bridge.rights import ParleyRights
 from caldav_bridge.storage import ParleyStorage
 from core.runtime import Runtime
-from core.services.dav import ReadOnlyCalendar
+from core.services.errors import ReadOnlyCalendar
 from core.settings import Settings
 
 WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MOVE", "MKCOL", "MKCALENDAR", "POST"})

@@ -23,17 +23,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule as dateutil_rrule
 
+from caldav_bridge.errors import BudgetExceeded
+
 _state = threading.local()
 _install_lock = threading.Lock()
 _installed = False
-
-
-class BudgetExceeded(ValueError):
-    """More recurrence work than one request (or one event in it) may do."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 class Budget:

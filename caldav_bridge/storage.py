@@ -21,10 +21,11 @@ from radicale.item import filter as radicale_filter
 from sqlalchemy.orm import Session
 
 from caldav_bridge import feeds, limits
+from caldav_bridge.errors import BudgetExceeded
 from core.db.models import Booking, DavCalendar, DavObject, Hold, Provider
 from core.runtime import Runtime
 from core.services import dav
-from core.services.errors import ServiceError
+from core.services.errors import ReadOnlyCalendar, ServiceError
 
 SYNC_PREFIX = "http://parley.invalid/ns/sync/"
 BLOCKING_PROP = "{urn:parley:caldav}blocking"
@@ -143,14 +144,12 @@ class ParleyStorage(storage.BaseStorage):
             if provider is None:
                 raise ValueError(f"no principal {parts[0]!r}")
             row = dav.get_calendar(session, provider.id, parts[1])
-            try:
+            with refused():
                 if row is None:
                     row = dav.create_calendar(
                         session, provider, parts[1], _plain_props(props), self.now()
                     )
                 collection = make_calendar(self, session, provider, row)
-            except ServiceError as exc:
-                raise ValueError(exc.message) from exc
             if not isinstance(collection, StoredCalendar):
                 raise ValueError(f"the {parts[1]!r} calendar is read-only")
             replaced = collection.replace_all(session, list(items or ()))
@@ -162,14 +161,26 @@ class ParleyStorage(storage.BaseStorage):
         source = item.collection
         if not isinstance(source, StoredCalendar) or not isinstance(to_collection, StoredCalendar):
             raise ValueError("events can only be moved between your own writable calendars")
-        with self.session() as session:
-            try:
-                dav.move_object(session, source.row, item.href or "", to_collection.row, to_href)
-            except ServiceError as exc:
-                raise ValueError(exc.message) from exc
+        with self.session() as session, refused():
+            dav.move_object(session, source.row, item.href or "", to_collection.row, to_href)
 
     def verify(self) -> bool:
         return True
+
+
+def as_radicale_error(error: ServiceError) -> ValueError:
+    """A service's refusal as Radicale takes it: a ValueError, which it answers with a
+    4xx; the message is the service's, so a calendar app can show why."""
+    return ValueError(error.message)
+
+
+@contextmanager
+def refused() -> Iterator[None]:
+    """Every ServiceError raised inside becomes ``as_radicale_error`` of it."""
+    try:
+        yield
+    except ServiceError as exc:
+        raise as_radicale_error(exc) from exc
 
 
 def _plain_props(props: Mapping[str, str] | None) -> dict[str, str]:
@@ -321,7 +332,7 @@ class CalendarCollection(storage.BaseCollection):
         raise NotImplementedError
 
     def _read_only(self) -> ValueError:
-        return ValueError(dav.ReadOnlyCalendar(self.row.name).message)
+        return as_radicale_error(ReadOnlyCalendar(self.row.name))
 
     def upload(self, href: str, item: radicale_item.Item) -> Any:
         raise self._read_only()
@@ -400,7 +411,7 @@ class StoredCalendar(CalendarCollection):
             old = dav.get_objects(session, self.row.id, [href])
             replaced = self._items(old)[0] if old else None
             row = session.merge(self.row)
-            try:
+            with refused():
                 obj, _ = dav.put_object(
                     session,
                     row,
@@ -410,22 +421,18 @@ class StoredCalendar(CalendarCollection):
                     span=_span(item, text),
                     now=self._store.now(),
                 )
-            except ServiceError as exc:
-                raise ValueError(exc.message) from exc
             self.row = row
             return self._item(href, text, obj.etag, obj.uid, obj.updated_at), replaced
 
     def delete(self, href: str | None = None) -> None:
         with self._store.session() as session:
             row = session.merge(self.row)
-            try:
+            with refused():
                 if href is None:
                     dav.delete_calendar(session, row)
                     return
                 if not dav.delete_object(session, row, href):
                     raise storage.ComponentNotFoundError(href)
-            except ServiceError as exc:
-                raise ValueError(exc.message) from exc
             self.row = row
 
     def replace_all(
@@ -480,7 +487,7 @@ def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime)
     try:
         with limits.budget("event", limits.item_steps()):
             radicale_filter.visit_time_ranges(component, tag, range_fn, lambda _: False)
-    except limits.BudgetExceeded:
+    except BudgetExceeded:
         return True  # also once the request's budget is gone: no more walking, no failure
     except (ValueError, AttributeError, TypeError):
         return None

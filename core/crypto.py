@@ -12,13 +12,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from core.errors import ParleyError
+from core.errors import CannotDecrypt
 
 _INFO = b"parley:external-source-credentials:v1"
-
-
-class CannotDecrypt(ParleyError):
-    """Raised when a stored secret was sealed under another secret key or was altered."""
 
 
 def _fernet(secret_key: bytes, purpose: bytes) -> Fernet:

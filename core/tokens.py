@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from core.errors import TokenExpired, TokenInvalid, TokenWrongPurpose
+
 _VERSION: Final = 1
 # HMAC-SHA256 truncated to 128 bits (as RFC 4868 does): forging still takes ~2^128
 # online guesses, and the links stay short enough to survive being copied by hand.
@@ -29,31 +31,6 @@ _MIN_NONCE: Final = 8
 _MAX_FIELD: Final = 255
 _HEAD: Final = struct.Struct(">BI")  # version, expires_at (Unix seconds, until 2106)
 _TAG_CHARS: Final = 16  # 80 bits of base32; lower case because mail systems fold case
-
-
-class TokenError(Exception):
-    """Base of every error raised while issuing or checking a token."""
-
-
-class TokenInvalid(TokenError):
-    """Raised when a token is malformed, was altered, or was signed with another key."""
-
-
-class TokenExpired(TokenError):
-    """Raised when a genuine token is past its expiry; carries the claims for a fresh link."""
-
-    def __init__(self, claims: TokenClaims) -> None:
-        super().__init__(f"token for booking {claims.booking_id} expired at {claims.expires_at}")
-        self.claims = claims
-
-
-class TokenWrongPurpose(TokenError):
-    """Raised when a genuine token is presented for another purpose than it was issued for."""
-
-    def __init__(self, claims: TokenClaims, expected: str) -> None:
-        super().__init__(f"token is for {claims.purpose!r}, not {expected!r}")
-        self.claims = claims
-        self.expected = expected
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from mailagent.errors import MailError
-
-
-class RelayUrlError(MailError, ValueError):
-    """Raised when PARLEY_SMTP_RELAY_URL is not smtp://… or smtps://…."""
+from mailagent.errors import RelayUrlError
 
 
 @dataclass(frozen=True)

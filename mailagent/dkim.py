@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dkim
 
-from mailagent.errors import MailError
+from mailagent.errors import DkimKeyError
 
 DnsFunc = Callable[..., bytes | None]
 
@@ -34,10 +34,6 @@ SIGNED_HEADERS = (
 )
 _METHOD_RE = re.compile(r"([a-z0-9_-]+)\s*=\s*([a-z]+)\b([^;]*)", re.IGNORECASE)
 _PROP_RE = re.compile(r"header\.(d|i|from)\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
-
-
-class DkimKeyError(MailError):
-    """Raised when the configured DKIM key cannot be read or used."""
 
 
 class DkimSigner:

@@ -29,7 +29,7 @@ from core.logging import get_logger
 from core.services.inbound import Inbox
 from core.services.mail_in import ProcessingContext, settled_outcome
 from mailagent.delivery import client_tls
-from mailagent.errors import MailError
+from mailagent.errors import ImapError
 
 _log = get_logger("parley.imap")
 _UIDVALIDITY_RE = re.compile(rb"UIDVALIDITY (\d+)")
@@ -55,10 +55,6 @@ FOLDERS = {
 def folder_for(outcome: str, prefix: str = "Parley") -> str:
     """The IMAP folder a message with this outcome is filed into."""
     return f"{prefix}/{FOLDERS.get(outcome, 'Failed')}"
-
-
-class ImapError(MailError):
-    """Raised when the IMAP server refuses a command the poller needs."""
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def sync(
     from rich.table import Table
 
     from caldav_bridge.importers import make_fetcher
-    from core.services.sources import SourceNotFound
+    from core.services.errors import SourceNotFound
     from core.services.sync import SyncPolicy, poll_sources, sources_to_poll
 
     settings = _settings()

@@ -9,24 +9,26 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from caldav_bridge.app import DavMount, well_known_caldav
 from core.logging import get_logger
 from core.runtime import Runtime, open_runtime
+from core.services.errors import LinkProblem
+from core.services.health import database_ok
 from core.settings import Settings, load_settings
 from web.api import api_routes
 from web.edge import ClientAddress, ErrorBoundary, InputGuard
-from web.errors import ApiError
+from web.errors import STATUS, Answered, ApiError, link_reply, reply_for
 from web.http import error_response, runtime_of
 from web.openapi import build_document
 from web.pages import page_routes
@@ -42,17 +44,8 @@ HTTP_LATENCY = Histogram(
 API_VERSION = "1.0.0"
 
 
-def _database_ok(runtime: Runtime) -> bool:
-    try:
-        with runtime.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
 async def healthz(request: Request) -> JSONResponse:
-    ok = await run_in_threadpool(_database_ok, runtime_of(request))
+    ok = await run_in_threadpool(database_ok, runtime_of(request).engine)
     body = {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"}
     return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -95,9 +88,15 @@ class MetricsMiddleware:
             HTTP_LATENCY.observe(time.perf_counter() - started)
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+async def _answered(request: Request, exc: Exception) -> Response:
+    """The JSON error for an ApiError or a core error listed in web.errors.STATUS."""
+    reply = reply_for(cast(Answered, exc))
+    return error_response(reply.status, reply.code, reply.message)
+
+
+async def _link_problem(request: Request, exc: Exception) -> Response:
+    reply = link_reply(cast(LinkProblem, exc))
+    return error_response(reply.status, reply.code, reply.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -106,6 +105,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+def exception_handlers() -> dict[Any, ExceptionHandler]:
+    """Handlers by class; Starlette picks the one of the nearest class in an error's MRO."""
+    handlers: dict[Any, ExceptionHandler] = dict.fromkeys([ApiError, *STATUS], _answered)
+    return {**handlers, LinkProblem: _link_problem, HTTPException: _http_error}
 
 
 def build_routes() -> list[BaseRoute]:
@@ -145,10 +150,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-        },
+        exception_handlers=exception_handlers(),
     )
     # Outermost last: the client address, metrics, the error boundary, the input guard.
     app.add_middleware(InputGuard)

@@ -1,6 +1,6 @@
 """Small helpers every endpoint uses: the runtime, admin auth, JSON in and out, running a
-service in one transaction off the event loop, turning service and domain errors into JSON
-errors, strict RFC 3339 parsing, and the per-IP limiter for public calls.
+service in one transaction off the event loop, strict RFC 3339 parsing, and the per-IP
+limiter for public calls. Service and domain errors pass through: web.app answers them.
 """
 
 from __future__ import annotations
@@ -21,17 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.db.driver import Deferred, run_deferred
-from core.domain.errors import DomainError
 from core.runtime import Runtime
 from core.services import ratelimit
-from core.services.errors import (
-    InvalidInput,
-    NotFoundError,
-    RateLimited,
-    ServiceError,
-    SlotUnavailable,
-)
-from web.errors import ApiError, BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from core.services.errors import RateLimited
+from web.errors import BadRequest, Unauthorized
 from web.inputs import check_date, json_value
 
 T = TypeVar("T")
@@ -93,35 +86,15 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def api_error(error: Exception) -> ApiError:
-    """The JSON error for a service or domain error (never a 500 for bad input)."""
-    if isinstance(error, NotFoundError):
-        return NotFound(error.message)
-    if isinstance(error, RateLimited):
-        return TooManyRequests(error.message)
-    if isinstance(error, SlotUnavailable):
-        return ApiError(error.message, code=error.code, status=422)
-    if isinstance(error, InvalidInput):
-        return BadRequest(error.message, code=error.code)
-    if isinstance(error, ServiceError):
-        return Conflict(error.message, code=error.code)
-    if isinstance(error, DomainError):
-        return BadRequest(str(error), code=error.code)
-    raise error
-
-
 async def in_transaction(request: Request, work: Callable[[Session, datetime], T]) -> T:
-    """Run ``work(session, now)`` in one transaction in the threadpool; errors become JSON."""
+    """Run ``work(session, now)`` in one transaction in the threadpool."""
     runtime = runtime_of(request)
 
     def run() -> T:
         with runtime.sessions.begin() as session:
             return work(session, runtime.clock())
 
-    try:
-        return await run_in_threadpool(_once_more_if_read, request, run)
-    except (ServiceError, DomainError) as error:
-        raise api_error(error) from None
+    return await run_in_threadpool(_once_more_if_read, request, run)
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -177,10 +150,7 @@ async def public_call(request: Request, work: Callable[[Session, datetime], T]) 
                 _count_failed_call(runtime, key, limit)
             raise
 
-    try:
-        return await run_in_threadpool(_once_more_if_read, request, run)
-    except (ServiceError, DomainError) as error:
-        raise api_error(error) from None
+    return await run_in_threadpool(_once_more_if_read, request, run)
 
 
 async def public_call_hot(
@@ -204,20 +174,18 @@ async def public_call_hot(
         hit = ratelimit.pending_hit(runtime.engine, key, now, limit=limit)
         async with runtime.hot.connection() as conn:
             result = await hot(conn, now, hit)
-    except RateLimited as error:
-        raise api_error(error) from None
+    except RateLimited:
+        raise
     except psycopg.OperationalError:
         result = None  # rolled back; the regular path retries, or reports the failure
-    except Exception as error:
+    except Exception:
         try:
             async with runtime.hot.connection() as conn:
                 await ratelimit.check_hot(conn, key, runtime.clock(), limit=limit)
         except RateLimited as refused:
-            raise api_error(refused) from None
+            raise refused from None
         except psycopg.Error:
             pass  # the database is down: the call's own error says more
-        if isinstance(error, (ServiceError, DomainError)):
-            raise api_error(error) from None
         raise
     if result is None:
         return await public_call(request, work)
@@ -237,16 +205,13 @@ def _count_failed_call(runtime: Runtime, key: str, limit: int) -> None:
 async def limit_public(request: Request) -> None:
     """Count this request against its client's budget; 429 once exceeded."""
     runtime = runtime_of(request)
-    try:
-        await run_in_threadpool(
-            ratelimit.check,
-            runtime.sessions,
-            _client_key(request),
-            runtime.clock(),
-            limit=runtime.settings.public_rate_limit_per_minute,
-        )
-    except RateLimited as error:
-        raise api_error(error) from None
+    await run_in_threadpool(
+        ratelimit.check,
+        runtime.sessions,
+        _client_key(request),
+        runtime.clock(),
+        limit=runtime.settings.public_rate_limit_per_minute,
+    )
 
 
 def parse_body(raw: bytes, model: type[M]) -> M:

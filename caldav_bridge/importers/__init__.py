@@ -1,7 +1,8 @@
 """Importers that fetch external calendars for core.services.sync: ICS over HTTP, CalDAV.
 
 make_fetcher(settings) returns one callable that picks the importer by source kind;
-check_url(settings) returns the URL check the sources service runs on creation.
+check_url(settings) returns the URL check the sources service runs on creation;
+sync_now(runtime, source_id) is "sync this source now", as the API and /me pages ask it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ from collections.abc import Callable
 from caldav_bridge.importers.caldav_source import CalDavFetcher
 from caldav_bridge.importers.guard import Guard, parse_networks
 from caldav_bridge.importers.http_ics import HttpIcsFetcher, refusal_reason
-from core.services.sync import Fetched, FetchFailed, FetchRequest
+from core.runtime import Runtime
+from core.services.errors import FetchFailed
+from core.services.sync import (
+    Fetched,
+    FetchRequest,
+    SyncOutcome,
+    SyncPolicy,
+    confirm_removal,
+    sync_source,
+)
 from core.settings import Settings
 
 
@@ -63,3 +73,18 @@ def check_url(settings: Settings) -> Callable[[str], str | None]:
         return refusal_reason(url, allow_private=guard.allow_private, guard=guard)
 
     return check
+
+
+def sync_now(runtime: Runtime, source_id: str, *, confirm: bool = False) -> SyncOutcome:
+    """Sync one source at once (with confirm, accept its held removals first), blocking.
+
+    The fetcher is made for this one call and closed after it, so a request never shares
+    connections with the background poller.
+    """
+    fetcher = make_fetcher(runtime.settings)
+    policy = SyncPolicy.from_settings(runtime.settings, runtime.secrets.secret_key)
+    action = confirm_removal if confirm else sync_source
+    try:
+        return action(runtime.sessions, source_id, fetcher, now=runtime.clock(), policy=policy)
+    finally:
+        fetcher.close()

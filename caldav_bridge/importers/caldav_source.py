@@ -22,9 +22,11 @@ import niquests
 from caldav.davclient import DAVClient
 from urllib3.contrib.resolver import BaseResolver, ProtocolResolver
 
-from caldav_bridge.importers.guard import DeadlinePassed, Guard, UrlRefused
+from caldav_bridge.errors import DeadlinePassed, UrlRefused
+from caldav_bridge.importers.guard import Guard
 from caldav_bridge.importers.http_ics import _shape_refusal
-from core.services.sync import Fetched, FetchFailed, FetchRequest
+from core.services.errors import FetchFailed
+from core.services.sync import Fetched, FetchRequest
 
 _Info = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
 

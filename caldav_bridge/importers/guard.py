@@ -25,18 +25,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from core.services.sync import FetchFailed
+from caldav_bridge.errors import DeadlinePassed, UrlRefused
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class UrlRefused(FetchFailed):
-    """Raised when a URL resolves to an address Parley may not fetch from (SSRF guard)."""
-
-
-class DeadlinePassed(FetchFailed):
-    """Raised when a fetch has used up its total time."""
 
 
 def system_resolve(host: str, port: int) -> list[str]:

@@ -19,10 +19,12 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpcore
 import httpx
 
-from caldav_bridge.importers.guard import Guard, UrlRefused, deadline, remaining
-from core.services.sync import Fetched, FetchFailed, FetchRequest
+from caldav_bridge.errors import UrlRefused
+from caldav_bridge.importers.guard import Guard, deadline, remaining
+from core.services.errors import FetchFailed
+from core.services.sync import Fetched, FetchRequest
 
-__all__ = ["HttpIcsFetcher", "UrlRefused", "normalize_url", "refusal_reason"]
+__all__ = ["HttpIcsFetcher", "normalize_url", "refusal_reason"]
 
 USER_AGENT = "Parley calendar import (+https://github.com/parley)"
 

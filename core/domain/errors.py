@@ -6,8 +6,10 @@ answer with ``code`` as the machine-readable error code.
 
 from __future__ import annotations
 
+from core.errors import ParleyError
 
-class DomainError(ValueError):
+
+class DomainError(ParleyError, ValueError):
     """Base of every error the scheduling domain raises for bad input."""
 
     code = "invalid_input"

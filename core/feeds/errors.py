@@ -6,8 +6,10 @@ knows and records the error. Single bad events are skipped and counted instead.
 
 from __future__ import annotations
 
+from core.errors import ParleyError
 
-class FeedError(Exception):
+
+class FeedError(ParleyError):
     """Base class: the feed body as a whole cannot be used."""
 
 

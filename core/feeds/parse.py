@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from core.feeds import lines, recurrence
+import core.feeds.lines as lines
+import core.feeds.recurrence as recurrence
 from core.feeds.errors import EmptyFeed, InvalidRequest, NotACalendar, TooManyEvents, TruncatedFeed
 from core.feeds.events import CalendarProps, FeedEvent, FeedResult, content_hash
 from core.feeds.lines import Prop

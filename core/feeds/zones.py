@@ -10,7 +10,7 @@ from datetime import tzinfo
 
 import icalendar
 
-from core.feeds import lines
+import core.feeds.lines as lines
 from core.tzids import zone_for_tzid
 
 

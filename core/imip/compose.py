@@ -23,6 +23,7 @@ from typing import Final
 
 from jinja2 import Environment, FileSystemLoader
 
+from core.imip.errors import ComposeError
 from core.itip.build import EventSnapshot
 from core.tzids import zone_for_tzid
 
@@ -32,10 +33,6 @@ SMTP_POLICY: Final = email_policy.SMTP.clone(cte_type="7bit")
 TEMPLATE_DIR: Final = Path(__file__).parent / "templates"
 _MESSAGE_ID_RE: Final = re.compile(r"^<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>$")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-class ComposeError(ValueError):
-    """Raised when a message cannot be composed safely (method mismatch, wrong attendee)."""
 
 
 class ItipKind(StrEnum):

@@ -1,4 +1,4 @@
-"""Errors of core.imip: what its helpers raise when handed something they cannot use."""
+"""Errors of core.imip: what composing Parley's mail and reading addresses can refuse."""
 
 from __future__ import annotations
 
@@ -11,3 +11,7 @@ class BadAddress(ParleyError, ValueError):
     def __init__(self, address: str) -> None:
         super().__init__(f"not an email address: {address[:80]!r}")
         self.address = address
+
+
+class ComposeError(ParleyError, ValueError):
+    """Raised when a message cannot be composed safely (method mismatch, wrong attendee)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from core.itip.errors import InvalidCalendarInput
+
 PRODID: Final = "-//Parley//Parley//EN"
 CRLF: Final = "\r\n"
 _FOLD_OCTETS: Final = 75
@@ -26,10 +28,6 @@ _PARTSTATS: Final = frozenset({"NEEDS-ACTION", "ACCEPTED", "DECLINED", "TENTATIV
 # without quoting. Anything else is refused rather than escaped into an invitation.
 _ADDRESS_RE: Final = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class InvalidCalendarInput(ValueError):
-    """Raised when a snapshot or recipient cannot be written as a valid iTIP object."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,14 @@
-"""Errors raised while reading iTIP calendar bodies.
+"""Errors raised while reading iTIP calendar bodies, and while building them.
 
 Every error names what was wrong so the mail agent can file the message with a reason.
 """
 
 from __future__ import annotations
 
+from core.errors import ParleyError
 
-class ItipError(Exception):
+
+class ItipError(ParleyError):
     """Base class: a calendar body could not be read as an iTIP message."""
 
 
@@ -54,3 +56,7 @@ class BadProperty(ItipError):
         super().__init__(f"bad {name} value {shown!r}" + (f": {why}" if why else ""))
         self.name = name
         self.value = value
+
+
+class InvalidCalendarInput(ParleyError, ValueError):
+    """Raised when a snapshot or recipient cannot be written as a valid iTIP object."""

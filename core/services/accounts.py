@@ -28,27 +28,18 @@ from core.db.models import (
     WebSession,
     new_id,
 )
+from core.errors import TokenError, TokenExpired
 from core.events import record
 from core.imip.compose import Mailbox
 from core.services import bookings as booking_service
 from core.services import proposals as proposal_service
-from core.services.errors import InvalidInput, NotFoundError, ServiceError
+from core.services.errors import InvalidInput, NotFoundError, SignInProblem
 from core.services.notify import Mailer, issue_link, send_notice
 from core.services.providers import check_email
 
 SIGN_IN = "sign_in"
 PROVIDER_ROLE = "provider"
 _TOUCH_EVERY = timedelta(minutes=5)
-
-
-class SignInProblem(ServiceError):
-    """Raised when a sign-in link cannot be used; ``reason`` is invalid, expired or used."""
-
-    code = "sign_in_link_unusable"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +147,9 @@ def _verified(
         raise SignInProblem("invalid", "This sign-in link is not valid.")
     try:
         claims = tokens.verify(secret, token, now=now, purpose=SIGN_IN)
-    except tokens.TokenExpired:
+    except TokenExpired:
         raise SignInProblem("expired", "This sign-in link has expired.") from None
-    except tokens.TokenError:
+    except TokenError:
         raise SignInProblem("invalid", "This sign-in link is not valid.") from None
     if claims.booking_id != provider.id or not tokens.claims_match_address(
         secret, claims, link.actor_address
@@ -210,6 +201,15 @@ def _live(session: Session, cookie: str, now: datetime) -> WebSession | None:
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     return row
+
+
+def signed_in(session: Session, cookie: str, *, now: datetime) -> tuple[Viewer, Provider] | None:
+    """The live session a cookie opens and its provider, or None (unknown, expired, gone)."""
+    viewer = open_session(session, cookie, now=now)
+    provider = session.get(Provider, viewer.provider_id) if viewer else None
+    if viewer is None or provider is None:
+        return None
+    return viewer, provider
 
 
 def open_session(session: Session, cookie: str, *, now: datetime) -> Viewer | None:
@@ -327,8 +327,16 @@ def decide_request(
     *,
     now: datetime,
 ) -> Booking:
-    """Approve or decline a request-to-book, as the emailed link does (its links die too)."""
+    """Approve or decline a request-to-book from the provider's pages."""
     owned_booking(session, provider_id, booking_id)
+    return settle_request(session, booking_id, verb, actor, now=now)
+
+
+def settle_request(
+    session: Session, booking_id: str, verb: str, actor: booking_service.Actor, *, now: datetime
+) -> Booking:
+    """Approve (verb "approve") or decline a request-to-book; its emailed approve and
+    decline links die together, whichever way it was decided (page or link)."""
     session.execute(
         update(MagicLink)
         .where(
@@ -341,6 +349,12 @@ def decide_request(
     if verb == "approve":
         return booking_service.approve_booking(session, booking_id, actor, now)
     return booking_service.decline_booking(session, booking_id, actor, now)
+
+
+def guest_of(session: Session, booking_id: str) -> str:
+    """Who a booking is with (the guest's name, else address), or "" for an unknown id."""
+    booking = session.get(Booking, booking_id)
+    return (booking.guest_name or booking.guest_email) if booking else ""
 
 
 def decide_proposal(
@@ -357,7 +371,7 @@ def decide_proposal(
 
     A link for the host is issued in-process and used at once, so every check of the
     link flow (SEQUENCE unchanged, not superseded, sibling links die, proposer told)
-    applies unchanged. Raises ``proposals.LinkProblem`` when the proposal cannot be decided.
+    applies unchanged. Raises ``LinkProblem`` when the proposal cannot be decided.
     """
     proposal = session.get(Proposal, proposal_id)
     booking = session.get(Booking, proposal.booking_id) if proposal else None

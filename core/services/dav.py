@@ -33,7 +33,7 @@ from core.db.models import (
 from core.domain.busy import Busy, BusyKind
 from core.domain.intervals import normalize
 from core.logging import get_logger
-from core.services.errors import NotFoundError, ServiceError
+from core.services.errors import CalendarExists, NotFoundError, ReadOnlyCalendar
 
 _log = get_logger("parley.dav")
 
@@ -50,29 +50,6 @@ SPAN_PAST = timedelta(days=1)
 SPAN_HORIZON = timedelta(days=730)
 MAX_OCCURRENCES = 5_000
 BLOCKING_KINDS = ("blocks", "custom")
-
-
-class ReadOnlyCalendar(ServiceError):
-    """Raised when something tries to write into a generated (bookings, holds) calendar."""
-
-    code = "read_only_calendar"
-
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"the {name!r} calendar is read-only: Parley generates it from its {name};"
-            " put your own events into 'blocks' or a calendar you created"
-        )
-        self.name = name
-
-
-class CalendarExists(ServiceError):
-    """Raised when MKCALENDAR names a calendar the provider already has."""
-
-    code = "calendar_exists"
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"a calendar named {name!r} already exists")
-        self.name = name
 
 
 @dataclass(frozen=True, slots=True)

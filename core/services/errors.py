@@ -1,4 +1,4 @@
-"""Errors raised by the scheduling services (providers, availability, holds, bookings).
+"""Errors raised by the services: scheduling, links and sign-in, CalDAV, sources and sync.
 
 Each carries a stable ``code``; the web edge maps the classes to HTTP statuses
 (not found → 404, conflicts → 409, bad input → 400/422, rate limits → 429).
@@ -6,6 +6,10 @@ Each carries a stable ``code``; the web edge maps the classes to HTTP statuses
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.db.models import Booking
 from core.errors import ParleyError
 
 
@@ -110,3 +114,129 @@ class RateLimited(ServiceError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many requests; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+class SignInProblem(ServiceError):
+    """Raised when a sign-in link cannot be used; ``reason`` is invalid, expired or used."""
+
+    code = "sign_in_link_unusable"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    """What an error page may show of a booking, detached from any session."""
+
+    id: str
+    title: str
+    start_at: datetime
+    end_at: datetime
+    status: str
+
+    @classmethod
+    def of(cls, booking: Booking) -> BookingFacts:
+        return cls(booking.id, booking.title, booking.start_at, booking.end_at, booking.status)
+
+
+class LinkProblem(ServiceError):
+    """Raised when a link cannot be used: unknown, tampered, expired, used or superseded.
+
+    ``reason`` is one of "invalid", "expired", "used", "not_pending", "moved", "cancelled";
+    ``booking`` is set when the link could be tied to a booking (to offer a fresh link).
+    """
+
+    code = "link_unusable"
+
+    def __init__(self, reason: str, message: str, booking: Booking | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        # A copy, read now: the transaction that raised is rolled back before anyone renders it.
+        self.booking = BookingFacts.of(booking) if booking is not None else None
+
+
+class ReadOnlyCalendar(ServiceError):
+    """Raised when something tries to write into a generated (bookings, holds) calendar."""
+
+    code = "read_only_calendar"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"the {name!r} calendar is read-only: Parley generates it from its {name};"
+            " put your own events into 'blocks' or a calendar you created"
+        )
+        self.name = name
+
+
+class CalendarExists(ServiceError):
+    """Raised when MKCALENDAR names a calendar the provider already has."""
+
+    code = "calendar_exists"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a calendar named {name!r} already exists")
+        self.name = name
+
+
+# --- external calendar sources and their sync --------------------------------------------------
+
+
+class FetchFailed(ParleyError):
+    """Raised when a fetcher cannot read a source (network, HTTP error, refused)."""
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+
+class SourceError(ParleyError):
+    """Base of the errors of the sources service; code is the API's stable error code."""
+
+    code = "invalid_source"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ProviderNotFound(SourceError):
+    """Raised when a source is added to a provider id that does not exist."""
+
+    code = "not_found"
+
+
+class SourceNotFound(SourceError):
+    """Raised when a source id names no source."""
+
+    code = "not_found"
+
+
+class SourceMissing(SourceNotFound):
+    """Raised when a sync is asked for a source id that names no source (deleted while queued)."""
+
+
+class InvalidSource(SourceError):
+    """Raised when a field of a new source is unusable (URL, kind, platform, priority)."""
+
+
+class SourceLimitReached(SourceError):
+    """Raised when the provider already has the most sources settings allow."""
+
+    code = "source_limit"
+
+
+class DuplicateSource(SourceError):
+    """Raised when the provider already imports the same URL."""
+
+    code = "duplicate_source"
+
+
+class NotHeld(SourceError):
+    """Raised when a removal is confirmed for a source that is not held."""
+
+    code = "not_held"

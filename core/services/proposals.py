@@ -26,10 +26,11 @@ from core.db.models import (
     Proposal,
     new_id,
 )
+from core.errors import TokenError, TokenExpired
 from core.events import record
 from core.imip.compose import Mailbox
 from core.services import bookings as booking_service
-from core.services.errors import InvalidInput, ServiceError
+from core.services.errors import InvalidInput, LinkProblem
 from core.services.notify import (
     Mailer,
     invitations_of,
@@ -40,37 +41,6 @@ from core.services.notify import (
     send_notice,
 )
 from core.services.outbox import deliver_soon
-
-
-class LinkProblem(ServiceError):
-    """Raised when a link cannot be used: unknown, tampered, expired, used or superseded.
-
-    ``reason`` is one of "invalid", "expired", "used", "not_pending", "moved", "cancelled";
-    ``booking`` is set when the link could be tied to a booking (to offer a fresh link).
-    """
-
-    code = "link_unusable"
-
-    def __init__(self, reason: str, message: str, booking: Booking | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        # A copy, read now: the transaction that raised is rolled back before anyone renders it.
-        self.booking = BookingFacts.of(booking) if booking is not None else None
-
-
-@dataclass(frozen=True)
-class BookingFacts:
-    """What an error page may show of a booking, detached from any session."""
-
-    id: str
-    title: str
-    start_at: datetime
-    end_at: datetime
-    status: str
-
-    @classmethod
-    def of(cls, booking: Booking) -> BookingFacts:
-        return cls(booking.id, booking.title, booking.start_at, booking.end_at, booking.status)
 
 
 @dataclass(frozen=True)
@@ -98,9 +68,9 @@ def open_link(
         raise LinkProblem("invalid", "This link no longer points at a booking.")
     try:
         claims = tokens.verify(mailer.secret, token, now=now, purpose=link.purpose)
-    except tokens.TokenExpired:
+    except TokenExpired:
         raise LinkProblem("expired", "This link has expired.", booking) from None
-    except tokens.TokenError:
+    except TokenError:
         raise LinkProblem("invalid", "This link is not valid.", booking) from None
     if claims.booking_id != booking.id or not tokens.claims_match_address(
         mailer.secret, claims, link.actor_address
@@ -418,6 +388,17 @@ def expire_proposals(session: Session, now: datetime) -> int:
         proposal.decided_at = now
         record("cal.proposal.expired", booking_id=proposal.booking_id, proposal_id=proposal.id)
     return len(rows)
+
+
+def fresh_link_for_token(
+    session: Session, mailer: Mailer, token: str, booking_id: str, now: datetime
+) -> str | None:
+    """A fresh link for whoever held token (expired, used), or None if it names no link."""
+    link = session.scalar(select(MagicLink).where(MagicLink.token_hash == tokens.token_hash(token)))
+    booking = session.get(Booking, booking_id) if link is not None else None
+    if link is None or booking is None:
+        return None
+    return fresh_link_for(session, mailer, booking, link.actor_address, now)
 
 
 def fresh_link_for(

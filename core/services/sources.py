@@ -17,57 +17,17 @@ from sqlalchemy.orm import Session
 
 from core.crypto import seal
 from core.db.models import ExternalEvent, ExternalSource, Provider, new_id
-from core.errors import ParleyError
 from core.feeds import Platform, priority_of
+from core.services.errors import (
+    DuplicateSource,
+    InvalidSource,
+    ProviderNotFound,
+    SourceLimitReached,
+    SourceNotFound,
+)
 
 MAX_URL_LENGTH = 2048
 KINDS = ("ics", "caldav")
-
-
-class SourceError(ParleyError):
-    """Base of the errors of this module; code is the API's stable error code."""
-
-    code = "invalid_source"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-
-class ProviderNotFound(SourceError):
-    """Raised when a source is added to a provider id that does not exist."""
-
-    code = "not_found"
-
-
-class SourceNotFound(SourceError):
-    """Raised when a source id names no source."""
-
-    code = "not_found"
-
-
-class InvalidSource(SourceError):
-    """Raised when a field of a new source is unusable (URL, kind, platform, priority)."""
-
-
-class SourceLimitReached(SourceError):
-    """Raised when the provider already has the most sources settings allow."""
-
-    code = "source_limit"
-
-
-class DuplicateSource(SourceError):
-    """Raised when the provider already imports the same URL."""
-
-    code = "duplicate_source"
-
-
-class NotHeld(SourceError):
-    """Raised when a removal is confirmed for a source that is not held."""
-
-    code = "not_held"
 
 
 @dataclass(frozen=True, slots=True)

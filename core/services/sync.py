@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.crypto import CannotDecrypt, unseal
+from core.crypto import unseal
 from core.db.models import (
     AvailabilitySettings,
     Conflict,
@@ -31,6 +31,7 @@ from core.db.models import (
     Provider,
     SyncLog,
 )
+from core.errors import CannotDecrypt
 from core.events import record
 from core.feeds import FeedError, FeedEvent, FeedResult, Platform, read_feed
 from core.feeds.merge import (
@@ -43,7 +44,7 @@ from core.feeds.merge import (
     settle,
 )
 from core.feeds.platforms import EventKind, priority_of
-from core.services.sources import NotHeld, SourceNotFound
+from core.services.errors import FetchFailed, NotHeld, SourceMissing, SourceNotFound
 from core.settings import Settings
 
 DEFAULT_BOOKING_DAYS = 60
@@ -82,21 +83,8 @@ class Fetched:
     last_modified: str | None = None
 
 
-class FetchFailed(Exception):
-    """Raised by a fetcher when the source cannot be read (network, HTTP error, refused)."""
-
-    def __init__(self, message: str, *, http_status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
-
-
 class Fetcher(Protocol):
     def __call__(self, request: FetchRequest) -> Fetched: ...
-
-
-class SourceMissing(SourceNotFound):
-    """Raised when the source id names no source (deleted while queued)."""
 
 
 # --- policy ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -13,10 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from caldav_bridge.importers import check_url, make_fetcher
+from caldav_bridge import importers
 from core.runtime import Runtime
 from core.services import sources, sync
-from web.errors import ApiError, BadRequest, Conflict, NotFound
 from web.http import json_response, read_json, require_admin, runtime_of
 from web.openapi import ApiDoc, api_route
 
@@ -90,20 +90,8 @@ def sync_json(outcome: sync.SyncOutcome) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _api_error(error: sources.SourceError) -> ApiError:
-    if isinstance(error, sources.ProviderNotFound | sources.SourceNotFound):
-        return NotFound(error.message)
-    if isinstance(error, sources.SourceLimitReached | sources.DuplicateSource | sources.NotHeld):
-        return Conflict(error.message, code=error.code)
-    return BadRequest(error.message, code=error.code)
-
-
 async def _run(request: Request, work: Callable[[Runtime], T]) -> T:
-    runtime = runtime_of(request)
-    try:
-        return await run_in_threadpool(work, runtime)
-    except sources.SourceError as error:
-        raise _api_error(error) from None
+    return await run_in_threadpool(work, runtime_of(request))
 
 
 def _in_transaction(work: Callable[[Session, datetime], T]) -> Callable[[Runtime], T]:
@@ -128,7 +116,7 @@ async def create_source(request: Request) -> JSONResponse:
         return sources.create_source(
             session, provider_id, new, now=now, secret_key=runtime.secrets.secret_key,
             max_sources=runtime.settings.max_sources_per_provider,
-            check_url=check_url(runtime.settings),
+            check_url=importers.check_url(runtime.settings),
         )  # fmt: skip
 
     source_id = await _run(request, _in_transaction(work))
@@ -150,16 +138,7 @@ async def delete_source(request: Request) -> Response:
 
 
 def _syncing(source_id: str, *, confirm: bool) -> Callable[[Runtime], sync.SyncOutcome]:
-    def run(runtime: Runtime) -> sync.SyncOutcome:
-        fetcher = make_fetcher(runtime.settings)
-        policy = sync.SyncPolicy.from_settings(runtime.settings, runtime.secrets.secret_key)
-        action = sync.confirm_removal if confirm else sync.sync_source
-        try:
-            return action(runtime.sessions, source_id, fetcher, now=runtime.clock(), policy=policy)
-        finally:
-            fetcher.close()
-
-    return run
+    return partial(importers.sync_now, source_id=source_id, confirm=confirm)
 
 
 async def sync_now(request: Request) -> JSONResponse:

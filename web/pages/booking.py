@@ -24,7 +24,7 @@ from core.domain import Slot
 from core.services import availability, holds, providers
 from core.services.bookings import actor_of, get_booking, view_booking
 from core.services.errors import NotFoundError, ServiceError
-from web.errors import ApiError
+from web.errors import ANSWERED, Reply, reply_for
 from web.http import in_transaction, limit_public, parse_instant, runtime_of
 from web.inputs import in_range
 from web.templating import templates
@@ -74,11 +74,11 @@ async def _html(request: Request, work: Callable[[Session, datetime], T]) -> T |
     """``in_transaction``, but an unknown page or hold answers with an HTML error page."""
     try:
         return await in_transaction(request, work)
-    except ApiError as error:
-        return error_page(request, error)
+    except ANSWERED as error:
+        return error_page(request, reply_for(error))
 
 
-def error_page(request: Request, error: ApiError) -> Response:
+def error_page(request: Request, error: Reply) -> Response:
     """A plain HTML page for a booking-page error (never the API's JSON)."""
     missing = error.status == 404
     context = {
@@ -155,7 +155,8 @@ async def hold_slot(request: Request) -> Response:
             return holds.create_hold(session, ask, now, ttl_seconds=ttl).hold.id
 
         hold_id = await in_transaction(request, work)
-    except ApiError as error:
+    except ANSWERED as answered:
+        error = reply_for(answered)
         message = (
             "Sorry, that time was just taken. Please pick another."
             if error.status == 409
@@ -223,7 +224,8 @@ async def confirm(request: Request) -> Response:
                 ).id
             ),
         )
-    except ApiError as error:
+    except ANSWERED as answered:
+        error = reply_for(answered)
         if error.code in ("invalid_email", "invalid_name", "guest_email_required"):
             return await _render_hold(request, values, {"email": error.message}, 400)
         message = "Your hold has expired or the time was taken. Please pick a time again."

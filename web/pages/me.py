@@ -17,15 +17,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+import web.pages.me_availability as me_availability
+import web.pages.me_bookings as me_bookings
+import web.pages.me_calendars as me_calendars
+import web.pages.me_connect as me_connect
 from core.runtime import Runtime
 from core.services import accounts, ratelimit
-from core.services.errors import InvalidInput, RateLimited
+from core.services.errors import InvalidInput, RateLimited, SignInProblem
 from core.services.freshness import instant_book_allowed
 from core.services.notify import Mailer
 from core.services.outbox import deliver_soon
 from core.services.providers import check_email
 from web.http import runtime_of
-from web.pages import me_availability, me_bookings, me_calendars, me_connect
 from web.pages.me_common import (
     COOKIE,
     COOKIE_PATH,
@@ -137,12 +140,12 @@ async def link_page(request: Request) -> Response:
 
     try:
         name = await run_in_threadpool(transact, runtime, work)
-    except accounts.SignInProblem as problem:
+    except SignInProblem as problem:
         return _link_problem(request, problem)
     return render(request, "me/link.html", {"token": token, "name": name})
 
 
-def _link_problem(request: Request, problem: accounts.SignInProblem) -> Response:
+def _link_problem(request: Request, problem: SignInProblem) -> Response:
     status = 410 if problem.reason in ("expired", "used") else 404
     context = {"message": problem.message, "reason": problem.reason}
     return render(request, "me/link_problem.html", context, status=status)
@@ -162,7 +165,7 @@ async def link_submit(request: Request) -> Response:
 
     try:
         opened = await run_in_threadpool(transact, runtime, work)
-    except accounts.SignInProblem as problem:
+    except SignInProblem as problem:
         return _link_problem(request, problem)
     response = RedirectResponse("/me", status_code=303)
     response.set_cookie(

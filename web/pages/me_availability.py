@@ -16,17 +16,16 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core.db.models import Booking
+import web.pages.me_editor as me_editor
 from core.domain import Busy, BusyKind, Explanation
 from core.domain.errors import DomainError
 from core.domain.zones import is_nonexistent
-from core.services import availability, sources
+from core.services import accounts, availability, sources
 from core.services.busy import load_busy
 from core.services.errors import ServiceError
 from core.services.freshness import source_label
 from core.services.providers import get_provider
 from web.inputs import MAX_YEAR, MIN_YEAR, in_range
-from web.pages import me_editor
 from web.pages.me_common import Ctx, back, provider_page, render
 
 MAX_WEEKS = 8
@@ -185,8 +184,7 @@ def _describe(session: Session, item: Busy, names: dict[str, str]) -> tuple[str,
     if item.kind is BusyKind.EXTERNAL:
         return names.get(item.ref, item.label or "external calendar"), None
     if item.kind is BusyKind.BOOKING:
-        booking = session.get(Booking, item.ref)
-        who = booking.guest_name or booking.guest_email if booking else ""
+        who = accounts.guest_of(session, item.ref)
         return f"{item.label} booking with {who}".strip(), f"/me/bookings/{item.ref}"
     if item.kind is BusyKind.HOLD:
         return "a guest is checking out (hold)", None

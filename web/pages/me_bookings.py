@@ -16,9 +16,8 @@ from starlette.routing import BaseRoute, Route
 
 from core.services import accounts
 from core.services import bookings as booking_service
-from core.services.errors import InvalidState, ServiceError
+from core.services.errors import InvalidState, LinkProblem, ServiceError
 from core.services.notify import Mailer
-from core.services.proposals import LinkProblem
 from web.pages.me_common import Ctx, back, provider_page, render
 
 NOTICES = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from caldav_bridge.importers import check_url, make_fetcher
-from core.runtime import Runtime
-from core.services import accounts, availability, sources, sync
+from caldav_bridge.importers import check_url, sync_now
+from core.services import accounts, availability, sources
+from core.services.errors import InvalidSource, SourceError
 from core.services.freshness import format_age, instant_book_allowed, source_label
 from web.pages.me_common import Ctx, back, provider_page, render
 
@@ -103,7 +104,7 @@ async def _list(ctx: Ctx) -> Response:
 def _new_source(form: dict[str, str]) -> sources.NewSource:
     kind = form.get("kind", "ics")
     if kind not in sources.KINDS:
-        raise sources.InvalidSource("Choose an ICS link or a CalDAV calendar.")
+        raise InvalidSource("Choose an ICS link or a CalDAV calendar.")
     return sources.NewSource(
         url=form.get("url", "").strip()[: sources.MAX_URL_LENGTH + 1],
         kind=kind,
@@ -119,7 +120,7 @@ async def _add(ctx: Ctx) -> Response:
     try:
         new = _new_source(ctx.form)
         if not new.url:
-            raise sources.InvalidSource("Paste the calendar's address (https://…).")
+            raise InvalidSource("Paste the calendar's address (https://…).")
 
         def work(session: Session, now: datetime) -> str:
             return sources.create_source(
@@ -129,21 +130,11 @@ async def _add(ctx: Ctx) -> Response:
             )  # fmt: skip
 
         source_id = await ctx.run(work)
-    except sources.SourceError as error:
+    except SourceError as error:
         return await _page(ctx, form=shown, errors={"add": error.message})
     # Sync at once so the page shows at once whether the address works.
-    await run_in_threadpool(_sync, runtime, source_id, False)
+    await run_in_threadpool(sync_now, runtime, source_id)
     return back("/me/calendars", "added")
-
-
-def _sync(runtime: Runtime, source_id: str, confirm: bool) -> sync.SyncOutcome:
-    fetcher = make_fetcher(runtime.settings)
-    policy = sync.SyncPolicy.from_settings(runtime.settings, runtime.secrets.secret_key)
-    action = sync.confirm_removal if confirm else sync.sync_source
-    try:
-        return action(runtime.sessions, source_id, fetcher, now=runtime.clock(), policy=policy)
-    finally:
-        fetcher.close()
 
 
 async def _owned(ctx: Ctx) -> str:
@@ -155,8 +146,8 @@ async def _owned(ctx: Ctx) -> str:
 async def _sync_now(ctx: Ctx) -> Response:
     source_id = await _owned(ctx)
     try:
-        await run_in_threadpool(_sync, ctx.runtime, source_id, False)
-    except sources.SourceError as error:
+        await run_in_threadpool(sync_now, ctx.runtime, source_id)
+    except SourceError as error:
         return await _page(ctx, errors={"sync": error.message})
     return back("/me/calendars", "synced")
 
@@ -164,8 +155,8 @@ async def _sync_now(ctx: Ctx) -> Response:
 async def _accept_removal(ctx: Ctx) -> Response:
     source_id = await _owned(ctx)
     try:
-        await run_in_threadpool(_sync, ctx.runtime, source_id, True)
-    except sources.SourceError as error:
+        await run_in_threadpool(partial(sync_now, ctx.runtime, source_id, confirm=True))
+    except SourceError as error:
         return await _page(ctx, errors={"sync": error.message})
     return back("/me/calendars", "accepted")
 

@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from core.db.models import Provider
 from core.runtime import Runtime
 from core.services import accounts
 from core.services.errors import NotFoundError
@@ -154,10 +153,10 @@ def not_found(request: Request, me: Me) -> Response:
 
 def _load_me(runtime: Runtime, cookie: str) -> Me | None:
     def work(session: Session, now: datetime) -> Me | None:
-        viewer = accounts.open_session(session, cookie, now=now)
-        provider = session.get(Provider, viewer.provider_id) if viewer else None
-        if viewer is None or provider is None:
+        found = accounts.signed_in(session, cookie, now=now)
+        if found is None:
             return None
+        viewer, provider = found
         return Me(
             viewer,
             provider.id,

@@ -14,31 +14,29 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core import tokens
-from core.db.models import Booking, Invitation, MagicLink, Provider
+from core.db.models import Booking, Invitation
 from core.domain.zones import is_nonexistent
 from core.runtime import Runtime
+from core.services import accounts
 from core.services import bookings as booking_service
-from core.services.errors import ServiceError
+from core.services.errors import BookingFacts, LinkProblem, ServiceError
 from core.services.notify import Mailer, invitations_of
 from core.services.proposals import (
-    BookingFacts,
-    LinkProblem,
     approve,
     decline,
-    fresh_link_for,
+    fresh_link_for_token,
     open_link,
     propose_with_link,
 )
+from core.services.providers import get_provider
 from core.tzids import zone_for_tzid
-from web.errors import ApiError, BadRequest
+from web.errors import LINK_STATUS, ApiError, BadRequest
 from web.http import json_response, read_json, runtime_of
 from web.inputs import Instant, check_date, in_range
 from web.openapi import ApiDoc, api_route
@@ -46,7 +44,6 @@ from web.templating import templates
 
 CANDIDATE_DAYS = 14
 MAX_CANDIDATES = 40
-LINK_STATUS = {"invalid": 404, "expired": 410, "used": 410, "not_pending": 409, "moved": 409}
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,7 @@ def _zone_for(session: Session, booking: Booking, invitation: Invitation | None)
         return invitation.timezone
     if invitation is not None and invitation.role == "guest" and booking.guest_timezone:
         return booking.guest_timezone
-    provider = session.get(Provider, booking.provider_id)
-    return provider.timezone if provider else "UTC"
+    return get_provider(session, booking.provider_id).timezone
 
 
 def _look(runtime: Runtime, token: str, want: set[str]) -> Shown:
@@ -117,15 +113,7 @@ def _fresh_link(runtime: Runtime, booking: BookingFacts, token: str) -> str | No
     mailer = Mailer.from_runtime(runtime)
     now = runtime.clock()
     with runtime.sessions.begin() as session:
-        link = session.scalar(
-            select(MagicLink).where(MagicLink.token_hash == tokens.token_hash(token))
-        )
-        if link is None:
-            return None
-        current = session.get(Booking, booking.id)
-        if current is None:
-            return None
-        return fresh_link_for(session, mailer, current, link.actor_address, now)
+        return fresh_link_for_token(session, mailer, token, booking.id, now)
 
 
 async def reschedule_page(request: Request) -> Response:
@@ -236,30 +224,10 @@ def _act(runtime: Runtime, token: str, verb: str) -> tuple[str, Booking]:
         elif purpose == "decline":
             decline(session, mailer, token, now=now)
         elif purpose in ("approve_booking", "decline_booking"):
-            _use_booking_links(session, use.booking.id, now)
-            if verb == "approve":
-                booking_service.approve_booking(session, use.booking.id, actor, now)
-            else:
-                booking_service.decline_booking(session, use.booking.id, actor, now)
+            accounts.settle_request(session, use.booking.id, verb, actor, now=now)
         else:
             raise LinkProblem("invalid", "This link is for something else.", use.booking)
-        booking = session.get(Booking, use.booking.id)
-        if booking is None:
-            raise LinkProblem("invalid", "This booking no longer exists.")
-        return purpose, booking
-
-
-def _use_booking_links(session: Session, booking_id: str, now: datetime) -> None:
-    """Approve and decline links of a request-to-book die together."""
-    session.execute(
-        update(MagicLink)
-        .where(
-            MagicLink.booking_id == booking_id,
-            MagicLink.purpose.in_(["approve_booking", "decline_booking"]),
-            MagicLink.used_at.is_(None),
-        )
-        .values(used_at=now)
-    )
+        return purpose, use.booking
 
 
 async def _action_submit(request: Request, verb: str) -> Response:
@@ -314,25 +282,14 @@ async def api_propose(request: Request) -> Response:
     body = await read_json(request, ProposeBody)
     if body.start.tzinfo is None or body.end.tzinfo is None:
         raise BadRequest("start and end need a UTC offset (RFC 3339)", code="naive_time")
-    try:
-        proposal = await run_in_threadpool(
-            _propose,
-            runtime,
-            body.token,
-            body.start.astimezone(UTC),
-            body.end.astimezone(UTC),
-            body.note,
-        )
-    except LinkProblem as problem:
-        raise ApiError(
-            problem.message,
-            code=f"link_{problem.reason}",
-            status=LINK_STATUS.get(problem.reason, 409),
-        ) from None
-    except ServiceError as exc:
-        raise ApiError(
-            exc.message, code=exc.code, status=409 if exc.code == "slot_taken" else 400
-        ) from None
+    proposal = await run_in_threadpool(
+        _propose,
+        runtime,
+        body.token,
+        body.start.astimezone(UTC),
+        body.end.astimezone(UTC),
+        body.note,
+    )
     out = ProposalOut(
         id=proposal.id,
         booking_id=proposal.booking_id,

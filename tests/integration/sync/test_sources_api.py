@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from caldav_bridge.importers.http_ics import normalize_url, refusal_reason
-from core.crypto import CannotDecrypt, seal, unseal
+from core.crypto import seal, unseal
 from core.db.models import ExternalSource
+from core.errors import CannotDecrypt
 from core.runtime import Runtime
 from core.services.sync import SyncPolicy, error_backoff, next_interval, poll_delay
 from tests.integration.sync.conftest import TestClient, add_source, make_provider

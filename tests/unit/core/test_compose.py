@@ -19,7 +19,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.imip.compose import (
-    ComposeError,
     ItipKind,
     Mailbox,
     compose_itip,
@@ -28,6 +27,7 @@ from core.imip.compose import (
     message_id_for,
     to_bytes,
 )
+from core.imip.errors import ComposeError
 from core.itip.build import (
     EventSnapshot,
     Recipient,

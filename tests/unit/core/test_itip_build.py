@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from core.itip.build import (
     PRODID,
     EventSnapshot,
-    InvalidCalendarInput,
     Recipient,
     build_cancel,
     build_declinecounter,
     build_request,
     fold,
 )
+from core.itip.errors import InvalidCalendarInput
 
 DTSTAMP = datetime(2025, 3, 1, 9, 30, 15, tzinfo=UTC)
 URL = "https://parley.example/reschedule?r=AbC_123-xyz"

@@ -11,10 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import TokenExpired, TokenInvalid, TokenWrongPurpose
 from core.tokens import (
-    TokenExpired,
-    TokenInvalid,
-    TokenWrongPurpose,
     address_digest,
     claims_match_address,
     issue,
