@@ -25,6 +25,8 @@ from core.domain.errors import InvalidInterval
 from core.domain.slots import require_aware
 from core.domain.zones import is_nonexistent
 from core.events import record
+from core.runtime import Runtime
+from core.services import ratelimit
 from core.services.availability import (
     RULES,
     busy_for_span,
@@ -184,6 +186,34 @@ async def create_hold_hot(
         raise
     record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
     return HoldResult(hold, created=True)
+
+
+async def place_hold(
+    runtime: Runtime,
+    asked: Callable[[], HoldRequest],
+    *,
+    budget: ratelimit.Budget,
+    hot: bool = True,
+) -> HoldResult:
+    """Create the hold ``asked()`` describes, counting the call against ``budget``.
+
+    The one entry point for callers on the event loop. On PostgreSQL the call goes
+    through ``create_hold_hot``; what it leaves (related units, a reused idempotency
+    key, a connection that failed) and every call on SQLite go to ``create_hold`` in a
+    worker thread. ``asked`` is called inside the counted call, so a malformed request
+    counts too. hot: False sends every call to ``create_hold``.
+    """
+    ttl = runtime.settings.hold_ttl_seconds
+
+    async def fast(
+        conn: AsyncConnection[Any], now: datetime, hit: Deferred | None
+    ) -> HoldResult | None:
+        return await create_hold_hot(conn, asked(), now, ttl_seconds=ttl, hit=hit)
+
+    def full(session: Session, now: datetime) -> HoldResult:
+        return create_hold(session, asked(), now, ttl_seconds=ttl)
+
+    return await ratelimit.counted_call(runtime, budget, fast if hot else None, full)
 
 
 def _new_hold(provider_id: str, request: HoldRequest, now: datetime, ttl_seconds: int) -> Hold:
