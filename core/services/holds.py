@@ -142,9 +142,7 @@ async def create_hold_hot(
     """
     _check_request(request)
     provider_id = request.provider_id
-    guess = _LAST_SEEN.get(provider_id, ((), 0, 0))
-    _, before, after = guess
-    low, high = request.start - timedelta(minutes=after), request.end + timedelta(minutes=before)
+    guess, low, high = _guessed_span(request)
     statements: list[tuple[str, Mapping[str, Any]]] = [
         ("BEGIN", {}),
         (_HOT_SCOPE, {"provider": provider_id}),
@@ -253,10 +251,8 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
     """What the hold check needs, read under the provider lock; or the hold already made
     with the request's idempotency key."""
     provider_id = request.provider_id
-    guess = _LAST_SEEN.get(provider_id, ((), 0, 0))
-    units, before, after = guess
-    low = request.start - timedelta(minutes=after)
-    high = request.end + timedelta(minutes=before)
+    guess, low, high = _guessed_span(request)
+    units = guess[0]
     dialect = session.get_bind().dialect.name
     statements = [
         (scope_sql(dialect, lock=True), {"provider": provider_id}),
@@ -278,6 +274,17 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
         span = (request.start, request.end)
         busy = busy_for_span(session, scope.id, policy, span, now, related=scope.related)
     return _Loaded(scope, policy, busy)
+
+
+def _guessed_span(
+    request: HoldRequest,
+) -> tuple[tuple[tuple[str, ...], int, int], datetime, datetime]:
+    """What was seen of the provider last time, and the span its busy query reads with
+    those buffers (both paths send that query before the scope under the lock decides)."""
+    guess = _LAST_SEEN.get(request.provider_id, ((), 0, 0))
+    _, before, after = guess
+    low = request.start - timedelta(minutes=after)
+    return guess, low, request.end + timedelta(minutes=before)
 
 
 def _remember(provider_id: str, seen: tuple[tuple[str, ...], int, int]) -> None:

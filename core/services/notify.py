@@ -301,15 +301,27 @@ def itip_row(
     reschedule_url: str | None,
     plain_key: bool = True,
 ) -> OutboundMessage:
-    """The outbox row of one change for one attendee, composed, not yet in any session.
+    """The outbox row of one change for one attendee: its private iMIP message, composed,
+    not yet in any session.
 
-    plain_key: keyed by (UID, SEQUENCE, attendee, method); False for a re-sent copy
-    (REFRESH), whose key names the request instead.
+    Reads only the booking's and invitation's own columns, so callers may pass rows that
+    are not in a session. plain_key: keyed by (UID, SEQUENCE, attendee, method); False
+    for a re-sent copy (REFRESH), whose key names the request instead.
     """
     method = method_of(change)
-    message, message_id = compose_change(
-        mailer, booking, invitation, change, now, key, zone_name, reschedule_url
-    )
+    event = _snapshot(mailer, booking, invitation)
+    recipient = Recipient(invitation.address, invitation.name or "")
+    if change == "cancellation":
+        ics = build_cancel(event, recipient, dtstamp=now)
+    else:
+        ics = build_request(event, recipient, dtstamp=now, reschedule_url=reschedule_url)
+    message_id = message_id_for(key, mailer.domain)
+    message = compose_itip(
+        kind=_KIND[change], ics=ics, event=event,
+        recipient=Mailbox(invitation.address, invitation.name or ""), message_id=message_id,
+        date=now, zone_name=zone_name, reschedule_url=reschedule_url,
+        sender=Mailbox(event.organizer_address, mailer.organizer_name),
+    )  # fmt: skip
     return outbox_row(
         idempotency_key=key, kind=f"itip.{change}", uid=booking.uid if plain_key else None,
         sequence=booking.sequence if plain_key else None,
@@ -328,42 +340,6 @@ def mark_sent(
     invitation.last_sequence_sent = booking.sequence
     invitation.last_message_id = message_id
     invitation.updated_at = now
-
-
-def compose_change(
-    mailer: Mailer,
-    booking: Booking,
-    invitation: Invitation,
-    change: Change,
-    now: datetime,
-    key: str,
-    zone_name: str | None,
-    reschedule_url: str | None,
-) -> tuple[bytes, str]:
-    """The private iMIP message of one change for one attendee, and its Message-ID.
-
-    Reads only the booking's and invitation's own columns, so callers may pass rows that
-    are not in a session.
-    """
-    event = _snapshot(mailer, booking, invitation)
-    recipient = Recipient(invitation.address, invitation.name or "")
-    if change == "cancellation":
-        ics = build_cancel(event, recipient, dtstamp=now)
-    else:
-        ics = build_request(event, recipient, dtstamp=now, reschedule_url=reschedule_url)
-    message_id = message_id_for(key, mailer.domain)
-    message = compose_itip(
-        kind=_KIND[change],
-        ics=ics,
-        event=event,
-        recipient=Mailbox(invitation.address, invitation.name or ""),
-        message_id=message_id,
-        date=now,
-        zone_name=zone_name,
-        reschedule_url=reschedule_url,
-        sender=Mailbox(event.organizer_address, mailer.organizer_name),
-    )
-    return message, message_id
 
 
 def send_declinecounter(
