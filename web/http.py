@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import psycopg
-from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -20,10 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from core.db.driver import Deferred, run_deferred
 from core.runtime import Runtime
 from core.services import ratelimit
-from core.services.errors import RateLimited
 from web.errors import BadRequest, Unauthorized
 from web.inputs import check_date, json_value
 
@@ -120,98 +116,37 @@ def _retried(request: Request, exc: BaseException) -> bool:
     return connection_lost(exc) and request.method in ("GET", "HEAD")
 
 
-def _client_key(request: Request) -> str:
-    return f"public:{request.client.host if request.client else 'unknown'}"
+def public_budget(request: Request) -> ratelimit.Budget:
+    """The per-IP budget every public call is counted against."""
+    client = request.client.host if request.client else "unknown"
+    return ratelimit.Budget(
+        f"public:{client}", runtime_of(request).settings.public_rate_limit_per_minute
+    )
 
 
 async def public_call(request: Request, work: Callable[[Session, datetime], T]) -> T:
-    """``work`` in one transaction that also counts the call against its client's budget.
-
-    The hit goes out with the transaction's first batch of statements (or just before
-    the commit), so it costs no round trip of its own; a call that fails is rolled back
-    and then counted on its own, so failures count too. Parse request values inside
-    ``work``.
-    """
-    runtime = runtime_of(request)
-    key, limit = _client_key(request), runtime.settings.public_rate_limit_per_minute
+    """``work`` in one transaction that also counts the call against its client's budget
+    (``ratelimit.counted``, in the threadpool). Parse request values inside ``work``."""
+    runtime, budget = runtime_of(request), public_budget(request)
 
     def run() -> T:
-        now = runtime.clock()
-        try:
-            with runtime.sessions.begin() as session:
-                ratelimit.defer_hit(session, key, now, limit=limit)
-                result = work(session, now)
-                run_deferred(session)
-                return result
-        except RateLimited:
-            raise
-        except Exception as exc:
-            if not _retried(request, exc):  # else the second run counts it
-                _count_failed_call(runtime, key, limit)
-            raise
+        return ratelimit.counted(
+            runtime, budget, work, count_failure=lambda exc: not _retried(request, exc)
+        )  # a read run again is counted by its second run
 
     return await run_in_threadpool(_once_more_if_read, request, run)
 
 
-async def public_call_hot(
-    request: Request,
-    hot: Callable[[AsyncConnection[Any], datetime, Deferred | None], Awaitable[T | None]],
-    work: Callable[[Session, datetime], T],
-) -> T:
-    """``public_call`` that first tries ``hot`` on the event loop (PostgreSQL only).
-
-    ``hot`` gets an asyncio connection, the time and the rate-limit statement to run in
-    its transaction; it answers None to leave the call to ``work`` (run as
-    ``public_call`` runs it), as does a connection that fails. Its failures count
-    against the client's budget as ``public_call``'s do.
-    """
-    runtime = runtime_of(request)
-    if runtime.hot is None:
-        return await public_call(request, work)
-    key, limit = _client_key(request), runtime.settings.public_rate_limit_per_minute
-    now = runtime.clock()
-    try:
-        hit = ratelimit.pending_hit(runtime.engine, key, now, limit=limit)
-        async with runtime.hot.connection() as conn:
-            result = await hot(conn, now, hit)
-    except RateLimited:
-        raise
-    except psycopg.OperationalError:
-        result = None  # rolled back; the regular path retries, or reports the failure
-    except Exception:
-        try:
-            async with runtime.hot.connection() as conn:
-                await ratelimit.check_hot(conn, key, runtime.clock(), limit=limit)
-        except RateLimited as refused:
-            raise refused from None
-        except psycopg.Error:
-            pass  # the database is down: the call's own error says more
-        raise
-    if result is None:
-        return await public_call(request, work)
-    return result
-
-
-def _count_failed_call(runtime: Runtime, key: str, limit: int) -> None:
-    """Count a call whose transaction was rolled back; over the limit it becomes a 429."""
-    try:
-        ratelimit.check(runtime.sessions, key, runtime.clock(), limit=limit)
-    except RateLimited:
-        raise
-    except Exception:  # the database is down: the call's own error says more
-        return
+async def public_call_hot(request: Request, door: Callable[[ratelimit.Budget], Awaitable[T]]) -> T:
+    """Await a core door that counts its own call against the client's budget (such as
+    ``holds.place_hold``, which picks its hot path itself); its errors reach the app's
+    exception handlers."""
+    return await door(public_budget(request))
 
 
 async def limit_public(request: Request) -> None:
     """Count this request against its client's budget; 429 once exceeded."""
-    runtime = runtime_of(request)
-    await run_in_threadpool(
-        ratelimit.check,
-        runtime.sessions,
-        _client_key(request),
-        runtime.clock(),
-        limit=runtime.settings.public_rate_limit_per_minute,
-    )
+    await ratelimit.count(runtime_of(request), public_budget(request))
 
 
 def parse_body(raw: bytes, model: type[M]) -> M:

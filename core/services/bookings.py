@@ -25,7 +25,7 @@ from core.services.availability import SlotList, check_bookable, find_slots, loa
 from core.services.busy import Exclude, related_units
 from core.services.errors import InvalidState, NotFoundError
 from core.services.freshness import DEFAULT_STALE_AFTER, instant_book_allowed
-from core.services.notify import Mailer, send_booking_request, send_itip
+from core.services.notify import Mailer, invitations_of, send_booking_request, send_itip
 from core.services.providers import get_provider, lock_providers
 
 Change = Literal["confirmed", "requested", "approved", "declined", "cancelled", "rescheduled"]
@@ -240,7 +240,7 @@ def decline_booking(session: Session, booking_id: str, actor: Actor, now: dateti
     """Turn down a ``requested`` booking: it is cancelled and frees its slot."""
     booking = lock_booking_alone(session, booking_id)
     _require(booking, ("requested",), "decline")
-    _cancel(session, booking, "declined by the provider", now)
+    mark_cancelled(booking, "declined by the provider", now)
     _set_partstat(session, booking, "host", "declined", now)
     _after_booking_change(session, booking, "declined", actor, now)
     return booking
@@ -254,7 +254,7 @@ def cancel_booking(
     if booking.status == "cancelled":
         return booking
     _require(booking, ACTIVE_STATUSES, "cancel")
-    _cancel(session, booking, reason, now)
+    mark_cancelled(booking, reason, now)
     _after_booking_change(session, booking, "cancelled", actor, now)
     return booking
 
@@ -266,7 +266,7 @@ def cancel_for_decline(
     booking = lock_booking_alone(session, booking.id)
     if booking.status not in ACTIVE_STATUSES:
         return booking
-    _cancel(session, booking, f"declined by the {role}", now)
+    mark_cancelled(booking, decline_reason(role), now)
     _set_partstat(session, booking, role, "declined", now)
     _after_booking_change(session, booking, "cancelled", actor.named(role), now)
     return booking
@@ -335,11 +335,65 @@ def _require(booking: Booking, statuses: tuple[str, ...], action: str) -> None:
         raise InvalidState(booking.id, booking.status, action)
 
 
-def _cancel(session: Session, booking: Booking, reason: str | None, now: datetime) -> None:
+def mark_cancelled(booking: Booking, reason: str | None, now: datetime) -> None:
+    """What cancelling changes on the booking row (in a session or not: the REPLY fast
+    path writes the same columns itself)."""
     booking.status = "cancelled"
     booking.cancel_reason = reason
     booking.sequence += 1  # RFC 5546: the organizer's CANCEL carries a higher SEQUENCE
     booking.updated_at = now
+
+
+def decline_reason(role: str) -> str:
+    """The cancel reason stored when attendee ``role`` declines for both."""
+    return f"declined by the {role}"
+
+
+def has_the_event(invitation: Invitation) -> bool:
+    """Whether the attendee was sent the event, so that a cancellation owes them a CANCEL.
+
+    A declined request-to-book was never on anybody's calendar.
+    """
+    return invitation.last_method_sent == "REQUEST"
+
+
+def booking_audit(
+    booking: Booking, actor: str, action: str, now: datetime, **data: object
+) -> AuditEntry:
+    """An audit row about the booking, not yet in any session."""
+    return AuditEntry(
+        tenant_id=booking.tenant_id, at=now, actor=actor, action=action,
+        subject_type="booking", subject_id=booking.id, data=dict(data),
+    )  # fmt: skip
+
+
+def change_audit(booking: Booking, change: Change, actor: str, now: datetime) -> AuditEntry:
+    """The audit row of a booking change: its status, SEQUENCE and times after it."""
+    return booking_audit(
+        booking, actor, f"booking.{change}", now, status=booking.status,
+        sequence=booking.sequence, start=booking.start_at.isoformat(),
+        end=booking.end_at.isoformat(),
+    )  # fmt: skip
+
+
+_EVENTS = {
+    "confirmed": "cal.event.confirmed",
+    "approved": "cal.event.confirmed",
+    "requested": "cal.event.requested",
+    "rescheduled": "cal.event.rescheduled",
+    "cancelled": "cal.event.cancelled",
+    "declined": "cal.event.cancelled",
+}
+
+
+def record_change(booking: Booking, change: Change) -> None:
+    """The business event of a booking change."""
+    record(
+        _EVENTS[change],
+        booking_id=booking.id,
+        provider_id=booking.provider_id,
+        sequence=booking.sequence,
+    )
 
 
 def _set_partstat(
@@ -363,31 +417,8 @@ def _after_booking_change(
     is to be written to the outbox here, so it commits or rolls back with the change.
     """
     session.flush()
-    session.add(
-        AuditEntry(
-            tenant_id=DEFAULT_TENANT,
-            at=now,
-            actor=actor.name,
-            action=f"booking.{change}",
-            subject_type="booking",
-            subject_id=booking.id,
-            data={
-                "status": booking.status,
-                "sequence": booking.sequence,
-                "start": booking.start_at.isoformat(),
-                "end": booking.end_at.isoformat(),
-            },
-        )
-    )
-    event = {
-        "confirmed": "cal.event.confirmed",
-        "approved": "cal.event.confirmed",
-        "requested": "cal.event.requested",
-        "rescheduled": "cal.event.rescheduled",
-        "cancelled": "cal.event.cancelled",
-        "declined": "cal.event.cancelled",
-    }[change]
-    record(event, booking_id=booking.id, provider_id=booking.provider_id, sequence=booking.sequence)
+    session.add(change_audit(booking, change, actor.name, now))
+    record_change(booking, change)
     if actor.mailer is not None:
         _mail_change(session, booking, change, actor.mailer, now)
 
@@ -403,11 +434,5 @@ def _mail_change(
     elif change == "rescheduled":
         send_itip(session, mailer, booking, "update", now)
     elif change in ("cancelled", "declined"):
-        # Only attendees who were sent the event get its CANCEL (a declined request
-        # was never on anybody's calendar).
-        sent_request = session.scalars(
-            select(Invitation).where(
-                Invitation.booking_id == booking.id, Invitation.last_method_sent == "REQUEST"
-            )
-        ).all()
-        send_itip(session, mailer, booking, "cancellation", now, among=sent_request)
+        among = [i for i in invitations_of(session, booking) if has_the_event(i)]
+        send_itip(session, mailer, booking, "cancellation", now, among=among)

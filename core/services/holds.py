@@ -25,6 +25,8 @@ from core.domain.errors import InvalidInterval
 from core.domain.slots import require_aware
 from core.domain.zones import is_nonexistent
 from core.events import record
+from core.runtime import Runtime
+from core.services import ratelimit
 from core.services.availability import (
     RULES,
     busy_for_span,
@@ -140,9 +142,7 @@ async def create_hold_hot(
     """
     _check_request(request)
     provider_id = request.provider_id
-    guess = _LAST_SEEN.get(provider_id, ((), 0, 0))
-    _, before, after = guess
-    low, high = request.start - timedelta(minutes=after), request.end + timedelta(minutes=before)
+    guess, low, high = _guessed_span(request)
     statements: list[tuple[str, Mapping[str, Any]]] = [
         ("BEGIN", {}),
         (_HOT_SCOPE, {"provider": provider_id}),
@@ -186,6 +186,34 @@ async def create_hold_hot(
     return HoldResult(hold, created=True)
 
 
+async def place_hold(
+    runtime: Runtime,
+    asked: Callable[[], HoldRequest],
+    *,
+    budget: ratelimit.Budget,
+    hot: bool = True,
+) -> HoldResult:
+    """Create the hold ``asked()`` describes, counting the call against ``budget``.
+
+    The one entry point for callers on the event loop. On PostgreSQL the call goes
+    through ``create_hold_hot``; what it leaves (related units, a reused idempotency
+    key, a connection that failed) and every call on SQLite go to ``create_hold`` in a
+    worker thread. ``asked`` is called inside the counted call, so a malformed request
+    counts too. hot: False sends every call to ``create_hold``.
+    """
+    ttl = runtime.settings.hold_ttl_seconds
+
+    async def fast(
+        conn: AsyncConnection[Any], now: datetime, hit: Deferred | None
+    ) -> HoldResult | None:
+        return await create_hold_hot(conn, asked(), now, ttl_seconds=ttl, hit=hit)
+
+    def full(session: Session, now: datetime) -> HoldResult:
+        return create_hold(session, asked(), now, ttl_seconds=ttl)
+
+    return await ratelimit.counted_call(runtime, budget, fast if hot else None, full)
+
+
 def _new_hold(provider_id: str, request: HoldRequest, now: datetime, ttl_seconds: int) -> Hold:
     return Hold(
         id=new_id("hld"),
@@ -223,10 +251,8 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
     """What the hold check needs, read under the provider lock; or the hold already made
     with the request's idempotency key."""
     provider_id = request.provider_id
-    guess = _LAST_SEEN.get(provider_id, ((), 0, 0))
-    units, before, after = guess
-    low = request.start - timedelta(minutes=after)
-    high = request.end + timedelta(minutes=before)
+    guess, low, high = _guessed_span(request)
+    units = guess[0]
     dialect = session.get_bind().dialect.name
     statements = [
         (scope_sql(dialect, lock=True), {"provider": provider_id}),
@@ -248,6 +274,17 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
         span = (request.start, request.end)
         busy = busy_for_span(session, scope.id, policy, span, now, related=scope.related)
     return _Loaded(scope, policy, busy)
+
+
+def _guessed_span(
+    request: HoldRequest,
+) -> tuple[tuple[tuple[str, ...], int, int], datetime, datetime]:
+    """What was seen of the provider last time, and the span its busy query reads with
+    those buffers (both paths send that query before the scope under the lock decides)."""
+    guess = _LAST_SEEN.get(request.provider_id, ((), 0, 0))
+    _, before, after = guess
+    low = request.start - timedelta(minutes=after)
+    return guess, low, request.end + timedelta(minutes=before)
 
 
 def _remember(provider_id: str, seen: tuple[tuple[str, ...], int, int]) -> None:

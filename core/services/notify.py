@@ -9,7 +9,7 @@ repeated call never mails twice.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -36,7 +36,7 @@ from core.itip.build import (
     build_request,
 )
 from core.runtime import Runtime
-from core.services.outbox import deliver_soon, enqueue_message, outbox_row
+from core.services.outbox import deliver_soon, outbox_row
 
 Change = Literal["invitation", "update", "cancellation"]
 _KIND = {
@@ -167,12 +167,29 @@ def invitations_of(session: Session, booking: Booking) -> list[Invitation]:
 
 
 def _zone(session: Session, booking: Booking, invitation: Invitation) -> str | None:
+    def provider_zone() -> str | None:
+        provider = session.get(Provider, booking.provider_id)
+        return provider.timezone if provider else None
+
+    return attendee_zone(booking, invitation, provider_zone)
+
+
+def attendee_zone(
+    booking: Booking, invitation: Invitation, provider_zone: Callable[[], str | None]
+) -> str | None:
+    """The zone an attendee's mail shows times in: their own, else the host's provider's
+    (asked only then) or the guest's from the booking."""
     if invitation.timezone:
         return invitation.timezone
     if invitation.role == "host":
-        provider = session.get(Provider, booking.provider_id)
-        return provider.timezone if provider else None
+        return provider_zone()
     return booking.guest_timezone
+
+
+def itip_key(booking: Booking, invitation: Invitation, method: str) -> str:
+    """The outbox key of an iTIP message: sent at most once per (UID, SEQUENCE, attendee,
+    method)."""
+    return f"{booking.uid}:{booking.sequence}:{invitation.address}:{method}"
 
 
 def _other_name(booking: Booking, invitation: Invitation) -> str:
@@ -225,11 +242,11 @@ def send_itip(
         for invitation in (among if among is not None else invitations_of(session, booking))
         if invitation.delivery_state != "undeliverable" or change == "cancellation"
     ]
-    method = "CANCEL" if change == "cancellation" else "REQUEST"
+    method = method_of(change)
     keys = [
         f"refresh:{refresh_of}:{invitation.address}"
         if refresh_of is not None
-        else f"{booking.uid}:{booking.sequence}:{invitation.address}:{method}"
+        else itip_key(booking, invitation, method)
         for invitation in targets
     ]
     sent = _sent_keys(session, keys)
@@ -251,53 +268,47 @@ def _send_one(
     key: str,
     refresh_of: str | None,
 ) -> None:
-    method = "CANCEL" if change == "cancellation" else "REQUEST"
     link = (
         None
         if change == "cancellation"
         else reschedule_link(session, mailer, booking, invitation, now)
     )
     zone = _zone(session, booking, invitation)
-    message, message_id = compose_change(mailer, booking, invitation, change, now, key, zone, link)
-    plain_key = refresh_of is None
-    enqueue_message(
-        session,
-        idempotency_key=key,
-        kind=f"itip.{change}",
-        uid=booking.uid if plain_key else None,
-        sequence=booking.sequence if plain_key else None,
-        attendee=invitation.address if plain_key else None,
-        method=method if plain_key else None,
-        booking_id=booking.id,
-        recipient=invitation.address,
-        message=message,
-        message_id=message_id,
-        now=now,
-        known_new=True,
-    )
+    row = itip_row(
+        mailer, booking, invitation, change, now, key=key, zone_name=zone,
+        reschedule_url=link, plain_key=refresh_of is None,
+    )  # fmt: skip
+    session.add(row)  # the key was looked up by send_itip
     deliver_soon(session, now)
-    invitation.last_method_sent = method
-    invitation.last_sequence_sent = booking.sequence
-    invitation.last_message_id = message_id
-    invitation.updated_at = now
-    record("imip.out", method=method, booking_id=booking.id, role=invitation.role)
+    mark_sent(invitation, booking, change, row.message_id, now)
+    record("imip.out", method=method_of(change), booking_id=booking.id, role=invitation.role)
 
 
-def compose_change(
+def method_of(change: Change) -> str:
+    """The iTIP method that carries a change."""
+    return "CANCEL" if change == "cancellation" else "REQUEST"
+
+
+def itip_row(
     mailer: Mailer,
     booking: Booking,
     invitation: Invitation,
     change: Change,
     now: datetime,
+    *,
     key: str,
     zone_name: str | None,
     reschedule_url: str | None,
-) -> tuple[bytes, str]:
-    """The private iMIP message of one change for one attendee, and its Message-ID.
+    plain_key: bool = True,
+) -> OutboundMessage:
+    """The outbox row of one change for one attendee: its private iMIP message, composed,
+    not yet in any session.
 
     Reads only the booking's and invitation's own columns, so callers may pass rows that
-    are not in a session.
+    are not in a session. plain_key: keyed by (UID, SEQUENCE, attendee, method); False
+    for a re-sent copy (REFRESH), whose key names the request instead.
     """
+    method = method_of(change)
     event = _snapshot(mailer, booking, invitation)
     recipient = Recipient(invitation.address, invitation.name or "")
     if change == "cancellation":
@@ -306,17 +317,29 @@ def compose_change(
         ics = build_request(event, recipient, dtstamp=now, reschedule_url=reschedule_url)
     message_id = message_id_for(key, mailer.domain)
     message = compose_itip(
-        kind=_KIND[change],
-        ics=ics,
-        event=event,
-        recipient=Mailbox(invitation.address, invitation.name or ""),
-        message_id=message_id,
-        date=now,
-        zone_name=zone_name,
-        reschedule_url=reschedule_url,
+        kind=_KIND[change], ics=ics, event=event,
+        recipient=Mailbox(invitation.address, invitation.name or ""), message_id=message_id,
+        date=now, zone_name=zone_name, reschedule_url=reschedule_url,
         sender=Mailbox(event.organizer_address, mailer.organizer_name),
-    )
-    return message, message_id
+    )  # fmt: skip
+    return outbox_row(
+        idempotency_key=key, kind=f"itip.{change}", uid=booking.uid if plain_key else None,
+        sequence=booking.sequence if plain_key else None,
+        attendee=invitation.address if plain_key else None, method=method if plain_key else None,
+        booking_id=booking.id, recipient=invitation.address, message=message,
+        message_id=message_id, now=now, tenant_id=booking.tenant_id,
+    )  # fmt: skip
+
+
+def mark_sent(
+    invitation: Invitation, booking: Booking, change: Change, message_id: str, now: datetime
+) -> None:
+    """Remember on the invitation what it was last sent (in a session or not: the REPLY
+    fast path writes the same columns itself)."""
+    invitation.last_method_sent = method_of(change)
+    invitation.last_sequence_sent = booking.sequence
+    invitation.last_message_id = message_id
+    invitation.updated_at = now
 
 
 def send_declinecounter(

@@ -9,6 +9,7 @@ transaction that acts on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,22 +84,19 @@ def open_link(
 
 
 def _audit(session: Session, booking: Booking, actor: str, action: str, **data: object) -> None:
-    session.add(
-        AuditEntry(
-            tenant_id=booking.tenant_id,
-            at=data.pop("now"),  # type: ignore[arg-type]
-            actor=actor,
-            action=action,
-            subject_type="booking",
-            subject_id=booking.id,
-            data={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()},
-        )
-    )
+    now: datetime = data.pop("now")  # type: ignore[assignment]
+    facts = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}
+    session.add(booking_service.booking_audit(booking, actor, action, now, **facts))
 
 
 def counterparty(session: Session, booking: Booking, role: str) -> Invitation | None:
+    return other_party(invitations_of(session, booking), role)
+
+
+def other_party(invitations: Sequence[Invitation], role: str) -> Invitation | None:
+    """Among the booking's invitations, the one a proposal by ``role`` is routed to."""
     other = "guest" if role == "host" else "host"
-    return next((i for i in invitations_of(session, booking) if i.role == other), None)
+    return next((i for i in invitations if i.role == other), None)
 
 
 def create_proposal(
@@ -184,10 +182,9 @@ def new_proposal(
 
 def proposal_audit(booking: Booking, proposal: Proposal, now: datetime) -> AuditEntry:
     """The audit row of a new proposal."""
-    return AuditEntry(
-        tenant_id=booking.tenant_id, at=now, actor=proposal.proposer_address,
-        action="proposal.created", subject_type="booking", subject_id=booking.id,
-        data={"proposal": proposal.id, "via": proposal.via},
+    return booking_service.booking_audit(
+        booking, proposal.proposer_address, "proposal.created", now, proposal=proposal.id,
+        via=proposal.via,
     )  # fmt: skip
 
 

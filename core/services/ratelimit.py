@@ -2,23 +2,45 @@
 
 One row per key holds the current window's start and hit count; a single upsert
 (INSERT … ON CONFLICT DO UPDATE … RETURNING) counts a hit atomically on SQLite and
-PostgreSQL alike, so no read-modify-write race is possible between processes.
+PostgreSQL alike, so no read-modify-write race is possible between processes. Callers
+on the event loop go through ``count`` (a hit alone) and ``counted_call`` (a call whose
+hit rides in its own transaction): each picks the asyncio PostgreSQL connection when
+there is one and the thread pool otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 from psycopg import AsyncConnection
 from sqlalchemy import Connection, Engine, case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.driver import Deferred, bind_time, defer, driver_rows, for_driver
+from core.db.driver import Deferred, bind_time, defer, driver_rows, for_driver, run_deferred
+from core.db.hot import HotConnections
 from core.db.models import DEFAULT_TENANT, RateLimit
+from core.runtime import Runtime
 from core.services.errors import RateLimited
+
+T = TypeVar("T")
+HotWork = Callable[[AsyncConnection[Any], datetime, Deferred | None], Awaitable[T | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Whose calls are counted, and how many one window allows (a limit of 0: no limit)."""
+
+    key: str
+    limit: int
+    window_seconds: int = 60
 
 
 def window_start(now: datetime, window_seconds: int) -> datetime:
@@ -179,3 +201,107 @@ def purge(session: Session, now: datetime, *, older_than: timedelta = timedelta(
     """Delete counters whose window ended long ago; returns how many."""
     result = session.execute(delete(RateLimit).where(RateLimit.window_start < now - older_than))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def count(runtime: Runtime, budget: Budget) -> int:
+    """One hit against ``budget`` in its own transaction: ``check_hot`` on the runtime's
+    asyncio connections when it has some, else ``check`` in a worker thread."""
+    now = runtime.clock()
+    if runtime.hot is None:
+        return await asyncio.to_thread(
+            check, runtime.sessions, budget.key, now, limit=budget.limit,
+            window_seconds=budget.window_seconds,
+        )  # fmt: skip
+    async with runtime.hot.connection() as conn:
+        return await check_hot(
+            conn, budget.key, now, limit=budget.limit, window_seconds=budget.window_seconds
+        )
+
+
+def counted(
+    runtime: Runtime,
+    budget: Budget,
+    work: Callable[[Session, datetime], T],
+    *,
+    count_failure: Callable[[BaseException], bool] = lambda exc: True,
+) -> T:
+    """``work(session, now)`` in one transaction that also counts one hit against ``budget``.
+
+    The hit goes out with the transaction's first batch of statements (or just before
+    the commit), so it costs no round trip of its own; a call that fails is rolled back
+    and then counted on its own (unless ``count_failure`` says the caller runs it again),
+    so failures count too. Parse request values inside ``work``.
+    """
+    now = runtime.clock()
+    try:
+        with runtime.sessions.begin() as session:
+            defer_hit(
+                session, budget.key, now, limit=budget.limit,
+                window_seconds=budget.window_seconds,
+            )  # fmt: skip
+            result = work(session, now)
+            run_deferred(session)
+            return result
+    except RateLimited:
+        raise
+    except Exception as exc:
+        if count_failure(exc):
+            _count_failed_call(runtime, budget)
+        raise
+
+
+def _count_failed_call(runtime: Runtime, budget: Budget) -> None:
+    """Count a call whose transaction was rolled back; over the limit it becomes a 429."""
+    try:
+        check(
+            runtime.sessions, budget.key, runtime.clock(), limit=budget.limit,
+            window_seconds=budget.window_seconds,
+        )  # fmt: skip
+    except RateLimited:
+        raise
+    except Exception:  # the database is down: the call's own error says more
+        return
+
+
+async def counted_call(
+    runtime: Runtime,
+    budget: Budget,
+    hot: HotWork[T] | None,
+    work: Callable[[Session, datetime], T],
+) -> T:
+    """``counted`` that first tries ``hot`` on the event loop (PostgreSQL only).
+
+    ``hot`` gets an asyncio connection, the time and the rate-limit statement to run in
+    its transaction; it answers None to leave the call to ``work`` (run as ``counted``
+    runs it, in a worker thread), as does a connection that fails. Its failures count
+    against the budget as ``counted``'s do. Without asyncio connections, or without
+    ``hot``, the call is ``work``'s.
+    """
+    connections = runtime.hot
+    result = None
+    if connections is not None and hot is not None:
+        result = await _hot_call(runtime, connections, budget, hot)
+    if result is None:
+        return await asyncio.to_thread(counted, runtime, budget, work)
+    return result
+
+
+async def _hot_call(
+    runtime: Runtime, connections: HotConnections, budget: Budget, hot: HotWork[T]
+) -> T | None:
+    now = runtime.clock()
+    try:
+        hit = pending_hit(
+            runtime.engine, budget.key, now, limit=budget.limit,
+            window_seconds=budget.window_seconds,
+        )  # fmt: skip
+        async with connections.connection() as conn:
+            return await hot(conn, now, hit)
+    except RateLimited:
+        raise
+    except psycopg.OperationalError:
+        return None  # rolled back; the regular path retries, or reports the failure
+    except Exception:
+        with suppress(psycopg.Error):  # the database is down: the call's own error says more
+            await count(runtime, budget)
+        raise

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from core import tokens
 from core.db.driver import as_utc, dialect_time, driver_batch, driver_rows, insert_of
-from core.db.models import AuditEntry, Booking, InboundMessage, Invitation
+from core.db.models import Booking, InboundMessage, Invitation
 from core.events import record
 from core.imip.compose import Mailbox, is_message_id
 from core.itip.read import ItipMessage, When
@@ -28,24 +28,27 @@ from core.services.errors import InvalidInput, ServiceError
 from core.services.notify import (
     Change,
     Mailer,
-    compose_change,
+    attendee_zone,
     invitations_of,
+    itip_key,
+    itip_row,
+    mark_sent,
     reschedule_link,
     send_itip,
     send_notice,
 )
-from core.services.outbox import deliver_soon, outbox_row
+from core.services.outbox import deliver_soon
 from core.services.proposals import (
     approval_request,
     check_proposal,
     create_proposal,
     new_proposal,
+    other_party,
     proposal_audit,
 )
 
 Policy = Literal["strict", "soft"]
 PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
-ACTIVE = ("confirmed", "requested")
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,7 @@ class Decision:
 def _audit(
     session: Session, booking: Booking, actor: str, action: str, now: datetime, **data: object
 ) -> None:
-    session.add(
-        AuditEntry(
-            tenant_id=booking.tenant_id,
-            at=now,
-            actor=actor,
-            action=action,
-            subject_type="booking",
-            subject_id=booking.id,
-            data=dict(data),
-        )
-    )
+    session.add(booking_service.booking_audit(booking, actor, action, now, **data))
 
 
 def plus_tags(addresses: tuple[str, ...] | list[str], organizer: str) -> set[str]:
@@ -208,10 +201,24 @@ def _reply(a: _Answer) -> Decision:
     a.invitation.updated_at = a.now
     a.audit("imip.reply", partstat=partstat.lower())
     role = a.invitation.role
-    if partstat == "DECLINED" and a.policy == "strict" and a.booking.status in ACTIVE:
+    if declines_for_both(partstat, a.policy, a.booking):
         booking_service.cancel_for_decline(a.session, a.booking, role, now=a.now, actor=a.actor)
-        return a.decided("applied", f"{role} declined: cancelled for both")
-    return a.decided("applied", f"{role} {partstat.lower()}")
+        return a.decided("applied", _replied(role, partstat, cancelled=True))
+    return a.decided("applied", _replied(role, partstat, cancelled=False))
+
+
+def declines_for_both(partstat: str, policy: Policy, booking: Booking) -> bool:
+    """Whether a REPLY cancels the booking for both: a decline, under the strict policy,
+    of a booking still active."""
+    active = booking.status in booking_service.ACTIVE_STATUSES
+    return partstat == "DECLINED" and policy == "strict" and active
+
+
+def _replied(role: str, partstat: str, *, cancelled: bool) -> str:
+    """The reason a REPLY's decision gives."""
+    if cancelled:
+        return f"{role} declined: cancelled for both"
+    return f"{role} {partstat.lower()}"
 
 
 def _as_utc(value: When | None, zone_hint: str | None) -> datetime | None:
@@ -368,11 +375,11 @@ _ANSWERED = (
     " updated_at = :now WHERE id = :id"
 )
 _CANCELLED = (
-    "UPDATE bookings SET status = 'cancelled', cancel_reason = :reason, sequence = :sequence,"
+    "UPDATE bookings SET status = :status, cancel_reason = :reason, sequence = :sequence,"
     " updated_at = :now WHERE id = :id"
 )
-_CANCEL_SENT = (
-    "UPDATE invitations SET last_method_sent = 'CANCEL', last_sequence_sent = :sequence,"
+_SENT = (
+    "UPDATE invitations SET last_method_sent = :method, last_sequence_sent = :sequence,"
     " last_message_id = :message_id, updated_at = :now WHERE id = :id"
 )
 _SUPERSEDED = (
@@ -428,13 +435,6 @@ def _match_hot(
     return _Matched(booking, provider_zone, invitations, invitation, keys)
 
 
-def _audit_row(booking: Booking, actor: str, action: str, now: datetime, **data: Any) -> AuditEntry:
-    return AuditEntry(
-        tenant_id=booking.tenant_id, at=now, actor=actor, action=action,
-        subject_type="booking", subject_id=booking.id, data=data,
-    )  # fmt: skip
-
-
 def apply_reply_hot(
     session: Session,
     mailer: Mailer,
@@ -471,7 +471,7 @@ def apply_reply_hot(
 
     role = invitation.role
     record("imip.in", method="REPLY", booking_id=booking.id, role=role)
-    answered = _audit_row(
+    answered = booking_service.booking_audit(
         booking, invitation.address, "imip.reply", now, message=row.id, partstat=partstat.lower()
     )
     writes = [
@@ -479,57 +479,41 @@ def apply_reply_hot(
         (_ANSWERED, {"partstat": partstat.lower(), "stamp": at(itip.dtstamp or now),
                      "now": at(now), "id": invitation.id}),
     ]  # fmt: skip
-    cancels = partstat == "DECLINED" and policy == "strict" and booking.status in ACTIVE
+    cancels = declines_for_both(partstat, policy, booking)
     sent: list[Invitation] = []
     if cancels:
-        booking.sequence += 1
-        booking.status = "cancelled"
+        booking_service.mark_cancelled(booking, booking_service.decline_reason(role), now)
         writes.append(
-            (_CANCELLED, {"reason": f"declined by the {role}", "sequence": booking.sequence,
-                          "now": at(now), "id": booking.id})
+            (_CANCELLED, {"status": booking.status, "reason": booking.cancel_reason,
+                          "sequence": booking.sequence, "now": at(now), "id": booking.id})
         )  # fmt: skip
-        cancelled = _audit_row(
-            booking, actor.named(role).name, "booking.cancelled", now, status="cancelled",
-            sequence=booking.sequence, start=booking.start_at.isoformat(),
-            end=booking.end_at.isoformat(),
-        )  # fmt: skip
+        cancelled = booking_service.change_audit(booking, "cancelled", actor.named(role).name, now)
         writes.append(insert_of(cancelled, dialect))
-        for target in matched.invitations:  # only those who were sent the event get its CANCEL
-            key = f"{booking.uid}:{booking.sequence}:{target.address}:CANCEL"
-            if target.last_method_sent != "REQUEST" or key in matched.queued_cancels:
+        for target in matched.invitations:
+            key = itip_key(booking, target, "CANCEL")
+            if not booking_service.has_the_event(target) or key in matched.queued_cancels:
                 continue
-            zone = target.timezone or (
-                matched.provider_zone if target.role == "host" else booking.guest_timezone
-            )
-            mime, message_id = compose_change(
-                mailer, booking, target, "cancellation", now, key, zone, None
-            )
-            queued = outbox_row(
-                idempotency_key=key, kind="itip.cancellation", uid=booking.uid,
-                sequence=booking.sequence, attendee=target.address, method="CANCEL",
-                booking_id=booking.id, recipient=target.address, message=mime,
-                message_id=message_id, now=now, tenant_id=booking.tenant_id,
+            zone = attendee_zone(booking, target, lambda: matched.provider_zone)
+            queued = itip_row(
+                mailer, booking, target, "cancellation", now, key=key, zone_name=zone,
+                reschedule_url=None,
             )  # fmt: skip
+            mark_sent(target, booking, "cancellation", queued.message_id, now)
             writes.append(insert_of(queued, dialect))
             writes.append(
-                (_CANCEL_SENT, {"sequence": booking.sequence, "message_id": message_id,
-                                "now": at(now), "id": target.id})
+                (_SENT, {"method": target.last_method_sent, "sequence": target.last_sequence_sent,
+                         "message_id": target.last_message_id, "now": at(now), "id": target.id})
             )  # fmt: skip
             sent.append(target)
     driver_batch(session, writes)
     if not cancels:
-        return Decision("applied", f"{role} {partstat.lower()}", booking.id)
-    record(
-        "cal.event.cancelled",
-        booking_id=booking.id,
-        provider_id=booking.provider_id,
-        sequence=booking.sequence,
-    )
+        return Decision("applied", _replied(role, partstat, cancelled=False), booking.id)
+    booking_service.record_change(booking, "cancelled")
     for target in sent:
         record("imip.out", method="CANCEL", booking_id=booking.id, role=target.role)
     if sent:
         deliver_soon(session, now)
-    return Decision("applied", f"{role} declined: cancelled for both", booking.id)
+    return Decision("applied", _replied(role, partstat, cancelled=True), booking.id)
 
 
 def apply_counter_hot(
@@ -554,7 +538,7 @@ def apply_counter_hot(
         return None
     booking, invitation = matched.booking, matched.invitation
     terms = counter_terms(itip, booking, invitation)
-    other = next((i for i in matched.invitations if i.role != invitation.role), None)
+    other = other_party(matched.invitations, invitation.role)
     if terms is None or other is None:
         return None
     start, end, note = terms

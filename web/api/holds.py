@@ -9,14 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
 from pydantic import BaseModel, Field, StrictStr
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
-from core.db.driver import Deferred
 from core.db.models import Hold
 from core.services import holds
 from core.services.bookings import actor_of, view_booking
@@ -74,7 +72,7 @@ def hold_json(hold: Hold, now: datetime) -> dict[str, Any]:
 
 async def create_hold(request: Request) -> JSONResponse:
     raw = await request.body()
-    ttl = runtime_of(request).settings.hold_ttl_seconds
+    runtime = runtime_of(request)
 
     def asked() -> holds.HoldRequest:
         body = parse_body(raw, HoldIn)
@@ -88,17 +86,10 @@ async def create_hold(request: Request) -> JSONResponse:
             idempotency_key=body.idempotency_key,
         )
 
-    async def hot(
-        conn: AsyncConnection[Any], now: datetime, hit: Deferred | None
-    ) -> dict[str, Any] | None:
-        result = await holds.create_hold_hot(conn, asked(), now, ttl_seconds=ttl, hit=hit)
-        return None if result is None else hold_json(result.hold, now)
-
-    def work(session: Session, now: datetime) -> dict[str, Any]:
-        result = holds.create_hold(session, asked(), now, ttl_seconds=ttl)
-        return hold_json(result.hold, now)
-
-    return json_response(await public_call_hot(request, hot, work), status=201)
+    result = await public_call_hot(
+        request, lambda budget: holds.place_hold(runtime, asked, budget=budget)
+    )
+    return json_response(hold_json(result.hold, runtime.clock()), status=201)
 
 
 async def get_hold(request: Request) -> JSONResponse:

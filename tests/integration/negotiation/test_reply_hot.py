@@ -95,7 +95,14 @@ def _masked(notice: OutboundMessage) -> str:
 
 
 def _apply(
-    runtime: Runtime, raw: bytes, to: str, booking_id: str, *, hot: bool, keep: bool
+    runtime: Runtime,
+    raw: bytes,
+    to: str,
+    booking_id: str,
+    *,
+    hot: bool,
+    keep: bool,
+    policy: replies.Policy | None = None,
 ) -> tuple[replies.Decision, dict[str, Any]]:
     stored = store_raw(runtime.sessions, raw, channel="smtp", now=NOW, envelope_to=[to])
     parsed = parse_message(raw)
@@ -108,7 +115,7 @@ def _apply(
         assert row is not None
         decision = replies.apply_itip(
             session, actor.mailer, row, parsed.itip, recipients=(to,),
-            policy=runtime.settings.decline_policy, now=NOW, actor=actor, hot=hot,
+            policy=policy or runtime.settings.decline_policy, now=NOW, actor=actor, hot=hot,
         )  # fmt: skip
         session.flush()
         state = _snapshot(session, booking_id, last)
@@ -176,6 +183,79 @@ def test_hot_reply_skips_attendees_who_never_got_the_event(
         audit["data"].pop("message", None)
     assert got == expected
     assert [o["recipient"] for o in got["outbox"]] == [GUEST]
+
+
+@pytest.mark.parametrize("variant", ["soft", "undeliverable host", "zones from fallbacks"])
+def test_hot_reply_agrees_on_policy_delivery_state_and_zones(
+    runtime: Runtime, admin_headers: dict[str, str], variant: str
+) -> None:
+    """A soft decline only records; a CANCEL goes to an undeliverable attendee too; an
+    attendee without a zone of their own reads the host's provider's or the booking's."""
+    booking_id, uid, to = _setup(runtime, admin_headers)
+    with runtime.sessions.begin() as session:
+        if variant == "undeliverable host":
+            session.execute(
+                update(Invitation)
+                .where(Invitation.booking_id == booking_id, Invitation.role == "host")
+                .values(delivery_state="undeliverable")
+            )
+        elif variant == "zones from fallbacks":
+            session.execute(
+                update(Invitation).where(Invitation.booking_id == booking_id).values(timezone=None)
+            )
+            session.execute(
+                update(Booking)
+                .where(Booking.id == booking_id)
+                .values(guest_timezone="America/New_York")
+            )
+    policy: replies.Policy = "soft" if variant == "soft" else "strict"
+    raw = mails.apple(uid=uid, sequence=0, attendee=GUEST, to=to["guest"], partstat="DECLINED")
+    slow, expected = _apply(
+        runtime, raw, to["guest"], booking_id, hot=False, keep=False, policy=policy
+    )
+    again = raw.replace(b"Message-ID: <", b"Message-ID: <again-")
+    fast, got = _apply(runtime, again, to["guest"], booking_id, hot=True, keep=True, policy=policy)
+    assert (fast.outcome, fast.reason) == (slow.outcome, slow.reason)
+    for audit in (*expected["audit"], *got["audit"]):
+        audit["data"].pop("message", None)
+    assert got == expected
+    if variant == "soft":
+        assert got["booking"]["status"] == "confirmed" and not got["outbox"]
+    else:
+        assert len(got["outbox"]) == 2
+    if variant == "zones from fallbacks":
+        with runtime.sessions() as session:
+            sent = session.scalars(
+                select(OutboundMessage).where(
+                    OutboundMessage.booking_id == booking_id, OutboundMessage.method == "CANCEL"
+                )
+            )
+            texts = {o.recipient: body_text(o) for o in sent}
+        assert "(America/New_York)" in texts[GUEST]  # the booking's guest zone
+        assert "(Europe/Berlin)" in texts[HOST]  # the provider's zone
+
+
+def test_hot_counter_from_the_host_writes_what_the_orm_path_writes(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    """The host counters (Thunderbird, local Berlin times): the guest is asked."""
+    booking_id, uid, to = _setup(runtime, admin_headers)
+    raw = mails.thunderbird(
+        method="COUNTER", uid=uid, sequence=0, attendee=HOST, to=to["host"],
+        start_local="20270305T140000", end_local="20270305T150000", comment="Friday?",
+    )  # fmt: skip
+    slow, expected = _apply(runtime, raw, to["host"], booking_id, hot=False, keep=False)
+    again = raw.replace(b"Message-ID: <", b"Message-ID: <again-")
+    fast, got = _apply(runtime, again, to["host"], booking_id, hot=True, keep=True)
+    assert slow.outcome == fast.outcome == "applied"
+    for state in (expected, got):
+        for audit in state["audit"]:
+            audit["data"].pop("proposal", None)
+        for proposal in state["proposals"]:
+            proposal.pop("inbound_message_id")
+    assert got == expected
+    assert [(p["proposed_by"], p["status"]) for p in got["proposals"]] == [("host", "pending")]
+    assert [n["recipient"] for n in got["notices"]] == [GUEST]
 
 
 @pytest.mark.parametrize("shape", ["outlook", "gmail"])
