@@ -660,3 +660,64 @@ def test_expired_approve_link_offers_a_fresh_request_a_new_time_button(
     assert again.status_code == 200 and "Free times" in again.text
     booking = client.get(f"/api/v1/bookings/{booking_id}", headers=admin_headers).json()
     assert booking["sequence"] == 0
+
+
+# --- answers the in-process twins (integration/negotiation/test_replies.py) only fed to
+# --- process_pending: here they arrive over SMTP and are judged by what the user sees.
+
+
+def _reschedule(parley: Parley, booked: Booked) -> datetime:
+    """Move the booking over the API; returns the new start once both updates arrived."""
+    new_start = booked.free[0]
+    before = len(parley.relay.snapshot())
+    end = new_start + timedelta(minutes=30)
+    moved = parley.api("POST", f"/bookings/{booked.id}/reschedule",
+                       json={"start": new_start.isoformat(), "end": end.isoformat()})  # fmt: skip
+    assert moved.status_code == 200, moved.text
+    new_mail(parley.relay, before, lambda m: is_itip(m, "REQUEST"), 2)
+    return new_start
+
+
+def test_refresh_by_mail_gets_the_current_copy_back(parley: Parley) -> None:
+    # Catches: a REFRESH answered with the copy first sent (old time, SEQUENCE 0) or sent
+    # to the host, or not answered by mail at all.
+    booked = book(parley)
+    new_start = _reschedule(parley, booked)
+    to = booked.organizer_of("guest")
+    before = len(parley.relay.snapshot())
+    raw = mails.thunderbird(method="REFRESH", uid=booked.uid, sequence=1, attendee=GUEST, to=to)
+    parley.send(raw, to)
+    (copy,) = new_mail(parley.relay, before, lambda m: is_itip(m, "REQUEST"), 1)
+    assert copy.recipient == GUEST
+    event = event_of(copy)
+    assert str(event["UID"]) == booked.uid and int(event["SEQUENCE"]) == 1
+    assert event.decoded("DTSTART") == new_start
+    assert all(HOST.casefold() not in v for v in views(copy))
+
+
+def test_a_decline_of_the_old_time_changes_nothing_after_a_reschedule(parley: Parley) -> None:
+    # Catches: a late answer to SEQUENCE 0 cancelling the booking that was moved since.
+    booked = book(parley)
+    _reschedule(parley, booked)
+    to = booked.organizer_of("guest")
+    before = len(parley.relay.snapshot())
+    raw = mails.gmail(method="REPLY", uid=booked.uid, sequence=0, attendee=GUEST, to=to,
+                      partstat="DECLINED")  # fmt: skip
+    parley.send(raw, to)
+    assert parley.inbound_outcome(raw)[0] == "ignored"
+    booking = parley.booking(booked.id)
+    assert booking["status"] == "confirmed" and booking["sequence"] == 1
+    time.sleep(0.5)
+    assert not [m for m in parley.relay.snapshot()[before:] if is_itip(m, "CANCEL")]
+
+
+def test_an_apple_reply_from_another_account_counts_for_the_guest(parley: Parley) -> None:
+    # Catches: an answer sent from the guest's iCloud account (other From, same private
+    # address) being refused, so the guest's answer never shows on the booking.
+    booked = book(parley)
+    to = booked.organizer_of("guest")
+    raw = mails.apple(uid=booked.uid, sequence=0, attendee=GUEST, to=to, partstat="TENTATIVE",
+                      sender="grace@icloud.example")  # fmt: skip
+    parley.send(raw, to, sender="grace@icloud.example")
+    assert parley.inbound_outcome(raw)[0] == "itip"
+    assert parley.booking(booked.id)["guest"]["partstat"] == "tentative"
