@@ -245,6 +245,21 @@ def backup(
     out.print(say, markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command()
+def doctor() -> None:
+    """Check the configuration before going live; exit status 0 only when every check passes."""
+    from core.settings import TOML_FILE_ENV
+    from parley.doctor import render, run_checks
+
+    settings = _settings()
+    config_file = Path(os.environ.get(TOML_FILE_ENV, "parley.toml"))
+    checks = run_checks(settings, config_file)
+    for line in render(checks):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if any(check.status == "fail" for check in checks):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
