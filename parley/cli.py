@@ -241,7 +241,7 @@ def backup(
     say = f"backed up {result.bookings} booking(s), {result.size} bytes, to {result.path}"
     if not settings.secret_key:
         key = settings.data_dir / "secret_key"
-        say += f"\nkeep {key} with it: the links in mail already sent are signed with that key"
+        say += f"\nkeep {key} with it: it signs the links in sent mail (ops/deploy/backup.md)"
     out.print(say, markup=False, highlight=False, soft_wrap=True)
 
 

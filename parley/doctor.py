@@ -14,7 +14,6 @@ import re
 import smtplib
 import ssl
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,15 +53,15 @@ class Check:
 
 def run_checks(settings: Settings, config_file: Path | None = None) -> list[Check]:
     """Every check, in the order an admin would fix them."""
-    checks: list[Callable[[Settings], Check]] = [
-        check_database,
-        check_base_url,
-        check_relay,
-        check_dkim,
-        check_imap,
-        check_inbound_auth,
+    return [
+        check_database(settings),
+        check_base_url(settings),
+        check_relay(settings),
+        check_dkim(settings),
+        check_imap(settings),
+        check_inbound_auth(settings),
+        check_secret_files(settings, config_file),
     ]
-    return [*(check(settings) for check in checks), check_secret_files(settings, config_file)]
 
 
 def render(checks: list[Check]) -> list[str]:
