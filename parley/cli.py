@@ -1,4 +1,4 @@
-"""The `parley` command line: serve, migrate, worker, mail ingest, sync, demo.
+"""The `parley` command line: serve, migrate, worker, mail ingest, sync, demo, backup, doctor.
 
 Every command reads settings once; a bad setting ends the command with one line on
 stderr and exit status 2, never a traceback.
@@ -241,6 +241,41 @@ def demo() -> None:
     if result.reschedule_link:
         say("Guest's 'Request a new time' link (open it while `parley serve` runs):")
         say(f"  {result.reschedule_link}")
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="New file to write the copy to.")],
+) -> None:
+    """Copy the SQLite database while Parley runs (online backup API); not for PostgreSQL."""
+    from parley.backup import BackupError, backup_sqlite
+
+    settings = _settings()
+    try:
+        result = backup_sqlite(settings.effective_database_url, dest)
+    except BackupError as exc:
+        err.print(f"parley: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    say = f"backed up {result.bookings} booking(s), {result.size} bytes, to {result.path}"
+    if not settings.secret_key:
+        key = settings.data_dir / "secret_key"
+        say += f"\nkeep {key} with it: it signs the links in sent mail (ops/deploy/backup.md)"
+    out.print(say, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def doctor() -> None:
+    """Check the configuration before going live; exit status 0 only when every check passes."""
+    from core.settings import TOML_FILE_ENV
+    from parley.doctor import render, run_checks
+
+    settings = _settings()
+    config_file = Path(os.environ.get(TOML_FILE_ENV, "parley.toml"))
+    checks = run_checks(settings, config_file)
+    for line in render(checks):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if any(check.status == "fail" for check in checks):
+        raise typer.Exit(1)
 
 
 def main() -> None:
