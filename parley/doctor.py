@@ -23,15 +23,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from mailagent.processing import FOLDERS
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.db.engine import make_engine
 from core.db.migrate import alembic_config
 from core.settings import Settings, redact_url
-from mailagent.delivery import RelayConfig, RelayUrlError, client_tls
-from mailagent.imap import ImapConfig, ImapError
+from mailagent.delivery import RelayConfig, client_tls
+from mailagent.errors import ImapError, RelayUrlError
+from mailagent.imap import FOLDERS, ImapConfig
 
 Status = Literal["ok", "fail", "skip"]
 # Names no guest on the internet can reach (RFC 6761 and common LAN suffixes; RFC 8375's
