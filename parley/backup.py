@@ -13,9 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-
-class BackupError(Exception):
-    """Raised when no backup was written; the message says why and what to do instead."""
+from parley.errors import BackupError
 
 
 @dataclass(frozen=True)

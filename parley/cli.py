@@ -248,7 +248,8 @@ def backup(
     dest: Annotated[Path, typer.Argument(help="New file to write the copy to.")],
 ) -> None:
     """Copy the SQLite database while Parley runs (online backup API); not for PostgreSQL."""
-    from parley.backup import BackupError, backup_sqlite
+    from parley.backup import backup_sqlite
+    from parley.errors import BackupError
 
     settings = _settings()
     try:
