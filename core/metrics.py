@@ -31,7 +31,7 @@ FEASIBILITY_SLOTS = Histogram(
 )
 FEASIBILITY_TRUNCATED = Counter(
     "parley_feasibility_truncated_total",
-    "Slot searches cut short by the result limit",
+    "Slot searches whose range the lead time or the booking window cut short",
     ["surface"],
 )
 
@@ -56,7 +56,8 @@ BOOKINGS_CREATED = Counter(
 )
 BOOKING_ATTEMPTS = Counter(
     "parley_booking_attempts_total",
-    "Attempts to book a held slot, by mode and outcome (ok, refused)",
+    "Attempts to book a held slot, by the mode the provider asks for (instant, request) and "
+    "outcome (ok; downgraded: instant book paused by a stale calendar; refused: taken or expired)",
     ["mode", "outcome"],
 )
 BOOKINGS_CONFIRMED = Counter(

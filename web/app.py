@@ -28,7 +28,15 @@ from core.services.health import database_ok
 from core.settings import Settings, load_settings
 from web.api import api_routes
 from web.edge import ClientAddress, ErrorBoundary, InputGuard
-from web.errors import STATUS, Answered, ApiError, link_reply, reply_for
+from web.errors import (
+    STATUS,
+    Answered,
+    ApiError,
+    link_purpose,
+    link_rejected,
+    link_reply,
+    reply_for,
+)
 from web.http import error_response, runtime_of
 from web.openapi import build_document
 from web.pages import page_routes
@@ -95,7 +103,9 @@ async def _answered(request: Request, exc: Exception) -> Response:
 
 
 async def _link_problem(request: Request, exc: Exception) -> Response:
-    reply = link_reply(cast(LinkProblem, exc))
+    problem = cast(LinkProblem, exc)
+    link_rejected(link_purpose(request.url.path), problem.reason)
+    reply = link_reply(problem)
     return error_response(reply.status, reply.code, reply.message)
 
 

@@ -14,6 +14,7 @@ from typing import Final
 
 from core.domain.errors import DomainError
 from core.errors import ParleyError
+from core.metrics import LINK_REJECTIONS
 from core.services.errors import (
     DuplicateSource,
     InvalidInput,
@@ -128,3 +129,24 @@ def reply_for(error: Answered) -> Reply:
 def link_reply(problem: LinkProblem) -> Reply:
     """The answer for an emailed link that cannot be used: its reason is the code."""
     return Reply(LINK_STATUS.get(problem.reason, 409), f"link_{problem.reason}", problem.message)
+
+
+# Label values of parley_link_rejections_total: anything else is counted as "other".
+LINK_PURPOSES: Final = frozenset({"approve", "decline", "reschedule", "sign_in", "feed"})
+LINK_REASONS: Final = frozenset({*LINK_STATUS, "cancelled"})
+
+
+def link_rejected(purpose: str, reason: str) -> None:
+    """Count a refused emailed or published link by purpose and reason (bounded labels)."""
+    LINK_REJECTIONS.labels(
+        purpose=purpose if purpose in LINK_PURPOSES else "other",
+        reason=reason if reason in LINK_REASONS else "other",
+    ).inc()
+
+
+def link_purpose(path: str) -> str:
+    """The purpose of a link page or API call, read off its path (/approve, /api/v1/…)."""
+    parts = [part for part in path.split("/") if part]
+    if parts[:2] == ["api", "v1"]:
+        parts = parts[2:]
+    return parts[0] if parts else "other"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 from core.domain.availability import AvailabilityPolicy, ExceptionKind
@@ -107,3 +107,13 @@ def day_windows(policy: AvailabilityPolicy, day: date) -> list[Minutes]:
 def windows_by_day(policy: AvailabilityPolicy) -> Callable[[date], Sequence[Minutes]]:
     """A fast ``day -> windows`` lookup for scanning many dates of one policy."""
     return _index(policy).windows
+
+
+def window_count(policy: AvailabilityPolicy, first: date, last: date) -> int:
+    """How many availability windows the local dates ``first``..``last`` hold in all.
+
+    The candidate windows of a slot search, as the feasibility event reports them.
+    """
+    windows_of = windows_by_day(policy)
+    days = (last - first).days + 1
+    return sum(len(windows_of(first + timedelta(days=n))) for n in range(max(days, 0)))

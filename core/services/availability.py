@@ -39,7 +39,9 @@ from core.domain import (
 )
 from core.domain.errors import InvalidInterval
 from core.domain.slots import BusyRow, compute_slots_from_rows, duration_seconds, require_aware
+from core.domain.windows import window_count
 from core.events import record
+from core.metrics import FEASIBILITY_SECONDS, FEASIBILITY_SLOTS, FEASIBILITY_TRUNCATED
 from core.services.busy import Exclude, Related, busy_rows, load_busy
 from core.services.errors import InvalidInput, SlotTaken, SlotUnavailable
 from core.services.providers import Scope, get_provider, load_scope, lock_providers
@@ -152,11 +154,35 @@ def put_availability(
         )
     )
     session.flush()
-    record("cal.rule.updated", provider_id=provider.id, rule_count=len(policy.weekly))
-    record(
-        "cal.exception.upserted", provider_id=provider.id, exception_count=len(policy.exceptions)
-    )
+    _rules_recorded(provider.id, policy)
     return policy
+
+
+def _rules_recorded(provider_id: str, policy: AvailabilityPolicy) -> None:
+    """``cal.rule.updated`` for the new rule set, ``cal.exception.upserted`` per exception.
+
+    weekday_mask: bit d set when weekday d (Monday 0) has a window; span_minutes: how
+    much of the day an exception opens or closes (a whole closed day is 1440).
+    """
+    mask = sum({1 << window.weekday for window in policy.weekly})
+    record(
+        "cal.rule.updated",
+        provider_id=provider_id,
+        rule_count=len(policy.weekly),
+        weekday_mask=mask,
+        timezone=policy.timezone,
+        lead_time_hours=policy.lead_time_hours,
+    )
+    for exception in policy.exceptions:
+        first, last = exception.start_minute, exception.end_minute
+        span = 1440 if first is None or last is None else last - first
+        record(
+            "cal.exception.upserted",
+            provider_id=provider_id,
+            day=exception.day.isoformat(),
+            kind=exception.kind.value,
+            span_minutes=span,
+        )
 
 
 def _rows(
@@ -255,8 +281,12 @@ def find_slots(
     now: datetime,
     *,
     exclude: Exclude = Exclude(),
+    surface: str = "api",
 ) -> SlotList:
-    """Every free slot of ``duration`` for the provider whose start lies in [start, end)."""
+    """Every free slot of ``duration`` for the provider whose start lies in [start, end).
+
+    surface: who asked (api, page, proposal), for the feasibility metrics.
+    """
     started = time.perf_counter()
     scope = load_scope(session, provider_id)
     policy = policy_of(session, scope)
@@ -268,14 +298,55 @@ def find_slots(
         span = padded(policy, (low, high + duration))
         rows = busy_rows(session, scope.id, *span, now, exclude=exclude, related=scope.related)
     slots = compute_slots_from_rows(policy, rows, now, start, end, duration)
-    record(
-        "cal.feasible.generated",
-        provider_id=scope.id,
-        slot_count=len(slots),
-        busy_count=len(rows),
-        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    _feasibility_measured(
+        scope.id,
+        policy,
+        (start, end),
+        (low, high),
+        slots=len(slots),
+        busy=len(rows),
+        seconds=time.perf_counter() - started,
+        surface=surface,
     )
     return SlotList(scope.timezone, slots)
+
+
+def _feasibility_measured(
+    provider_id: str,
+    policy: AvailabilityPolicy,
+    asked: tuple[datetime, datetime],
+    searched: tuple[datetime, datetime],
+    *,
+    slots: int,
+    busy: int,
+    seconds: float,
+    surface: str,
+) -> None:
+    """The metrics and the ``cal.feasible.generated`` event of one slot search.
+
+    truncated: the lead time or the booking window cut the range asked for, so some of
+    it was never searched; candidate_windows: the availability windows in what was.
+    """
+    low, high = searched
+    truncated = low > asked[0] or high < asked[1]
+    candidates = 0
+    if low < high:
+        zone = policy.zone
+        candidates = window_count(policy, low.astimezone(zone).date(), high.astimezone(zone).date())
+    FEASIBILITY_SECONDS.labels(surface=surface).observe(seconds)
+    FEASIBILITY_SLOTS.labels(surface=surface).observe(slots)
+    if truncated:
+        FEASIBILITY_TRUNCATED.labels(surface=surface).inc()
+    record(
+        "cal.feasible.generated",
+        provider_id=provider_id,
+        surface=surface,
+        slot_count=slots,
+        candidate_windows=candidates,
+        busy_count=busy,
+        duration_ms=round(seconds * 1000, 3),
+        truncated=truncated,
+    )
 
 
 def explain_slot(

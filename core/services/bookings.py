@@ -20,6 +20,12 @@ from core import tokens
 from core.db.models import DEFAULT_TENANT, AuditEntry, Booking, Hold, Invitation, Provider, new_id
 from core.domain import AvailabilityPolicy, Slot
 from core.events import record
+from core.metrics import (
+    BOOKINGS_CANCELLED,
+    BOOKINGS_CONFIRMED,
+    BOOKINGS_CREATED,
+    BOOKINGS_DECLINED,
+)
 from core.runtime import Runtime
 from core.services.availability import SlotList, check_bookable, find_slots, load_policy
 from core.services.busy import Exclude, related_units
@@ -325,6 +331,7 @@ def reschedule_candidates(
         duration,
         now,
         exclude=Exclude(booking_id=booking.id),
+        surface="proposal",
     )
     current = Slot(booking.start_at, booking.end_at)
     return SlotList(found.timezone, [slot for slot in found.slots if slot != current])
@@ -387,12 +394,23 @@ _EVENTS = {
 
 
 def record_change(booking: Booking, change: Change) -> None:
-    """The business event of a booking change."""
+    """The business event of a booking change, and the booking counters it moves."""
+    mode = booking.mode
+    if change in ("confirmed", "requested"):
+        BOOKINGS_CREATED.labels(mode=mode).inc()
+    if change in ("confirmed", "approved"):
+        BOOKINGS_CONFIRMED.labels(mode=mode).inc()
+    elif change == "cancelled":
+        BOOKINGS_CANCELLED.inc()
+    elif change == "declined":
+        BOOKINGS_DECLINED.inc()
     record(
         _EVENTS[change],
         booking_id=booking.id,
         provider_id=booking.provider_id,
         sequence=booking.sequence,
+        mode=mode,
+        change=change,
     )
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import Hold
-from core.events import record
+from core.metrics import HOLDS_EXPIRED
+from core.services.holds import hold_event
 
 
 def expire_holds(sessions: sessionmaker[Session], now: datetime, *, batch: int = 500) -> int:
@@ -29,5 +30,6 @@ def expire_holds(sessions: sessionmaker[Session], now: datetime, *, batch: int =
         holds = list(session.scalars(query))
         for hold in holds:
             hold.status = "expired"
-            record("cal.hold.expired", hold_id=hold.id, provider_id=hold.provider_id)
+            hold_event("cal.hold.expired", hold)
+        HOLDS_EXPIRED.inc(len(holds))
         return len(holds)

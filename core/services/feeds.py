@@ -22,6 +22,8 @@ from core.db.models import (
     Provider,
     new_id,
 )
+from core.events import record
+from core.metrics import FEED_TOKEN_REGENERATIONS
 from core.services import dav
 from core.services.errors import InvalidInput, NotFoundError
 
@@ -47,6 +49,7 @@ class FeedContent:
     bookings: list[Booking]
     holds: list[Hold] = field(default_factory=list)
     others: list[OtherBusy] = field(default_factory=list)
+    include_holds: bool = False
 
 
 def token_hash(token: str) -> str:
@@ -64,7 +67,7 @@ def issue_token(
         raise NotFoundError("provider", provider_id)
     if fmt != "standard" and provider.kind != "unit":
         raise InvalidInput("platform exports are for units only", code="invalid_format")
-    session.execute(
+    revoked = session.execute(
         update(FeedToken)
         .where(
             FeedToken.provider_id == provider_id,
@@ -84,6 +87,14 @@ def issue_token(
             format=fmt,
             created_at=now,
         )
+    )
+    FEED_TOKEN_REGENERATIONS.inc()
+    record(
+        "cal.ics.feed.token_issued",
+        provider_id=provider_id,
+        format=fmt,
+        include_holds=include_holds,
+        regenerated=bool(getattr(revoked, "rowcount", 0)),
     )
     return token
 
@@ -105,7 +116,7 @@ def feed_for_token(session: Session, token: str, now: datetime) -> FeedContent:
     ]
     holds = dav.active_holds(session, provider.id, now) if row.include_holds else []
     others = _other_busy(session, provider.id, row.format, now) if row.format != "standard" else []
-    return FeedContent(provider, row.format, bookings, holds, others)
+    return FeedContent(provider, row.format, bookings, holds, others, row.include_holds)
 
 
 def _other_busy(

@@ -25,6 +25,13 @@ from core.domain.errors import InvalidInterval
 from core.domain.slots import require_aware
 from core.domain.zones import is_nonexistent
 from core.events import record
+from core.metrics import (
+    BOOKING_ATTEMPTS,
+    HOLD_OVERLAPS,
+    HOLDS_CONVERTED,
+    HOLDS_CREATED,
+    HOLDS_RELEASED,
+)
 from core.runtime import Runtime
 from core.services import ratelimit
 from core.services.availability import (
@@ -51,6 +58,8 @@ from core.services.errors import (
     IdempotencyMismatch,
     InvalidInput,
     NotFoundError,
+    SlotTaken,
+    SlotUnavailable,
 )
 from core.services.providers import (
     Scope,
@@ -75,6 +84,7 @@ class HoldRequest:
     guest_name: str | None = None
     guest_timezone: str | None = None
     idempotency_key: str | None = None
+    source: str = "api"  # where the request came from (api, page), for the metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +126,10 @@ def create_hold(
         return HoldResult(_same_or_mismatch(loaded, request), created=False)
     scope, policy = loaded.scope, loaded.policy
     check_rules(policy, request.start, request.end, now)
-    check_free(policy, loaded.busy, request.start, request.end, now)
+    _check_free(policy, loaded.busy, request, now)
     hold = _new_hold(scope.id, request, now, ttl_seconds)
     _insert(session, hold, request)
-    record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
+    _created(hold, request.source)
     return HoldResult(hold, created=True)
 
 
@@ -170,7 +180,7 @@ async def create_hold_hot(
             busy_rows = await cursor.fetchall()
         busy = as_busy(own_busy_rows(busy_rows))
         check_rules(policy, request.start, request.end, now)
-        check_free(policy, busy, request.start, request.end, now)
+        _check_free(policy, busy, request, now)
         hold = _new_hold(scope.id, request, now, ttl_seconds)
         try:
             await conn.execute(_HOT_INSERT, _insert_params(hold, lambda moment: moment))
@@ -182,7 +192,7 @@ async def create_hold_hot(
             with suppress(psycopg.Error):  # else the pool drops the connection
                 await conn.execute("ROLLBACK")
         raise
-    record("cal.hold.created", hold_id=hold.id, provider_id=scope.id)
+    _created(hold, request.source)
     return HoldResult(hold, created=True)
 
 
@@ -212,6 +222,41 @@ async def place_hold(
         return create_hold(session, asked(), now, ttl_seconds=ttl)
 
     return await ratelimit.counted_call(runtime, budget, fast if hot else None, full)
+
+
+def _check_free(
+    policy: AvailabilityPolicy, busy: list[Busy], request: HoldRequest, now: datetime
+) -> None:
+    """``check_free`` for a hold, counting a refusal because the time is taken."""
+    try:
+        check_free(policy, busy, request.start, request.end, now)
+    except SlotTaken:
+        HOLD_OVERLAPS.labels(source=request.source).inc()
+        record(
+            "cal.hold.refused",
+            provider_id=request.provider_id,
+            source=request.source,
+            overlap_detected=True,
+        )
+        raise
+
+
+def hold_event(event: str, hold: Hold, **fields: Any) -> None:
+    """A ``cal.hold.*`` event with the seed's tags; ttl_minutes is the hold's whole TTL."""
+    ttl = (hold.expires_at - hold.created_at).total_seconds() / 60
+    record(
+        event,
+        hold_id=hold.id,
+        provider_id=hold.provider_id,
+        ttl_minutes=round(ttl, 2),
+        overlap_detected=False,
+        **fields,
+    )
+
+
+def _created(hold: Hold, source: str) -> None:
+    HOLDS_CREATED.labels(source=source).inc()
+    hold_event("cal.hold.created", hold, source=source)
 
 
 def _new_hold(provider_id: str, request: HoldRequest, now: datetime, ttl_seconds: int) -> Hold:
@@ -383,25 +428,37 @@ def confirm_hold(
         booking = session.get(Booking, hold.booking_id)
         if booking is not None:
             return booking
-    if hold_status(hold, now) != "active":
-        raise HoldExpired(hold.id)
-    _fill_guest(hold, guest_email, guest_name)
     provider = get_provider(session, hold.provider_id)
     policy = load_policy(session, provider)
-    check_bookable(
-        session,
-        provider.id,
-        policy,
-        hold.start_at,
-        hold.end_at,
-        now,
-        exclude=Exclude(hold_id=hold.id),
-    )
+    try:
+        if hold_status(hold, now) != "active":
+            raise HoldExpired(hold.id)
+        _fill_guest(hold, guest_email, guest_name)
+        check_bookable(
+            session,
+            provider.id,
+            policy,
+            hold.start_at,
+            hold.end_at,
+            now,
+            exclude=Exclude(hold_id=hold.id),
+        )
+    except (HoldExpired, SlotTaken, SlotUnavailable):
+        BOOKING_ATTEMPTS.labels(mode=_mode(policy), outcome="refused").inc()
+        raise
     booking = book_hold(session, hold, provider, policy, actor, now)
+    outcome = "ok" if booking.mode == _mode(policy) else "downgraded"
+    BOOKING_ATTEMPTS.labels(mode=_mode(policy), outcome=outcome).inc()
     hold.status = "converted"
     hold.booking_id = booking.id
-    record("cal.hold.converted", hold_id=hold.id, booking_id=booking.id, provider_id=provider.id)
+    HOLDS_CONVERTED.inc()
+    hold_event("cal.hold.converted", hold, booking_id=booking.id)
     return booking
+
+
+def _mode(policy: AvailabilityPolicy) -> str:
+    """The booking mode the provider asks for (the freshness gate may downgrade it)."""
+    return "instant" if policy.instant_book else "request"
 
 
 def _fill_guest(hold: Hold, guest_email: str | None, guest_name: str | None) -> None:
@@ -420,5 +477,6 @@ def release_hold(session: Session, hold_id: str, now: datetime) -> Hold:
     hold = get_hold(session, hold_id)
     if hold_status(hold, now) == "active":
         hold.status = "released"
-        record("cal.hold.released", hold_id=hold.id, provider_id=hold.provider_id)
+        HOLDS_RELEASED.inc()
+        hold_event("cal.hold.released", hold)
     return hold

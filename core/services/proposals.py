@@ -30,6 +30,7 @@ from core.db.models import (
 from core.errors import TokenError, TokenExpired
 from core.events import record
 from core.imip.compose import Mailbox
+from core.metrics import PROPOSALS, RESCHEDULE_SECONDS
 from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, LinkProblem
 from core.services.notify import (
@@ -52,6 +53,17 @@ class LinkUse:
     booking: Booking
     proposal: Proposal | None
     claims: tokens.TokenClaims
+
+
+def proposal_event(event: str, proposal: Proposal, **fields: object) -> None:
+    """``cal.proposal.<event>`` in the log and the proposals counter."""
+    PROPOSALS.labels(event=event).inc()
+    record(
+        f"cal.proposal.{event}",
+        booking_id=proposal.booking_id,
+        proposal_id=proposal.id,
+        **fields,
+    )
 
 
 def open_link(
@@ -132,7 +144,7 @@ def create_proposal(
     links, request = approval_request(mailer, booking, proposal, other, now)
     session.add_all([*links, request, proposal_audit(booking, proposal, now)])
     deliver_soon(session, now)
-    record("cal.proposal.created", booking_id=booking.id, proposal_id=proposal.id, via=via)
+    proposal_event("created", proposal, via=via)
     return proposal
 
 
@@ -279,7 +291,8 @@ def approve(
     _audit(
         session, booking, use.link.actor_address, "proposal.approved", now=now, proposal=proposal.id
     )
-    record("cal.proposal.approved", booking_id=booking.id, proposal_id=proposal.id)
+    RESCHEDULE_SECONDS.observe(max((now - proposal.created_at).total_seconds(), 0.0))
+    proposal_event("approved", proposal)
     return proposal
 
 
@@ -302,7 +315,7 @@ def decline(session: Session, mailer: Mailer, token: str, *, now: datetime) -> P
     _audit(
         session, booking, use.link.actor_address, "proposal.declined", now=now, proposal=proposal.id
     )
-    record("cal.proposal.declined", booking_id=booking.id, proposal_id=proposal.id)
+    proposal_event("declined", proposal)
     return proposal
 
 
@@ -383,7 +396,7 @@ def expire_proposals(session: Session, now: datetime) -> int:
     for proposal in rows:
         proposal.status = "expired"
         proposal.decided_at = now
-        record("cal.proposal.expired", booking_id=proposal.booking_id, proposal_id=proposal.id)
+        proposal_event("expired", proposal)
     return len(rows)
 
 

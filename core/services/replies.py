@@ -45,6 +45,7 @@ from core.services.proposals import (
     new_proposal,
     other_party,
     proposal_audit,
+    proposal_event,
 )
 
 Policy = Literal["strict", "soft"]
@@ -556,6 +557,6 @@ def apply_counter_hot(
     superseded = (_SUPERSEDED, {"now": dialect_time(dialect.name, now), "booking": booking.id})
     driver_batch(session, [superseded, *(insert_of(new, dialect) for new in news)])
     record("imip.in", method="COUNTER", booking_id=booking.id, role=invitation.role)
-    record("cal.proposal.created", booking_id=booking.id, proposal_id=proposal.id, via="counter")
+    proposal_event("created", proposal, via="counter")
     deliver_soon(session, now)
     return Decision("applied", f"COUNTER became proposal {proposal.id}", booking.id)

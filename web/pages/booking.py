@@ -112,7 +112,7 @@ def _page_context(
     start = datetime.combine(first, time(0), ZoneInfo(zone))
     end = start + timedelta(weeks=weeks)
     duration = timedelta(minutes=policy.min_duration_minutes)
-    found = availability.find_slots(session, provider.id, start, end, duration, now)
+    found = availability.find_slots(session, provider.id, start, end, duration, now, surface="page")
     return {
         "provider": provider,
         "zone": zone,
@@ -150,7 +150,11 @@ async def hold_slot(request: Request) -> Response:
         def work(session: Session, now: datetime) -> str:
             provider = providers.get_provider_by_slug(session, slug)
             ask = holds.HoldRequest(
-                provider.id, start, end, guest_timezone=_zone(zone, provider.timezone)
+                provider.id,
+                start,
+                end,
+                guest_timezone=_zone(zone, provider.timezone),
+                source="page",
             )
             return holds.create_hold(session, ask, now, ttl_seconds=ttl).hold.id
 

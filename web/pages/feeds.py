@@ -12,8 +12,10 @@ from starlette.routing import BaseRoute, Route
 
 from caldav_bridge import feeds as render
 from core.events import record
+from core.metrics import FEED_DOWNLOADS
 from core.services import feeds
 from core.services.errors import NotFoundError
+from web.errors import link_rejected
 from web.http import runtime_of
 
 CACHE_CONTROL = "private, max-age=60"
@@ -55,14 +57,17 @@ async def feed(request: Request) -> Response:
     try:
         content, body = await run_in_threadpool(load)
     except NotFoundError:
+        link_rejected("feed", "invalid")
         return PlainTextResponse("no such feed\n", status_code=404)
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:40] + '"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     not_modified = etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+    FEED_DOWNLOADS.labels(format=content.format).inc()
     record(
         "cal.ics.feed.requested",
         provider_id=content.provider.id,
         format=content.format,
+        include_holds=content.include_holds,
         status=304 if not_modified else 200,
         events=len(content.bookings) + len(content.holds) + len(content.others),
     )

@@ -28,6 +28,7 @@ from core.services.freshness import instant_book_allowed
 from core.services.notify import Mailer
 from core.services.outbox import deliver_soon
 from core.services.providers import check_email
+from web.errors import link_rejected
 from web.http import runtime_of
 from web.pages.me_common import (
     COOKIE,
@@ -146,6 +147,7 @@ async def link_page(request: Request) -> Response:
 
 
 def _link_problem(request: Request, problem: SignInProblem) -> Response:
+    link_rejected("sign_in", problem.reason)
     status = 410 if problem.reason in ("expired", "used") else 404
     context = {"message": problem.message, "reason": problem.reason}
     return render(request, "me/link_problem.html", context, status=status)

@@ -142,7 +142,9 @@ def build_preview(
     policy = availability.load_policy(session, provider)
     minutes = duration or policy.min_duration_minutes
     end = now + timedelta(weeks=weeks)
-    found = availability.find_slots(session, provider_id, now, end, timedelta(minutes=minutes), now)
+    found = availability.find_slots(
+        session, provider_id, now, end, timedelta(minutes=minutes), now, surface="page"
+    )
     zone = ZoneInfo(provider.timezone)
     days = _empty_days(now, end, zone)
     for slot in found.slots:

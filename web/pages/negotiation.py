@@ -36,7 +36,7 @@ from core.services.proposals import (
 )
 from core.services.providers import get_provider
 from core.tzids import zone_for_tzid
-from web.errors import LINK_STATUS, ApiError, BadRequest
+from web.errors import LINK_STATUS, ApiError, BadRequest, link_purpose, link_rejected
 from web.http import json_response, read_json, runtime_of
 from web.inputs import Instant, check_date, in_range
 from web.openapi import ApiDoc, api_route
@@ -96,6 +96,7 @@ def _look(runtime: Runtime, token: str, want: set[str]) -> Shown:
 
 
 def _problem_page(request: Request, runtime: Runtime, problem: LinkProblem, token: str) -> Response:
+    link_rejected(link_purpose(request.url.path), problem.reason)
     fresh = None
     if problem.booking is not None and problem.reason in (
         "expired",
