@@ -101,11 +101,6 @@ ICS_EVENTS = Counter(
 CONFLICTS_DETECTED = Counter(
     "parley_conflicts_detected_total", "Overlapping reservations found across imported calendars"
 )
-POLL_BACKPRESSURE = Counter(
-    "parley_poll_backpressure_total",
-    "Times polling intervals were widened because the due queue outgrew the workers",
-)
-
 # -- Feeds and links -----------------------------------------------------------------
 FEED_DOWNLOADS = Counter(
     "parley_feed_downloads_total", "Calendar feed downloads, by format", ["format"]

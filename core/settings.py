@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # Private networks imports may still fetch from (CIDRs, e.g. an internal CalDAV server).
     import_allow_networks: list[str] = Field(default_factory=list)
     source_stale_minutes: int = Field(default=180, gt=0)
+    # Port on PARLEY_HTTP_HOST where `parley worker` serves /metrics; 0: no metrics server.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     max_sources_per_provider: int = Field(default=10, gt=0)
     feed_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     feed_max_events: int = Field(default=50_000, gt=0)

@@ -1,19 +1,16 @@
-"""Prometheus metrics of the organizer mailbox's outbound side: delivery status, backlog, latency.
+"""Prometheus metrics of the organizer mailbox's outbound side: delivery status and latency.
 
 Served by the web app's /metrics with everything else in the default registry. Inbound
 counters are core's: stored by channel (core.services.inbound), settled by outcome
-(core.services.mail_in).
+(core.services.mail_in); the outbox backlog is a database gauge (core.services.gauges).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 OUTBOUND = Counter(
     "parley_mail_outbound_total", "Outbound delivery attempts, by status", ["status"]
-)
-OUTBOX_BACKLOG = Gauge(
-    "parley_mail_outbox_backlog", "Outbound messages waiting to be sent (last delivery run)"
 )
 DELIVERY_LATENCY = Histogram(
     "parley_mail_delivery_latency_seconds",

@@ -28,7 +28,6 @@ from core.services.outbox import (
     OutboxItem,
     SentMarks,
     Settled,
-    backlog,
     claim_due,
     mark_unsent,
 )
@@ -42,7 +41,7 @@ from mailagent.delivery import (
 )
 from mailagent.dkim import DkimSigner
 from mailagent.imap import ImapConfig, append_sent
-from mailagent.metrics import DELIVERY_LATENCY, OUTBOUND, OUTBOX_BACKLOG
+from mailagent.metrics import DELIVERY_LATENCY, OUTBOUND
 
 _log = get_logger("parley.outbox")
 Done = tuple[OutboxItem, bytes, DeliveryResult]
@@ -110,7 +109,6 @@ class OutboxSender:
                 await self._deliver_batch(items, report)
         finally:
             await asyncio.gather(*(relay.close() for relay in self.relays))
-        await asyncio.to_thread(self._update_backlog)
         return report
 
     async def _deliver_batch(self, items: list[OutboxItem], report: DeliveryReport) -> None:
@@ -218,10 +216,6 @@ class OutboxSender:
             "mail.outbound.unsent", outbox_id=item.id, status=settled.status,
             attempts=item.attempts, error=result.error[:200],
         )  # fmt: skip
-
-    def _update_backlog(self) -> None:
-        with self.sessions() as session:
-            OUTBOX_BACKLOG.set(backlog(session))
 
 
 class _GroupCommit:

@@ -11,11 +11,14 @@ import contextlib
 import signal
 import ssl
 from collections.abc import Callable, Iterator
+from wsgiref.simple_server import WSGIServer
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from core.logging import get_logger
 from core.runtime import Runtime
+from core.services import gauges
 from core.services.inbound import request_processing
 from mailagent.delivery import client_tls
 from mailagent.imap import ImapConfig, ImapPoller
@@ -174,10 +177,25 @@ async def serve(runtime: Runtime, *, with_worker: bool = True) -> None:
         raise RuntimeError(f"{failed[0].get_name()} stopped: {failed[0].exception()}")
 
 
+def _serve_metrics(runtime: Runtime) -> WSGIServer | None:
+    """/metrics of a worker process on PARLEY_WORKER_METRICS_PORT (a thread), or None when 0.
+
+    The same registry as the web app's: this process's counters plus the database gauges.
+    """
+    port = runtime.settings.worker_metrics_port
+    if not port:
+        return None
+    gauges.bind_runtime(runtime)
+    server, _ = start_http_server(port, addr=runtime.settings.http_host)
+    _log.info("worker.metrics.listening", host=runtime.settings.http_host, port=port)
+    return server
+
+
 async def work(runtime: Runtime) -> None:
     """`parley worker`: only the job loop, until SIGTERM/SIGINT."""
     stop = asyncio.Event()
     _install_signals(stop)
+    metrics_server = _serve_metrics(runtime)
     worker = Worker(runtime, job_handlers(), periodic_jobs(runtime.settings))
     task = asyncio.create_task(worker.run(stop))
     await stop.wait()
@@ -185,3 +203,6 @@ async def work(runtime: Runtime) -> None:
         await asyncio.wait_for(task, STOP_GRACE_SECONDS)
     except TimeoutError:
         _log.warning("worker.abandoned_job_to_lease")
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, 
 from caldav_bridge.app import DavMount, well_known_caldav
 from core.logging import get_logger
 from core.runtime import Runtime, open_runtime
+from core.services import gauges
 from core.services.errors import LinkProblem
 from core.services.health import database_ok
 from core.settings import Settings, load_settings
@@ -59,7 +60,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    gauges.bind_runtime(runtime_of(request))
+    # Off the event loop: the database gauges may query (at most every few seconds).
+    body = await run_in_threadpool(generate_latest, REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> JSONResponse:

@@ -33,6 +33,7 @@ from core.imip.errors import BadAddress
 from core.imip.mail import Outcome, ParsedMail, split_plus
 from core.itip.read import Attendee, ItipMessage
 from core.logging import get_logger
+from core.metrics import BOUNCES
 from core.services import replies
 from core.services.bookings import Actor
 from core.settings import Settings
@@ -393,6 +394,7 @@ def _decide(
     elif parsed.outcome is Outcome.BAD_CALENDAR:
         _settle(row, "unparseable", now, f"calendar part unreadable: {parsed.error}")
     elif parsed.outcome is Outcome.BOUNCE:
+        BOUNCES.inc()
         _settle(row, "bounce", now, _mark_undeliverable(session, parsed, now))
     elif parsed.outcome is Outcome.AUTO_REPLY:
         _settle(row, "auto_reply", now, parsed.auto_reason)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, or_, select, update
+from sqlalchemy import Row, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.driver import dialect_time, engine_of, for_driver
@@ -292,16 +292,6 @@ def mark_unsent(
         .values(**values)
     )
     return settled
-
-
-def backlog(session: Session) -> int:
-    """Rows not yet sent nor failed."""
-    count = session.scalar(
-        select(func.count())
-        .select_from(OutboundMessage)
-        .where(OutboundMessage.status.in_(("pending", "sending")))
-    )
-    return int(count or 0)
 
 
 def release_dead_leases(session: Session, *, owners: str, current: str, now: datetime) -> int:

@@ -44,6 +44,13 @@ from core.feeds.merge import (
     settle,
 )
 from core.feeds.platforms import EventKind, priority_of
+from core.metrics import (
+    CONFLICTS_DETECTED,
+    ICS_EVENTS,
+    ICS_PAYLOAD_BYTES,
+    ICS_POLL_SECONDS,
+    ICS_POLLS,
+)
 from core.services.errors import FetchFailed, NotHeld, SourceMissing, SourceNotFound
 from core.settings import Settings
 
@@ -162,6 +169,7 @@ class _Timer:
     http_ms: int = 0
     parse_ms: int = 0
     db_ms: int = 0
+    payload_bytes: int = 0  # what the fetch downloaded (0 for a 304 or a failed fetch)
 
     def total_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
@@ -180,6 +188,7 @@ class _Snapshot:
     booking_days: int
     window: tuple[datetime, datetime]
     held: bool
+    platform: str
 
 
 # --- one attempt ----------------------------------------------------------------------------
@@ -205,6 +214,7 @@ def sync_source(
         timer.http_ms = _ms(began)
         return _record_error(sessions, snap, now, policy, timer, exc.message, exc.http_status)
     timer.http_ms = _ms(began)
+    timer.payload_bytes = len(fetched.body or b"")
     if fetched.status == 304 or fetched.body is None:
         return _record_unchanged(sessions, snap, now, policy, timer, 304, None)
     # SHA-256 is hardware-accelerated almost everywhere: ~2 ms for a 3 MB feed.
@@ -273,6 +283,7 @@ def _snapshot(session: Session, source_id: str, now: datetime, policy: SyncPolic
         booking_days=booking_days,
         window=window,
         held=source.status == "held",
+        platform=source.platform,
     )
 
 
@@ -346,7 +357,7 @@ def _record_error(
         source.next_poll_at = now + error_backoff(source.consecutive_errors, policy)
         session.add(_log(snap, now, "error", timer, http_status=http_status, error=message))
         errors, next_poll = source.consecutive_errors, source.next_poll_at
-    record("cal.ics.poll.error", source_id=snap.source_id, http_status=http_status, errors=errors)
+    _polled(snap, "error", timer, http_status=http_status, consecutive_errors=errors)
     return SyncOutcome(snap.source_id, "error", error=message, next_poll_at=next_poll)
 
 
@@ -374,8 +385,36 @@ def _record_unchanged(
             _log(snap, now, "not_modified", timer, http_status=http_status, not_modified=True)
         )
         next_poll = source.next_poll_at
-    record("cal.ics.poll.ok", source_id=snap.source_id, not_modified=True)
+    _polled(snap, "not_modified", timer, http_status=http_status, etag_matched=fetched is None)
     return SyncOutcome(snap.source_id, "ok", not_modified=True, next_poll_at=next_poll)
+
+
+_PLATFORMS = frozenset(platform.value for platform in Platform)
+
+
+def _polled(snap: _Snapshot, outcome: str, timer: _Timer, **fields: Any) -> None:
+    """The metrics and the ``cal.ics.poll.*`` event of one attempt (a 304 is a poll.ok).
+
+    The event carries the seed's tags: src_id, http_status, etag_matched (the feed
+    answered 304 to our validators) and delta_event_count (events added, updated or
+    removed; 0 when nothing changed).
+    """
+    platform = snap.platform if snap.platform in _PLATFORMS else "other"
+    ICS_POLLS.labels(platform=platform, outcome=outcome).inc()
+    ICS_POLL_SECONDS.labels(platform=platform).observe(timer.total_ms() / 1000)
+    if timer.payload_bytes:
+        ICS_PAYLOAD_BYTES.labels(platform=platform).inc(timer.payload_bytes)
+    name = "ok" if outcome == "not_modified" else outcome
+    tags = {"etag_matched": False, "delta_event_count": 0, **fields}
+    record(
+        f"cal.ics.poll.{name}",
+        src_id=snap.source_id,
+        platform=platform,
+        outcome=outcome,
+        payload_bytes=timer.payload_bytes,
+        duration_ms=timer.total_ms(),
+        **tags,
+    )
 
 
 def _mark_success(source: ExternalSource, now: datetime) -> None:
@@ -430,13 +469,18 @@ def _apply(
         timer.db_ms = _ms(began)
         session.add(_changed_log(snap, now, timer, fetched, result, delta, conflicts))
         next_poll = source.next_poll_at
-    record(
-        "cal.ics.poll.ok",
-        source_id=snap.source_id,
-        added=len(delta.added),
-        updated=len(delta.updated),
-        removed=len(delta.removed),
+    changes = {"added": delta.added, "updated": delta.updated, "removed": delta.removed}
+    for change, events in changes.items():
+        ICS_EVENTS.labels(change=change).inc(len(events))
+    _polled(
+        snap,
+        "ok",
+        timer,
+        http_status=fetched.status,
+        delta_event_count=sum(len(events) for events in changes.values()),
+        **{change: len(events) for change, events in changes.items()},
         skipped=result.skipped,
+        conflicts=conflicts,
     )
     return SyncOutcome(
         snap.source_id,
@@ -496,7 +540,7 @@ def _hold(
     log = _log(snap, now, "held", timer, http_status=200, error=reason)
     log.events_found, log.events_skipped = after, result.skipped
     session.add(log)
-    record("cal.ics.poll.held", source_id=snap.source_id, before=before, after=after)
+    _polled(snap, "held", timer, http_status=200, before=before, after=after)
     return SyncOutcome(
         snap.source_id, "held", parsed=True, error=reason, next_poll_at=source.next_poll_at
     )
@@ -692,6 +736,7 @@ def _store_conflicts(
                 event_b_id=pair[1], created_at=now,
             )  # fmt: skip
             session.add(row)
+            CONFLICTS_DETECTED.inc()
         row.conflict_type = found.conflict_type.value
         row.overlap_start, row.overlap_end = found.overlap_start, found.overlap_end
         row.resolution, row.winner_id, row.warning = found.strategy, winner, found.warning
