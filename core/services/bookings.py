@@ -9,6 +9,7 @@ invitations to host and guest) hook in, inside the same transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -96,16 +97,28 @@ def get_booking(session: Session, booking_id: str) -> Booking:
 
 def view_booking(session: Session, booking: Booking) -> BookingView:
     """The booking with its host and guest invitations."""
-    invitations = {
-        i.role: i
-        for i in session.scalars(select(Invitation).where(Invitation.booking_id == booking.id))
+    return view_bookings(session, [booking])[0]
+
+
+def view_bookings(session: Session, bookings: Sequence[Booking]) -> list[BookingView]:
+    """``view_booking`` for many bookings, their invitations read in one query."""
+    ids = [booking.id for booking in bookings]
+    partstats = {
+        (i.booking_id, i.role): i.partstat
+        for i in session.scalars(select(Invitation).where(Invitation.booking_id.in_(ids)))
     }
-    host, guest = invitations.get("host"), invitations.get("guest")
-    return BookingView(
-        booking,
-        Party(booking.host_email, booking.host_name, host.partstat if host else "needs-action"),
-        Party(booking.guest_email, booking.guest_name, guest.partstat if guest else "needs-action"),
-    )
+
+    def party(booking: Booking, role: str, email: str, name: str | None) -> Party:
+        return Party(email, name, partstats.get((booking.id, role), "needs-action"))
+
+    return [
+        BookingView(
+            booking,
+            party(booking, "host", booking.host_email, booking.host_name),
+            party(booking, "guest", booking.guest_email, booking.guest_name),
+        )
+        for booking in bookings
+    ]
 
 
 def lock_booking(session: Session, booking_id: str) -> Booking:

@@ -106,6 +106,12 @@ class InvalidState(ServiceError):
         self.action = action
 
 
+class NotRetryable(ServiceError):
+    """Raised when an outbound message is asked to be sent again but has not failed."""
+
+    code = "not_retryable"
+
+
 class RateLimited(ServiceError):
     """Raised when a client exceeded its request budget for the current window."""
 
