@@ -61,7 +61,7 @@ def moment(value: str | None, name: str, *, end: bool) -> datetime | None:
         return None
     text = value.strip()
     if _DATE.fullmatch(text):
-        midnight = parse_instant(f"{text}T00:00:00Z", name)
+        midnight = _date(text, name)
         return midnight + timedelta(days=1) if end else midnight
     try:
         return parse_instant(text, name)
@@ -69,6 +69,16 @@ def moment(value: str | None, name: str, *, end: bool) -> datetime | None:
         if exc.code != "naive_datetime":
             raise
     return parse_instant(f"{text}Z", name)
+
+
+def _date(text: str, name: str) -> datetime:
+    """Midnight UTC of a YYYY-MM-DD date; the message of a 400 names the date as given."""
+    try:
+        return parse_instant(f"{text}T00:00:00Z", name)
+    except BadRequest as exc:
+        if exc.code != "invalid_time":
+            raise
+    raise BadRequest(f"{name} {text!r} is not a valid date", code="invalid_time")
 
 
 def stats_json(found: stats.Stats) -> dict[str, Any]:
