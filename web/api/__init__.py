@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from web.api import bookings, holds, lists, providers
+from web.api import bookings, holds, lists, providers, stats
 from web.api import dav as dav_api
 from web.api import sources as source_api
 from web.pages import negotiation as negotiation_pages
@@ -18,4 +18,5 @@ def api_routes() -> list[BaseRoute]:
     routes += lists.routes()
     routes += dav_api.routes()
     routes += negotiation_pages.api()
+    routes += stats.routes()
     return routes
