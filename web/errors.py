@@ -17,6 +17,7 @@ from core.errors import ParleyError
 from core.metrics import LINK_REJECTIONS
 from core.services.errors import (
     DuplicateSource,
+    Forbidden,
     InvalidInput,
     LinkProblem,
     NotFoundError,
@@ -84,6 +85,7 @@ STATUS: Final[Mapping[type[Exception], int]] = {
     ServiceError: 409,
     InvalidInput: 400,
     NotFoundError: 404,
+    Forbidden: 403,
     SlotUnavailable: 422,
     RateLimited: 429,
     SourceError: 400,

@@ -1,6 +1,7 @@
-"""Small helpers every endpoint uses: the runtime, admin auth, JSON in and out, running a
-service in one transaction off the event loop, strict RFC 3339 parsing, and the per-IP
-limiter for public calls. Service and domain errors pass through: web.app answers them.
+"""Small helpers every endpoint uses: the runtime, who is calling (``authorize``), JSON
+in and out, running a service in one transaction off the event loop, strict RFC 3339
+parsing, and the per-IP limiter for public calls. Service and domain errors pass
+through: web.app answers them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.runtime import Runtime
-from core.services import ratelimit
+from core.services import access, ratelimit
+from core.services.access import Caller, Grant
 from web.errors import BadRequest, Unauthorized
 from web.inputs import check_date, json_value
 
@@ -38,15 +40,48 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def require_admin(request: Request) -> None:
-    """Raise Unauthorized unless the request carries the admin bearer token."""
+TENANT_HEADER = "x-parley-tenant"
+
+
+async def authorize(request: Request, needed: Grant) -> Caller:
+    """The caller behind the bearer token, once it may take an action needing ``needed``.
+
+    The system token (PARLEY_ADMIN_TOKEN) acts in the tenant ``X-Parley-Tenant`` names,
+    or in ``default``; a tenant key in its own tenant (a header naming another is a
+    404). No or an unknown token: Unauthorized; a role without ``needed``: Forbidden.
+    """
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is None:
+        caller = _system_in_default(request)
+    if caller is None:
+        caller = await run_in_threadpool(_authenticate, request)
+    request.state.caller = caller
+    caller.require(needed)
+    return caller
+
+
+def _system_in_default(request: Request) -> Caller | None:
+    """The common case, answered without the database: the system token, no tenant named."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if request.headers.get(TENANT_HEADER) or scheme.lower() != "bearer":
+        return None
+    expected = runtime_of(request).secrets.admin_token.encode()
+    return access.SYSTEM if hmac.compare_digest(token.strip().encode(), expected) else None
+
+
+def _authenticate(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    expected = runtime_of(request).secrets.admin_token
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), expected.encode()
-    ):
-        raise Unauthorized("this call needs 'Authorization: Bearer <admin token>'")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("this call needs 'Authorization: Bearer <admin token or API key>'")
+    runtime = runtime_of(request)
+    named = request.headers.get(TENANT_HEADER) or None
+    with runtime.sessions() as session:
+        caller = access.authenticate(session, token, runtime.secrets.admin_token, named)
+    if caller is None:
+        raise Unauthorized("this token is not the admin token nor a live API key")
+    return caller
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -80,10 +80,36 @@ class Base(DeclarativeBase):
 
 
 class Tenant(Base):
+    """An organisation on this deployment: its people, bookings, keys and organizer mailbox."""
+
     __tablename__ = "tenants"
+    __table_args__ = (UniqueConstraint("slug"), UniqueConstraint("organizer_email"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80))
+    # None for the default tenant: it uses PARLEY_ORGANIZER_EMAIL / _NAME.
+    organizer_email: Mapped[address_null]
+    organizer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[utc]
+
+
+class ApiKey(Base):
+    """A tenant's API key: only its SHA-256 is stored; the key names its tenant."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "key_hash"),
+        CheckConstraint("role in ('owner', 'manager', 'staff', 'viewer')", name="role"),
+    )
+    id: Mapped[str_id]
+    tenant_id: Mapped[tenant]
+    key_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Provider ids the key is limited to; None: every provider of the tenant.
+    providers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[utc]
+    revoked_at: Mapped[utc_null]
 
 
 # --- providers and availability -------------------------------------------------------------

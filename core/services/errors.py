@@ -34,6 +34,18 @@ class NotFoundError(ServiceError):
         self.ident = ident
 
 
+class Forbidden(ServiceError):
+    """Raised when the caller's role does not include the action (a viewer key that writes)."""
+
+    code = "forbidden"
+
+
+class TenantTaken(ServiceError):
+    """Raised when a new tenant's slug or organizer address belongs to another tenant."""
+
+    code = "tenant_taken"
+
+
 class InvalidInput(ServiceError):
     """Raised when a value is well-formed JSON but not acceptable (bad slug, email, range)."""
 

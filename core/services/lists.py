@@ -3,7 +3,8 @@
 Every list is newest first and paged by an opaque cursor (keyset pagination on the row's
 time and id, so a page costs the same at the millionth row as at the first, and rows
 written meanwhile neither repeat nor go missing). Every query is scoped to one tenant,
-here and nowhere else in this module: ``_scoped``.
+here and nowhere else in this module (``_scoped``), and to the providers a limited key
+may see.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from core.db.models import (
     OutboundMessage,
     Provider,
 )
+from core.services.access import Caller
 from core.services.bookings import BookingView, view_bookings
 from core.services.errors import InvalidInput, NotFoundError, NotRetryable
 from core.services.outbox import deliver_soon
@@ -90,9 +92,23 @@ def _decode(cursor: str) -> tuple[datetime, Any]:
     return when, ident
 
 
-def _scoped(query: Select[Any], model: Any, tenant_id: str) -> Select[Any]:
-    """The tenant filter every list applies to its main table."""
-    return query.where(model.tenant_id == tenant_id)
+def _scoped(query: Select[Any], model: Any, caller: Caller) -> Select[Any]:
+    """The filter every list applies to its main table: the caller's tenant, and for a key
+    limited to some providers, their rows (mail and audit entries through their bookings)."""
+    query = query.where(model.tenant_id == caller.tenant_id)
+    if caller.providers is None:
+        return query
+    limited = sorted(caller.providers)
+    if model is Provider:
+        return query.where(Provider.id.in_(limited))
+    if hasattr(model, "provider_id"):
+        return query.where(model.provider_id.in_(limited))
+    theirs = select(Booking.id).where(Booking.provider_id.in_(limited))
+    if model is AuditEntry:
+        return query.where(
+            or_(AuditEntry.subject_id.in_(theirs), AuditEntry.subject_id.in_(limited))
+        )
+    return query.where(model.booking_id.in_(theirs))
 
 
 def _paged(
@@ -134,8 +150,8 @@ def _one_of(value: str | None, allowed: Sequence[str], name: str) -> str | None:
 # --- the lists ----------------------------------------------------------------------------
 
 
-def list_providers(session: Session, tenant_id: str, page: PageRequest) -> Page[Provider]:
-    query = _scoped(select(Provider), Provider, tenant_id)
+def list_providers(session: Session, caller: Caller, page: PageRequest) -> Page[Provider]:
+    query = _scoped(select(Provider), Provider, caller)
     return _page(session, query, (Provider.created_at, Provider.id), page, list)
 
 
@@ -149,9 +165,9 @@ class BookingFilter:
 
 
 def list_bookings(
-    session: Session, tenant_id: str, wanted: BookingFilter, page: PageRequest
+    session: Session, caller: Caller, wanted: BookingFilter, page: PageRequest
 ) -> Page[BookingView]:
-    query = _scoped(select(Booking), Booking, tenant_id)
+    query = _scoped(select(Booking), Booking, caller)
     status = _one_of(wanted.status, BOOKING_STATUSES, "status")
     if status == "cancelled":  # the API speaks of declined requests as cancelled
         query = query.where(Booking.status.in_(("cancelled", "declined")))
@@ -176,9 +192,9 @@ def list_bookings(
 
 
 def list_sources(
-    session: Session, tenant_id: str, status: str | None, page: PageRequest
+    session: Session, caller: Caller, status: str | None, page: PageRequest
 ) -> Page[SourceView]:
-    query = _scoped(select(ExternalSource), ExternalSource, tenant_id)
+    query = _scoped(select(ExternalSource), ExternalSource, caller)
     if _one_of(status, SOURCE_STATUSES, "status") is not None:
         query = query.where(ExternalSource.status == status)
     order = (ExternalSource.created_at, ExternalSource.id)
@@ -216,9 +232,9 @@ class ConflictView:
 
 
 def list_conflicts(
-    session: Session, tenant_id: str, status: str | None, page: PageRequest
+    session: Session, caller: Caller, status: str | None, page: PageRequest
 ) -> Page[ConflictView]:
-    query = _scoped(select(Conflict), Conflict, tenant_id)
+    query = _scoped(select(Conflict), Conflict, caller)
     wanted = _one_of(status, CONFLICT_STATUSES, "status")
     if wanted == "open":
         query = query.where(Conflict.resolved_at.is_(None))
@@ -270,9 +286,9 @@ def _conflict_views(session: Session, rows: Sequence[Conflict]) -> list[Conflict
 
 
 def list_inbound(
-    session: Session, tenant_id: str, outcome: str | None, page: PageRequest
+    session: Session, caller: Caller, outcome: str | None, page: PageRequest
 ) -> Page[InboundMessage]:
-    query = _scoped(select(InboundMessage), InboundMessage, tenant_id)
+    query = _scoped(select(InboundMessage), InboundMessage, caller)
     if _one_of(outcome, INBOUND_OUTCOMES, "outcome") is not None:
         query = query.where(InboundMessage.outcome == outcome)
     order = (InboundMessage.received_at, InboundMessage.id)
@@ -280,9 +296,9 @@ def list_inbound(
 
 
 def list_outbound(
-    session: Session, tenant_id: str, status: str | None, page: PageRequest
+    session: Session, caller: Caller, status: str | None, page: PageRequest
 ) -> Page[OutboundMessage]:
-    query = _scoped(select(OutboundMessage), OutboundMessage, tenant_id)
+    query = _scoped(select(OutboundMessage), OutboundMessage, caller)
     if _one_of(status, OUTBOUND_STATUSES, "status") is not None:
         query = query.where(OutboundMessage.status == status)
     order = (OutboundMessage.created_at, OutboundMessage.id)
@@ -290,9 +306,9 @@ def list_outbound(
 
 
 def list_audit(
-    session: Session, tenant_id: str, booking_id: str | None, page: PageRequest
+    session: Session, caller: Caller, booking_id: str | None, page: PageRequest
 ) -> Page[AuditEntry]:
-    query = _scoped(select(AuditEntry), AuditEntry, tenant_id)
+    query = _scoped(select(AuditEntry), AuditEntry, caller)
     if booking_id:
         query = query.where(
             AuditEntry.subject_type == "booking", AuditEntry.subject_id == booking_id
@@ -301,11 +317,11 @@ def list_audit(
 
 
 def retry_outbound(
-    session: Session, tenant_id: str, message_id: int, now: datetime
+    session: Session, caller: Caller, message_id: int, now: datetime
 ) -> OutboundMessage:
     """Send a failed outbound message again at once (its attempts start over)."""
     message: OutboundMessage | None = session.scalar(
-        _scoped(select(OutboundMessage), OutboundMessage, tenant_id)
+        _scoped(select(OutboundMessage), OutboundMessage, caller)
         .where(OutboundMessage.id == message_id)
         .with_for_update()
     )

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.driver import driver_rows
-from core.db.models import DEFAULT_TENANT, AvailabilitySettings, Provider, new_id
+from core.db.models import DEFAULT_TENANT, AvailabilitySettings, Provider, Tenant, new_id
 from core.domain import parse_zone
 from core.services.busy import Related
 from core.services.errors import InvalidInput, NotFoundError, SlugTaken
@@ -27,9 +27,10 @@ _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
 _EMAIL = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]+\.[^@\s<>\"]+")
 
 
-def dav_username(slug: str) -> str:
-    """The CalDAV user name of a provider with ``slug``."""
-    return slug
+def dav_username(slug: str, tenant_slug: str = DEFAULT_TENANT) -> str:
+    """The CalDAV user name of a provider with ``slug``: ``anna``, or ``anna.acme`` when the
+    provider belongs to tenant ``acme`` (user names are unique across the deployment)."""
+    return slug if tenant_slug == DEFAULT_TENANT else f"{slug}.{tenant_slug}"
 
 
 def check_email(address: str, what: str = "email") -> str:
@@ -49,8 +50,9 @@ def create_provider(
     slug: str,
     now: datetime,
     kind: str = "person",
+    tenant_id: str = DEFAULT_TENANT,
 ) -> Provider:
-    """A new provider with default availability settings (no weekly rules yet)."""
+    """A new provider of ``tenant_id`` with default availability settings (no weekly rules)."""
     slug = slug.strip().lower()
     if not _SLUG.fullmatch(slug):
         raise InvalidInput(
@@ -62,20 +64,25 @@ def create_provider(
     if kind not in ("person", "unit"):
         raise InvalidInput("kind must be 'person' or 'unit'", code="invalid_kind")
     parse_zone(timezone)
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFoundError("tenant", tenant_id)
+    username = dav_username(slug, tenant.slug)
     taken = select(Provider.id).where(
-        (Provider.slug == slug) | (Provider.dav_username == dav_username(slug))
+        ((Provider.slug == slug) & (Provider.tenant_id == tenant_id))
+        | (Provider.dav_username == username)
     )
     if session.scalar(taken) is not None:
         raise SlugTaken(slug)
     provider = Provider(
         id=new_id("prv"),
-        tenant_id=DEFAULT_TENANT,
+        tenant_id=tenant_id,
         kind=kind,
         name=name.strip(),
         slug=slug,
         email=check_email(email),
         timezone=timezone,
-        dav_username=dav_username(slug),
+        dav_username=username,
         created_at=now,
         updated_at=now,
     )
@@ -89,6 +96,15 @@ def create_provider(
     return provider
 
 
+def booking_path(session: Session, provider: Provider) -> str:
+    """Where the provider's booking page is: /book/{slug}, under /t/{tenant} for a tenant
+    other than the default one (two tenants may each have an ``anna``)."""
+    if provider.tenant_id == DEFAULT_TENANT:
+        return f"/book/{provider.slug}"
+    tenant_slug = session.scalar(select(Tenant.slug).where(Tenant.id == provider.tenant_id))
+    return f"/t/{tenant_slug}/book/{provider.slug}"
+
+
 def get_provider(session: Session, provider_id: str) -> Provider:
     """The provider with ``provider_id`` or ``NotFoundError``."""
     provider = session.get(Provider, provider_id)
@@ -97,9 +113,10 @@ def get_provider(session: Session, provider_id: str) -> Provider:
     return provider
 
 
-def get_provider_by_slug(session: Session, slug: str) -> Provider:
-    """The provider whose public slug is ``slug`` or ``NotFoundError``."""
-    provider = session.scalar(select(Provider).where(Provider.slug == slug.lower()))
+def get_provider_by_slug(session: Session, slug: str, tenant_id: str = DEFAULT_TENANT) -> Provider:
+    """The provider of ``tenant_id`` whose public slug is ``slug`` or ``NotFoundError``."""
+    query = select(Provider).where(Provider.slug == slug.lower(), Provider.tenant_id == tenant_id)
+    provider = session.scalar(query)
     if provider is None:
         raise NotFoundError("provider", slug)
     return provider

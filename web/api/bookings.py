@@ -12,14 +12,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
 from core.services import bookings
+from core.services.access import Caller, Grant, visible_booking
 from core.services.bookings import BookingView, actor_of, view_booking
 from web.api.providers import SlotsOut, Strict, slots_json
 from web.http import (
+    authorize,
     in_transaction,
     json_response,
     parse_instant,
     read_json,
-    require_admin,
     rfc3339,
     runtime_of,
 )
@@ -81,21 +82,22 @@ def booking_json(view: BookingView) -> dict[str, Any]:
 
 
 async def get_booking(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.READ)
     booking_id = request.path_params["booking_id"]
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        return booking_json(view_booking(session, bookings.get_booking(session, booking_id)))
+        return booking_json(view_booking(session, visible_booking(session, caller, booking_id)))
 
     return json_response(await in_transaction(request, work))
 
 
 async def cancel_booking(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.WRITE)
     body = await read_json(request, CancelIn)
-    booking_id, actor = request.path_params["booking_id"], actor_of(runtime_of(request), "admin")
+    booking_id, actor = request.path_params["booking_id"], _actor(request, caller)
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
+        visible_booking(session, caller, booking_id)
         booking = bookings.cancel_booking(session, booking_id, actor, now, reason=body.reason)
         return booking_json(view_booking(session, booking))
 
@@ -103,12 +105,13 @@ async def cancel_booking(request: Request) -> JSONResponse:
 
 
 async def reschedule_booking(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.WRITE)
     body = await read_json(request, RescheduleIn)
     start, end = parse_instant(body.start, "start"), parse_instant(body.end, "end")
-    booking_id, actor = request.path_params["booking_id"], actor_of(runtime_of(request), "admin")
+    booking_id, actor = request.path_params["booking_id"], _actor(request, caller)
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
+        visible_booking(session, caller, booking_id)
         booking = bookings.reschedule_booking(session, booking_id, start, end, actor, now)
         return booking_json(view_booking(session, booking))
 
@@ -116,12 +119,13 @@ async def reschedule_booking(request: Request) -> JSONResponse:
 
 
 async def reschedule_candidates(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.READ)
     query = request.query_params
     start, end = parse_instant(query.get("start"), "start"), parse_instant(query.get("end"), "end")
     booking_id = request.path_params["booking_id"]
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
+        visible_booking(session, caller, booking_id)
         found = bookings.reschedule_candidates(session, booking_id, start, end, now)
         return slots_json(found.timezone, found.slots)
 
@@ -137,13 +141,18 @@ async def decline_booking(request: Request) -> JSONResponse:
 
 
 async def _decide(request: Request, decide: Any) -> JSONResponse:
-    require_admin(request)
-    booking_id, actor = request.path_params["booking_id"], actor_of(runtime_of(request), "admin")
+    caller = await authorize(request, Grant.OPERATE)
+    booking_id, actor = request.path_params["booking_id"], _actor(request, caller)
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
+        visible_booking(session, caller, booking_id)
         return booking_json(view_booking(session, decide(session, booking_id, actor, now)))
 
     return json_response(await in_transaction(request, work))
+
+
+def _actor(request: Request, caller: Caller) -> bookings.Actor:
+    return actor_of(runtime_of(request), caller.name)
 
 
 def routes() -> list[BaseRoute]:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
 from core.services import app_passwords, dav, feeds
-from web.http import in_transaction, json_response, read_json, require_admin, runtime_of
+from core.services.access import Grant, visible_provider
+from web.http import authorize, in_transaction, json_response, read_json, runtime_of
 from web.openapi import ApiDoc, api_route
 
 T = TypeVar("T")
@@ -61,22 +64,33 @@ class CalendarOut(BaseModel):
     blocking: bool
 
 
-async def create_app_password(request: Request) -> JSONResponse:
-    require_admin(request)
-    body = await read_json(request, AppPasswordIn)
+async def _for_provider(
+    request: Request, needed: Grant, work: Callable[[Session, datetime, str], T]
+) -> T:
+    """``work(session, now, provider_id)`` in one transaction, for a provider the caller
+    may see and an action its role includes."""
+    caller = await authorize(request, needed)
     provider_id = request.path_params["provider_id"]
-    issued = await in_transaction(
-        request, lambda s, now: app_passwords.issue(s, provider_id, now, body.label)
+
+    def checked(session: Session, now: datetime) -> T:
+        visible_provider(session, caller, provider_id)
+        return work(session, now, provider_id)
+
+    return await in_transaction(request, checked)
+
+
+async def create_app_password(request: Request) -> JSONResponse:
+    body = await read_json(request, AppPasswordIn)
+    issued = await _for_provider(
+        request, Grant.WRITE, lambda s, now, pid: app_passwords.issue(s, pid, now, body.label)
     )
     out = AppPasswordOut(id=issued.id, username=issued.username, password=issued.password)
     return json_response(out.model_dump(), status=201, headers={"Cache-Control": "no-store"})
 
 
 async def list_app_passwords(request: Request) -> JSONResponse:
-    require_admin(request)
-    provider_id = request.path_params["provider_id"]
-    rows = await in_transaction(
-        request, lambda s, now: app_passwords.list_passwords(s, provider_id)
+    rows = await _for_provider(
+        request, Grant.READ, lambda s, now, pid: app_passwords.list_passwords(s, pid)
     )
     out = AppPasswordList(
         app_passwords=[
@@ -94,23 +108,20 @@ async def list_app_passwords(request: Request) -> JSONResponse:
 
 
 async def revoke_app_password(request: Request) -> JSONResponse:
-    require_admin(request)
-    provider_id = request.path_params["provider_id"]
     password_id = request.path_params["password_id"]
-    await in_transaction(
-        request, lambda s, now: app_passwords.revoke(s, provider_id, password_id, now)
+    await _for_provider(
+        request, Grant.WRITE, lambda s, now, pid: app_passwords.revoke(s, pid, password_id, now)
     )
     return json_response({"revoked": password_id})
 
 
 async def create_feed_token(request: Request) -> JSONResponse:
-    require_admin(request)
     body = await read_json(request, FeedTokenIn)
-    provider_id = request.path_params["provider_id"]
-    token = await in_transaction(
+    token = await _for_provider(
         request,
-        lambda s, now: feeds.issue_token(
-            s, provider_id, now, include_holds=body.include_holds, fmt=body.format
+        Grant.WRITE,
+        lambda s, now, pid: feeds.issue_token(
+            s, pid, now, include_holds=body.include_holds, fmt=body.format
         ),
     )
     base = runtime_of(request).settings.effective_base_url
@@ -119,11 +130,10 @@ async def create_feed_token(request: Request) -> JSONResponse:
 
 
 async def set_calendar(request: Request) -> JSONResponse:
-    require_admin(request)
     body = await read_json(request, CalendarIn)
-    provider_id, name = request.path_params["provider_id"], request.path_params["name"]
-    row = await in_transaction(
-        request, lambda s, now: dav.set_blocking(s, provider_id, name, body.blocking)
+    name = request.path_params["name"]
+    row = await _for_provider(
+        request, Grant.WRITE, lambda s, now, pid: dav.set_blocking(s, pid, name, body.blocking)
     )
     return json_response(
         CalendarOut(name=row.name, kind=row.kind, blocking=row.blocking).model_dump()
@@ -140,11 +150,9 @@ class HoldsCalendarOut(BaseModel):
 
 
 async def set_holds_calendar(request: Request) -> JSONResponse:
-    require_admin(request)
     body = await read_json(request, HoldsCalendarIn)
-    provider_id = request.path_params["provider_id"]
-    enabled = await in_transaction(
-        request, lambda s, now: dav.show_holds_calendar(s, provider_id, body.enabled, now)
+    enabled = await _for_provider(
+        request, Grant.WRITE, lambda s, now, pid: dav.show_holds_calendar(s, pid, body.enabled, now)
     )
     return json_response(HoldsCalendarOut(enabled=enabled).model_dump())
 

@@ -1,7 +1,8 @@
 """The operator's list endpoints: providers, bookings, sources, conflicts, mail, audit.
 
 Each answers ``{"items": [...], "next_cursor": ...}`` newest first; pass ``cursor`` back
-for the next page and ``limit`` (1–200, default 50) for its size. Admin token only.
+for the next page and ``limit`` (1–200, default 50) for its size.
+Any role may read them; a key limited to some providers sees only theirs.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
-from core.db.models import DEFAULT_TENANT, AuditEntry, InboundMessage, OutboundMessage, Provider
+from core.db.models import AuditEntry, InboundMessage, OutboundMessage, Provider
 from core.services import lists
+from core.services.access import Caller, Grant
 from core.services.lists import ConflictSide, ConflictView, Page, PageRequest
 from web.api.bookings import booking_json
 from web.api.providers import provider_json
 from web.api.sources import source_json
 from web.errors import BadRequest
-from web.http import in_transaction, json_response, parse_instant, require_admin, rfc3339
+from web.http import authorize, in_transaction, json_response, parse_instant, rfc3339
 from web.openapi import ApiDoc, api_route
 
 T = TypeVar("T")
@@ -48,28 +50,30 @@ def _page_request(request: Request) -> PageRequest:
     return PageRequest(limit=int(raw), cursor=cursor)
 
 
-def _tenant(request: Request) -> str:
-    """The tenant the caller acts in (today the admin token's: the default tenant)."""
-    require_admin(request)
-    return DEFAULT_TENANT
-
-
 def _time(moment: datetime | None) -> str | None:
     return None if moment is None else rfc3339(moment)
 
 
 async def _listed(
     request: Request,
-    fetch: Callable[[Session, str, PageRequest], Page[T]],
-    shape: Callable[[T], dict[str, Any]],
+    fetch: Callable[[Session, Caller, PageRequest], Page[T]],
+    shape: Callable[[Session, T], dict[str, Any]],
 ) -> JSONResponse:
-    tenant, page = _tenant(request), _page_request(request)
+    """One page of a list as JSON, each row shaped by ``shape(session, row)``."""
+    caller = await authorize(request, Grant.READ)
+    page = _page_request(request)
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        found = fetch(session, tenant, page)
-        return {"items": [shape(item) for item in found.items], "next_cursor": found.next_cursor}
+        found = fetch(session, caller, page)
+        items = [shape(session, item) for item in found.items]
+        return {"items": items, "next_cursor": found.next_cursor}
 
     return json_response(await in_transaction(request, work))
+
+
+def _plain(shape: Callable[[T], dict[str, Any]]) -> Callable[[Session, T], dict[str, Any]]:
+    """A row shape that needs no session."""
+    return lambda session, item: shape(item)
 
 
 # --- rows as JSON ---------------------------------------------------------------------------
@@ -133,10 +137,9 @@ def audit_json(row: AuditEntry) -> dict[str, Any]:
 
 
 async def list_providers(request: Request) -> JSONResponse:
-    def shape(provider: Provider) -> dict[str, Any]:
+    def shape(session: Session, provider: Provider) -> dict[str, Any]:
         return {
-            **provider_json(request, provider),
-            "kind": provider.kind,
+            **provider_json(request, session, provider),
             "created_at": rfc3339(provider.created_at),
         }
 
@@ -153,57 +156,65 @@ async def list_bookings(request: Request) -> JSONResponse:
         start_to=parse_instant(query["to"], "to") if query.get("to") else None,
     )
 
-    def fetch(session: Session, tenant: str, page: PageRequest) -> Page[Any]:
-        return lists.list_bookings(session, tenant, wanted, page)
+    def fetch(session: Session, caller: Caller, page: PageRequest) -> Page[Any]:
+        return lists.list_bookings(session, caller, wanted, page)
 
     return await _listed(
         request,
         fetch,
-        lambda view: {**booking_json(view), "created_at": rfc3339(view.booking.created_at)},
+        _plain(lambda view: {**booking_json(view), "created_at": rfc3339(view.booking.created_at)}),
     )
 
 
 def _filtered(
-    name: str, fetch: Callable[[Session, str, str | None, PageRequest], Page[T]]
-) -> Callable[[Request], Callable[[Session, str, PageRequest], Page[T]]]:
+    name: str, fetch: Callable[[Session, Caller, str | None, PageRequest], Page[T]]
+) -> Callable[[Request], Callable[[Session, Caller, PageRequest], Page[T]]]:
     """A fetch with the one query filter ``name`` of the request bound."""
 
-    def bound(request: Request) -> Callable[[Session, str, PageRequest], Page[T]]:
+    def bound(request: Request) -> Callable[[Session, Caller, PageRequest], Page[T]]:
         value = request.query_params.get(name) or None
-        return lambda session, tenant, page: fetch(session, tenant, value, page)
+        return lambda session, caller, page: fetch(session, caller, value, page)
 
     return bound
 
 
 async def list_sources(request: Request) -> JSONResponse:
-    return await _listed(request, _filtered("status", lists.list_sources)(request), source_json)
+    return await _listed(
+        request, _filtered("status", lists.list_sources)(request), _plain(source_json)
+    )
 
 
 async def list_conflicts(request: Request) -> JSONResponse:
     fetch = _filtered("status", lists.list_conflicts)(request)
-    return await _listed(request, fetch, conflict_json)
+    return await _listed(request, fetch, _plain(conflict_json))
 
 
 async def list_inbound(request: Request) -> JSONResponse:
-    return await _listed(request, _filtered("outcome", lists.list_inbound)(request), inbound_json)
+    return await _listed(
+        request, _filtered("outcome", lists.list_inbound)(request), _plain(inbound_json)
+    )
 
 
 async def list_outbound(request: Request) -> JSONResponse:
-    return await _listed(request, _filtered("status", lists.list_outbound)(request), outbound_json)
+    return await _listed(
+        request, _filtered("status", lists.list_outbound)(request), _plain(outbound_json)
+    )
 
 
 async def list_audit(request: Request) -> JSONResponse:
-    return await _listed(request, _filtered("booking_id", lists.list_audit)(request), audit_json)
+    return await _listed(
+        request, _filtered("booking_id", lists.list_audit)(request), _plain(audit_json)
+    )
 
 
 async def retry_outbound(request: Request) -> JSONResponse:
-    tenant = _tenant(request)
+    caller = await authorize(request, Grant.WRITE)
     raw = request.path_params["message_id"]
     if not raw.isdigit() or len(raw) > 18:
         raise BadRequest("message id must be a whole number", code="invalid_id")
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        return outbound_json(lists.retry_outbound(session, tenant, int(raw), now))
+        return outbound_json(lists.retry_outbound(session, caller, int(raw), now))
 
     return json_response(await in_transaction(request, work))
 

@@ -22,8 +22,11 @@ from core.domain import (
     weekly_windows,
 )
 from core.services import availability, providers
+from core.services.access import Grant, visible_provider
+from core.services.errors import Forbidden
 from web.http import (
     MAX_DURATION_MINUTES,
+    authorize,
     in_transaction,
     json_response,
     limit_public,
@@ -31,7 +34,6 @@ from web.http import (
     parse_minutes,
     public_call,
     read_json,
-    require_admin,
     rfc3339,
     runtime_of,
 )
@@ -146,7 +148,7 @@ class ExplainOut(BaseModel):
 # --- rendering -----------------------------------------------------------------------------
 
 
-def provider_json(request: Request, provider: Provider) -> dict[str, Any]:
+def provider_json(request: Request, session: Session, provider: Provider) -> dict[str, Any]:
     base = runtime_of(request).settings.effective_base_url
     return {
         "id": provider.id,
@@ -155,7 +157,8 @@ def provider_json(request: Request, provider: Provider) -> dict[str, Any]:
         "email": provider.email,
         "timezone": provider.timezone,
         "dav_username": provider.dav_username,
-        "booking_url": f"{base}/book/{provider.slug}",
+        "kind": provider.kind,
+        "booking_url": base + providers.booking_path(session, provider),
     }
 
 
@@ -234,7 +237,9 @@ def to_policy(body: AvailabilityIn, timezone: str) -> AvailabilityPolicy:
 
 
 async def create_provider(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.WRITE)
+    if caller.providers is not None:
+        raise Forbidden("a key limited to some providers may not create providers")
     body = await read_json(request, ProviderIn)
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
@@ -245,41 +250,43 @@ async def create_provider(request: Request) -> JSONResponse:
             timezone=body.timezone,
             slug=body.slug,
             now=now,
+            tenant_id=caller.tenant_id,
         )
-        return provider_json(request, provider)
+        return provider_json(request, session, provider)
 
     return json_response(await in_transaction(request, work), status=201)
 
 
 async def get_provider(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.READ)
     provider_id = request.path_params["provider_id"]
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        return provider_json(request, providers.get_provider(session, provider_id))
+        return provider_json(request, session, visible_provider(session, caller, provider_id))
 
     return json_response(await in_transaction(request, work))
 
 
 async def get_availability(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.READ)
     provider_id = request.path_params["provider_id"]
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        return availability_json(availability.get_availability(session, provider_id))
+        provider = visible_provider(session, caller, provider_id)
+        return availability_json(availability.get_availability(session, provider.id))
 
     return json_response(await in_transaction(request, work))
 
 
 async def put_availability(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.WRITE)
     body = await read_json(request, AvailabilityIn)
     provider_id = request.path_params["provider_id"]
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        provider = providers.get_provider(session, provider_id)
+        provider = visible_provider(session, caller, provider_id)
         policy = to_policy(body, body.timezone or provider.timezone)
-        stored = availability.put_availability(session, provider.id, policy, now, actor="admin")
+        stored = availability.put_availability(session, provider.id, policy, now, actor=caller.name)
         return availability_json(stored)
 
     return json_response(await in_transaction(request, work))

@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute
 from caldav_bridge import importers
 from core.runtime import Runtime
 from core.services import sources, sync
-from web.http import json_response, read_json, require_admin, runtime_of
+from core.services.access import Grant, visible_provider, visible_source
+from web.http import authorize, json_response, read_json, runtime_of
 from web.openapi import ApiDoc, api_route
 
 T = TypeVar("T")
@@ -103,7 +104,7 @@ def _in_transaction(work: Callable[[Session, datetime], T]) -> Callable[[Runtime
 
 
 async def create_source(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.WRITE)
     body = await read_json(request, SourceIn)
     provider_id = request.path_params["provider_id"]
     new = sources.NewSource(
@@ -113,6 +114,7 @@ async def create_source(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
 
     def work(session: Session, now: datetime) -> str:
+        visible_provider(session, caller, provider_id)
         return sources.create_source(
             session, provider_id, new, now=now, secret_key=runtime.secrets.secret_key,
             max_sources=runtime.settings.max_sources_per_provider,
@@ -124,16 +126,25 @@ async def create_source(request: Request) -> JSONResponse:
 
 
 async def get_source(request: Request) -> JSONResponse:
-    require_admin(request)
+    caller = await authorize(request, Grant.READ)
     source_id = request.path_params["source_id"]
-    view = await _run(request, _in_transaction(lambda s, _: sources.get_source(s, source_id)))
-    return json_response(source_json(view))
+
+    def work(session: Session, now: datetime) -> sources.SourceView:
+        visible_source(session, caller, source_id)
+        return sources.get_source(session, source_id)
+
+    return json_response(source_json(await _run(request, _in_transaction(work))))
 
 
 async def delete_source(request: Request) -> Response:
-    require_admin(request)
+    caller = await authorize(request, Grant.WRITE)
     source_id = request.path_params["source_id"]
-    await _run(request, _in_transaction(lambda s, _: sources.delete_source(s, source_id)))
+
+    def work(session: Session, now: datetime) -> None:
+        visible_source(session, caller, source_id)
+        sources.delete_source(session, source_id)
+
+    await _run(request, _in_transaction(work))
     return Response(status_code=204)
 
 
@@ -142,14 +153,18 @@ def _syncing(source_id: str, *, confirm: bool) -> Callable[[Runtime], sync.SyncO
 
 
 async def sync_now(request: Request) -> JSONResponse:
-    require_admin(request)
-    outcome = await _run(request, _syncing(request.path_params["source_id"], confirm=False))
-    return json_response(sync_json(outcome))
+    return await _sync(request, Grant.OPERATE, confirm=False)
 
 
 async def confirm_removal(request: Request) -> JSONResponse:
-    require_admin(request)
-    outcome = await _run(request, _syncing(request.path_params["source_id"], confirm=True))
+    return await _sync(request, Grant.WRITE, confirm=True)
+
+
+async def _sync(request: Request, needed: Grant, *, confirm: bool) -> JSONResponse:
+    caller = await authorize(request, needed)
+    source_id = request.path_params["source_id"]
+    await _run(request, _in_transaction(lambda s, _: visible_source(s, caller, source_id)))
+    outcome = await _run(request, _syncing(source_id, confirm=confirm))
     return json_response(sync_json(outcome))
 
 

@@ -18,8 +18,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
 from core.services import stats
+from core.services.access import Caller, Grant
+from core.services.errors import Forbidden
 from web.errors import BadRequest
-from web.http import in_transaction, json_response, parse_instant, require_admin, rfc3339
+from web.http import authorize, in_transaction, json_response, parse_instant, rfc3339
 from web.openapi import ApiDoc, api_route
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -50,9 +52,12 @@ class StatsOut(BaseModel):
     feasibility_scope: str
 
 
-def scope_of(request: Request) -> stats.Scope:
-    """The tenant the figures are about: the one place a tenant-aware caller will pick it."""
-    return stats.Scope()
+def scope_of(caller: Caller) -> stats.Scope:
+    """The tenant the figures are about: the caller's. They cover the whole tenant, so a
+    key limited to some providers may not read them."""
+    if caller.providers is not None:
+        raise Forbidden("the figures cover the whole tenant; this key sees only some providers")
+    return stats.Scope(tenant_id=caller.tenant_id)
 
 
 def moment(value: str | None, name: str, *, end: bool) -> datetime | None:
@@ -104,8 +109,8 @@ def stats_json(found: stats.Stats) -> dict[str, Any]:
 
 
 async def get_stats(request: Request) -> JSONResponse:
-    require_admin(request)
-    query, scope = request.query_params, scope_of(request)
+    caller = await authorize(request, Grant.READ)
+    query, scope = request.query_params, scope_of(caller)
     start = moment(query.get("from"), "from", end=False)
     end = moment(query.get("to"), "to", end=True)
 

@@ -1,0 +1,156 @@
+"""Tenants and their API keys: creating, listing, revoking.
+
+A tenant is one organisation on a shared deployment, with its own organizer address; the
+default tenant (id and slug "default") is the one a single-organisation install lives in
+and keeps the organizer address of the settings. A key is shown once, when it is made,
+and stored only as its SHA-256.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db.models import DEFAULT_TENANT, ApiKey, Provider, Tenant, new_id
+from core.services.access import ROLES, Caller, Grant, key_hash, new_key
+from core.services.errors import InvalidInput, NotFoundError, TenantTaken
+from core.services.providers import check_email
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+RESERVED_SLUGS = frozenset({"admin", "api", "dav", "book", "feeds", "me", "t", "static"})
+
+
+def create_tenant(
+    session: Session,
+    caller: Caller,
+    *,
+    name: str,
+    slug: str,
+    organizer_email: str,
+    organizer_name: str | None,
+    now: datetime,
+) -> Tenant:
+    """A new tenant (system token only)."""
+    caller.require(Grant.SYSTEM)
+    slug = slug.strip().lower()
+    if not _SLUG.fullmatch(slug) or slug in RESERVED_SLUGS or slug == DEFAULT_TENANT:
+        raise InvalidInput(
+            "slug must be 1–40 characters a-z, 0-9 and '-' (not a reserved word)",
+            code="invalid_slug",
+        )
+    if not name.strip() or len(name) > 200:
+        raise InvalidInput("name must be 1–200 characters", code="invalid_name")
+    if organizer_name is not None and len(organizer_name) > 200:
+        raise InvalidInput("organizer_name must be at most 200 characters", code="invalid_name")
+    address = check_email(organizer_email, "organizer_email").lower()
+    clash = select(Tenant.id).where(
+        (Tenant.slug == slug) | (func.lower(Tenant.organizer_email) == address)
+    )
+    if session.scalar(clash) is not None:
+        raise TenantTaken(f"a tenant with slug {slug!r} or address {address!r} exists")
+    tenant = Tenant(
+        id=new_id("tnt"),
+        name=name.strip(),
+        slug=slug,
+        organizer_email=address,
+        organizer_name=(organizer_name or "").strip() or None,
+        created_at=now,
+    )
+    session.add(tenant)
+    try:
+        session.flush()
+    except IntegrityError as error:  # a concurrent create with the same slug won
+        raise TenantTaken(f"a tenant with slug {slug!r} exists") from error
+    return tenant
+
+
+def list_tenants(session: Session, caller: Caller) -> list[Tenant]:
+    caller.require(Grant.SYSTEM)
+    return list(session.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.id)))
+
+
+def tenant_for(session: Session, caller: Caller, tenant_id: str) -> Tenant:
+    """The tenant ``tenant_id`` as ``caller`` may address it (its own, or any for system)."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None or (caller.role != "system" and tenant.id != caller.tenant_id):
+        raise NotFoundError("tenant", tenant_id)
+    return tenant
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A key as made: ``key`` is the only time the secret is seen."""
+
+    row: ApiKey
+    key: str
+
+
+def create_key(
+    session: Session,
+    caller: Caller,
+    tenant_id: str,
+    *,
+    role: str,
+    label: str | None,
+    providers: Sequence[str] | None,
+    now: datetime,
+) -> IssuedKey:
+    """A new key of ``role`` in the tenant (owner or system)."""
+    caller.require(Grant.KEYS)
+    tenant = tenant_for(session, caller, tenant_id)
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
+    if label is not None and len(label) > 200:
+        raise InvalidInput("label must be at most 200 characters", code="invalid_label")
+    limited = None if providers is None else sorted(set(providers))
+    if limited is not None:
+        if not limited or len(limited) > 1000:
+            raise InvalidInput("providers must list 1–1000 provider ids", code="invalid_providers")
+        found = set(
+            session.scalars(
+                select(Provider.id).where(Provider.id.in_(limited), Provider.tenant_id == tenant.id)
+            )
+        )
+        missing = [ident for ident in limited if ident not in found]
+        if missing:
+            raise NotFoundError("provider", missing[0])
+    key = new_key(tenant.id)
+    row = ApiKey(
+        id=new_id("key"),
+        tenant_id=tenant.id,
+        key_hash=key_hash(key),
+        role=role,
+        label=label,
+        providers=limited,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return IssuedKey(row, key)
+
+
+def list_keys(session: Session, caller: Caller, tenant_id: str) -> list[ApiKey]:
+    caller.require(Grant.KEYS)
+    tenant = tenant_for(session, caller, tenant_id)
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant.id)
+    return list(session.scalars(query.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())))
+
+
+def revoke_key(
+    session: Session, caller: Caller, tenant_id: str, key_id: str, now: datetime
+) -> ApiKey:
+    """Revoke a key at once; revoking twice keeps the first time."""
+    caller.require(Grant.KEYS)
+    tenant = tenant_for(session, caller, tenant_id)
+    row = session.get(ApiKey, key_id)
+    if row is None or row.tenant_id != tenant.id:
+        raise NotFoundError("api key", key_id)
+    if row.revoked_at is None:
+        row.revoked_at = now
+    return row
