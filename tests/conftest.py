@@ -89,6 +89,7 @@ def _empty_all_tables(url: str) -> None:
         else:
             for name in names:
                 conn.execute(text(f'DELETE FROM "{name}"'))
+        conn.execute(text("DELETE FROM tenants WHERE id <> 'default'"))
     engine.dispose()
 
 
