@@ -94,6 +94,7 @@ def request_sign_in(
             },
             now=now,
             zone_name=provider.timezone,
+            tenant_id=provider.tenant_id,
         )
     record("web.sign_in.requested", sent=len(found))
     return len(found)

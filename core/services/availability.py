@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from core.db.driver import driver_rows
 from core.db.models import (
-    DEFAULT_TENANT,
     AuditEntry,
     AvailabilityException,
     AvailabilitySettings,
@@ -139,7 +138,7 @@ def put_availability(
     _store_settings(session, provider.id, policy, now)
     session.add(
         AuditEntry(
-            tenant_id=DEFAULT_TENANT,
+            tenant_id=provider.tenant_id,
             at=now,
             actor=actor,
             action="availability.replaced",

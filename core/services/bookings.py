@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import tokens
-from core.db.models import DEFAULT_TENANT, AuditEntry, Booking, Hold, Invitation, Provider, new_id
+from core.db.models import AuditEntry, Booking, Hold, Invitation, Provider, new_id
 from core.domain import AvailabilityPolicy, Slot
 from core.events import record
 from core.metrics import (
@@ -162,7 +162,7 @@ def book_hold(
     instant = policy.instant_book and _sources_fresh(session, provider.id, actor, now)
     booking = Booking(
         id=new_id("bkg"),
-        tenant_id=DEFAULT_TENANT,
+        tenant_id=provider.tenant_id,
         provider_id=provider.id,
         uid=f"{uuid.uuid4()}@{actor.uid_domain}",
         sequence=0,
@@ -231,7 +231,7 @@ def _invite(
     session.add(
         Invitation(
             id=invitation_id,
-            tenant_id=DEFAULT_TENANT,
+            tenant_id=booking.tenant_id,
             booking_id=booking.id,
             role=role,
             address=address,

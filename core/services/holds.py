@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy.orm import Session
 
 from core.db.driver import Deferred, db_time, driver_batch, driver_rows, for_driver, pipelined_async
-from core.db.models import DEFAULT_TENANT, Booking, Hold, new_id
+from core.db.models import Booking, Hold, new_id
 from core.domain import AvailabilityPolicy, Busy
 from core.domain.errors import InvalidInterval
 from core.domain.slots import require_aware
@@ -127,7 +127,7 @@ def create_hold(
     scope, policy = loaded.scope, loaded.policy
     check_rules(policy, request.start, request.end, now)
     _check_free(policy, loaded.busy, request, now)
-    hold = _new_hold(scope.id, request, now, ttl_seconds)
+    hold = _new_hold(scope, request, now, ttl_seconds)
     _insert(session, hold, request)
     _created(hold, request.source)
     return HoldResult(hold, created=True)
@@ -162,7 +162,8 @@ async def create_hold_hot(
     if hit is not None:  # after the provider lock, as in create_hold's batch
         statements.append((for_driver(hit.sql, "postgresql"), hit.params))
     if request.idempotency_key:
-        statements.append((_HOT_BY_KEY, {"tenant": DEFAULT_TENANT, "key": request.idempotency_key}))
+        by_key = {"provider": provider_id, "key": request.idempotency_key}
+        statements.append((_HOT_BY_KEY, by_key))
     try:
         _, scope_rows, rules, busy_rows, *rest = await pipelined_async(conn, statements)
         scope = scope_from_rows(scope_rows, provider_id)
@@ -181,7 +182,7 @@ async def create_hold_hot(
         busy = as_busy(own_busy_rows(busy_rows))
         check_rules(policy, request.start, request.end, now)
         _check_free(policy, busy, request, now)
-        hold = _new_hold(scope.id, request, now, ttl_seconds)
+        hold = _new_hold(scope, request, now, ttl_seconds)
         try:
             await conn.execute(_HOT_INSERT, _insert_params(hold, lambda moment: moment))
         except IntegrityError:
@@ -259,11 +260,11 @@ def _created(hold: Hold, source: str) -> None:
     hold_event("cal.hold.created", hold, source=source)
 
 
-def _new_hold(provider_id: str, request: HoldRequest, now: datetime, ttl_seconds: int) -> Hold:
+def _new_hold(scope: Scope, request: HoldRequest, now: datetime, ttl_seconds: int) -> Hold:
     return Hold(
         id=new_id("hld"),
-        tenant_id=DEFAULT_TENANT,
-        provider_id=provider_id,
+        tenant_id=scope.tenant_id,
+        provider_id=scope.id,
         start_at=request.start.astimezone(UTC),
         end_at=request.end.astimezone(UTC),
         expires_at=now + timedelta(seconds=ttl_seconds),
@@ -289,7 +290,12 @@ class _Loaded:
 # scope read under the lock decides; a wrong guess costs one more query.
 _LAST_SEEN: dict[str, tuple[tuple[str, ...], int, int]] = {}
 _LAST_SEEN_MAX = 50_000
-_BY_KEY = "SELECT id FROM holds WHERE tenant_id = :tenant AND idempotency_key = :key"
+# A key is the provider's tenant's: the same key in two tenants names two holds.
+_BY_KEY = """
+    SELECT id FROM holds
+     WHERE tenant_id = (SELECT tenant_id FROM providers WHERE id = :provider)
+       AND idempotency_key = :key
+"""
 
 
 def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Loaded | Hold:
@@ -305,7 +311,8 @@ def _load_for_hold(session: Session, request: HoldRequest, now: datetime) -> _Lo
         unit_rows_statement(dialect, (provider_id, *units), low, high, now),
     ]
     if request.idempotency_key:
-        statements.append((_BY_KEY, {"tenant": DEFAULT_TENANT, "key": request.idempotency_key}))
+        by_key = {"provider": request.provider_id, "key": request.idempotency_key}
+        statements.append((_BY_KEY, by_key))
     results = driver_batch(session, statements)
     scope = scope_from_rows(results[0], provider_id)
     if request.idempotency_key and results[3]:

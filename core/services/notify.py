@@ -19,7 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import tokens
-from core.db.models import Booking, Invitation, MagicLink, OutboundMessage, Provider, new_id
+from core.db.models import (
+    DEFAULT_TENANT,
+    Booking,
+    Invitation,
+    MagicLink,
+    OutboundMessage,
+    Provider,
+    new_id,
+)
 from core.events import record
 from core.imip.compose import (
     ItipKind,
@@ -374,7 +382,7 @@ def send_declinecounter(
         outbox_row(
             idempotency_key=key, kind="itip.declinecounter", uid=None, sequence=None,
             attendee=None, method=None, booking_id=booking.id, recipient=invitation.address,
-            message=message, message_id=message_id, now=now,
+            message=message, message_id=message_id, now=now, tenant_id=booking.tenant_id,
         )
     )  # fmt: skip
     deliver_soon(session, now)
@@ -393,6 +401,7 @@ def send_notice(
     now: datetime,
     zone_name: str | None = None,
     in_reply_to: str | None = None,
+    tenant_id: str | None = None,
 ) -> bool:
     """Queue a notice (no calendar) once per key; False when it was queued before."""
     if _already_sent(session, key):
@@ -400,7 +409,7 @@ def send_notice(
     session.add(
         notice_row(
             mailer, template=template, key=key, booking=booking, to=to, context=context,
-            now=now, zone_name=zone_name, in_reply_to=in_reply_to,
+            now=now, zone_name=zone_name, in_reply_to=in_reply_to, tenant_id=tenant_id,
         )
     )  # fmt: skip
     deliver_soon(session, now)
@@ -418,8 +427,11 @@ def notice_row(
     now: datetime,
     zone_name: str | None = None,
     in_reply_to: str | None = None,
+    tenant_id: str | None = None,
 ) -> OutboundMessage:
-    """The outbox row of a notice, composed, not yet in any session (``send_notice``)."""
+    """The outbox row of a notice, composed, not yet in any session (``send_notice``).
+
+    tenant_id: whose mail it is, when there is no booking (a sign-in link)."""
     message_id = message_id_for(key, mailer.domain)
     message = compose_notice(
         template=template,
@@ -435,6 +447,7 @@ def notice_row(
         idempotency_key=key, kind=f"notice.{template}", uid=None, sequence=None,
         attendee=None, method=None, booking_id=booking.id if booking else None,
         recipient=to.address, message=message, message_id=message_id, now=now,
+        tenant_id=booking.tenant_id if booking else (tenant_id or DEFAULT_TENANT),
     )  # fmt: skip
 
 

@@ -154,6 +154,7 @@ class Scope:
     timezone: str
     settings: tuple[Any, ...] | None
     related: Related
+    tenant_id: str = DEFAULT_TENANT
 
 
 # The provider, its settings and the related units that can block it. With FOR UPDATE
@@ -169,7 +170,8 @@ _SCOPE = """
                       AND r.active AND r.block_child_on_parent),
            EXISTS (SELECT 1 FROM unit_relationships r
                     WHERE r.parent_id = :provider AND r.child_id = p.id
-                      AND r.active AND r.block_parent_on_all_children)
+                      AND r.active AND r.block_parent_on_all_children),
+           p.tenant_id
       FROM providers p LEFT JOIN availability_settings s ON s.provider_id = p.id
      WHERE p.id IN (
            SELECT CAST(:provider AS VARCHAR(40))
@@ -212,4 +214,4 @@ def scope_from_rows(rows: list[tuple[Any, ...]], provider_id: str) -> Scope:
         names={row[0]: row[1] for row in rows},
     )
     settings = tuple(own[4:11]) if own[11] is not None else None
-    return Scope(own[0], own[1], own[2], own[3], settings, related)
+    return Scope(own[0], own[1], own[2], own[3], settings, related, own[14])

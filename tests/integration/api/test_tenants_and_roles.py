@@ -236,3 +236,29 @@ def test_a_limited_manager_sees_only_its_providers_and_a_revoked_key_stops(
     other_tenant = client.get("/api/v1/tenants/default/api-keys", headers=owner)
     assert other_tenant.status_code == 404
     assert client.get("/api/v1/providers", headers=_bearer("prl.default.forged")).status_code == 401
+
+
+def test_a_tenants_bookings_mail_and_audit_stay_in_that_tenant(
+    world: dict[str, Any], admin_headers: dict[str, str]
+) -> None:
+    client, acme_anna = world["client"], world["acme_anna"]
+    viewer = _bearer(world["keys"]["viewer"])
+    # The same idempotency key in two tenants names two holds.
+    for provider in (acme_anna, world["home_anna"]):
+        body = hold_body(provider, f"{MON}T11:00:00+01:00", f"{MON}T11:30:00+01:00")
+        made = client.post("/api/v1/holds", json={**body, "idempotency_key": "same-key"})
+        assert made.status_code == 201, made.text
+        assert made.json()["provider_id"] == provider
+        done = client.post(f"/api/v1/holds/{made.json()['id']}/confirm", json={})
+        assert done.status_code == 201, done.text
+    theirs = client.get("/api/v1/bookings", headers=viewer).json()["items"]
+    ours = client.get("/api/v1/bookings", headers=admin_headers).json()["items"]
+    assert [b["provider_id"] for b in theirs] == [acme_anna]
+    assert [b["provider_id"] for b in ours] == [world["home_anna"]]
+    their_mail = client.get("/api/v1/outbound-messages", headers=viewer).json()["items"]
+    assert {m["booking_id"] for m in their_mail} == {theirs[0]["id"]}
+    our_mail = client.get("/api/v1/outbound-messages", headers=admin_headers).json()["items"]
+    assert {m["booking_id"] for m in our_mail} == {ours[0]["id"]}
+    their_audit = client.get("/api/v1/audit", headers=viewer).json()["items"]
+    assert {e["subject_id"] for e in their_audit} >= {theirs[0]["id"], acme_anna}
+    assert ours[0]["id"] not in {e["subject_id"] for e in their_audit}
