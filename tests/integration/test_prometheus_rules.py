@@ -1,0 +1,128 @@
+"""The alert and recording rules of ops/prometheus, checked the way an operator loads them.
+
+promtool (Debian's `prometheus` package) parses both rule files and runs the unit tests in
+ops/prometheus/tests/. Without promtool these tests skip, except in CI (CI=true), where a
+missing promtool is a failure. The rest needs no promtool: every alert has a case that fires
+and a case that stays silent, a summary, a description quoting its value, and a runbook
+link to a section that exists in ops/runbooks/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+PROMETHEUS = Path(__file__).resolve().parents[2] / "ops" / "prometheus"
+RUNBOOKS = PROMETHEUS.parent / "runbooks"
+RULE_FILES = ("alerts.yml", "recording.yml")
+RUNBOOK_BASE = "https://parley.example/ops/runbooks/"
+SEVERITIES = {"critical", "warning"}
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def rules(name: str) -> list[dict[str, Any]]:
+    return [rule for group in load(PROMETHEUS / name)["groups"] for rule in group["rules"]]
+
+
+def alerts() -> list[dict[str, Any]]:
+    return rules("alerts.yml")
+
+
+def promtool_tests() -> list[Path]:
+    return sorted((PROMETHEUS / "tests").glob("*.yml"))
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: install Debian's prometheus package (CI=true)")
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    return found
+
+
+def run(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=240
+    )
+
+
+def test_promtool_accepts_both_rule_files(promtool: str) -> None:
+    done = run(promtool, "check", "rules", *RULE_FILES)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in RULE_FILES:
+        assert f"SUCCESS: {len(rules(name))} rules found" in done.stdout, (name, done.stdout)
+
+
+def test_promtool_unit_tests_pass(promtool: str) -> None:
+    files = [str(path.relative_to(PROMETHEUS)) for path in promtool_tests()]
+    assert files, "no promtool tests in ops/prometheus/tests"
+    done = run(promtool, "test", "rules", *files)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("SUCCESS") == len(files), done.stdout
+
+
+def alert_cases() -> list[dict[str, Any]]:
+    """Every alert_rule_test case of every promtool test file."""
+    return [
+        case
+        for path in promtool_tests()
+        for group in load(path)["tests"]
+        for case in group.get("alert_rule_test", [])
+    ]
+
+
+@pytest.mark.parametrize("alert", [rule["alert"] for rule in alerts()])
+def test_every_alert_has_a_firing_and_a_silent_case(alert: str) -> None:
+    cases = [case for case in alert_cases() if case["alertname"] == alert]
+    assert any(case.get("exp_alerts") for case in cases), f"{alert}: no case that fires"
+    assert any(not case.get("exp_alerts") for case in cases), f"{alert}: no case that is silent"
+
+
+def test_tests_name_only_alerts_that_exist() -> None:
+    known = {rule["alert"] for rule in alerts()}
+    named = {case["alertname"] for case in alert_cases()}
+    assert named <= known, f"tests name unknown alerts: {sorted(named - known)}"
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors a Markdown renderer gives the headings (GitHub style: lower case, dashes)."""
+    anchors = set()
+    for line in markdown.splitlines():
+        match = re.match(r"#{1,6}\s+(.*)", line)
+        if match:
+            words = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower())
+            anchors.add(words.replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("rule", alerts(), ids=lambda rule: rule["alert"])
+def test_every_alert_says_what_and_where_to_look(rule: dict[str, Any]) -> None:
+    assert rule["labels"]["severity"] in SEVERITIES
+    notes = rule["annotations"]
+    assert notes["summary"].strip()
+    assert "$value" in notes["description"], "the description should quote the value"
+    url = notes["runbook_url"]
+    assert url.startswith(RUNBOOK_BASE), url
+    parts = urlsplit(url)
+    runbook = RUNBOOKS / Path(parts.path).name
+    assert runbook.is_file(), f"{url}: no {runbook.relative_to(PROMETHEUS.parents[1])}"
+    assert parts.fragment, f"{url}: link the section, not only the file"
+    assert parts.fragment in heading_anchors(runbook.read_text(encoding="utf-8")), url
+
+
+def test_alert_names_are_unique() -> None:
+    names = [rule["alert"] for rule in alerts()]
+    assert len(names) == len(set(names))
