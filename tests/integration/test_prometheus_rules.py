@@ -4,11 +4,12 @@ promtool (Debian's `prometheus` package) parses both rule files and runs the uni
 ops/prometheus/tests/. Without promtool these tests skip, except in CI (CI=true), where a
 missing promtool is a failure. The rest needs no promtool: every alert has a case that fires
 and a case that stays silent, a summary, a description quoting its value, and a runbook
-link to a section that exists in ops/runbooks/.
+link to a section that exists in ops/runbooks/. promtool also parses the dashboard's queries.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ import yaml
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "ops" / "prometheus"
 RUNBOOKS = PROMETHEUS.parent / "runbooks"
+DASHBOARD = PROMETHEUS.parent / "grafana" / "parley-calendar.json"
 RULE_FILES = ("alerts.yml", "recording.yml")
 RUNBOOK_BASE = "https://parley.example/ops/runbooks/"
 SEVERITIES = {"critical", "warning"}
@@ -72,6 +74,23 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
     done = run(promtool, "test", "rules", *files)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("SUCCESS") == len(files), done.stdout
+
+
+def test_dashboard_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:
+    """Each panel query, wrapped as a recording rule, parses (Grafana's interval made 5m)."""
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [
+        target["expr"].replace("$__rate_interval", "5m")
+        for top in board["panels"]
+        for panel in [top, *top.get("panels", [])]  # a collapsed row holds its panels
+        for target in panel.get("targets", [])
+    ]
+    assert exprs
+    records = [{"record": f"dashboard:query:{n}", "expr": expr} for n, expr in enumerate(exprs)]
+    rule_file = tmp_path / "dashboard.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]}))
+    done = run(promtool, "check", "rules", str(rule_file))
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def alert_cases() -> list[dict[str, Any]]:
