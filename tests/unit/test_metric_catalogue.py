@@ -188,3 +188,12 @@ def test_dashboard_has_the_six_panels_of_seed_002_and_a_mail_row() -> None:
         "User impact",
         "Mail",
     ]
+
+
+def test_calendar_md_explains_every_graph_panel_and_alert() -> None:
+    """ops/dashboards/calendar.md has a paragraph per graph and names the alert watching it."""
+    text = (OPS / "dashboards" / "calendar.md").read_text()
+    graphs = [panel["title"] for panel in panels(dashboard()) if panel["type"] == "timeseries"]
+    assert [title for title in graphs if f"**{title}.**" not in text] == []
+    alert_names = [rule["alert"] for group in rule_groups("alerts.yml") for rule in group["rules"]]
+    assert [name for name in alert_names if name not in text] == []
