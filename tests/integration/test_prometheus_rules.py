@@ -4,11 +4,13 @@ promtool (Debian's `prometheus` package) parses both rule files and runs the uni
 ops/prometheus/tests/. Without promtool these tests skip, except in CI (CI=true), where a
 missing promtool is a failure. The rest needs no promtool: every alert has a case that fires
 and a case that stays silent, a summary, a description quoting its value, and a runbook
-link to a section that exists in ops/runbooks/. promtool also parses the dashboard's queries.
+link to a section that exists in ops/runbooks/. promtool also parses the dashboard's queries,
+and a scrape of /metrics over HTTP shows every metric the rules and the dashboard read.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -20,6 +22,17 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.runtime import Runtime
+from tests.integration.api.helpers import client_for
+from tests.unit.test_metric_catalogue import (
+    NAME,
+    SUFFIXES,
+    dashboard_texts,
+    recorded_names,
+    rule_texts,
+)
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "ops" / "prometheus"
 RUNBOOKS = PROMETHEUS.parent / "runbooks"
@@ -145,3 +158,23 @@ def test_every_alert_says_what_and_where_to_look(rule: dict[str, Any]) -> None:
 def test_alert_names_are_unique() -> None:
     names = [rule["alert"] for rule in alerts()]
     assert len(names) == len(set(names))
+
+
+def test_metrics_over_http_include_every_name_the_rules_and_dashboard_read(
+    runtime: Runtime,
+) -> None:
+    """What Prometheus would scrape: families are listed (# TYPE) before any sample exists.
+
+    The app is served with every module `parley serve` loads (the mail agent's and the
+    worker's metrics are defined there), as that process's /metrics would be.
+    """
+    importlib.import_module("parley.server")
+    answer = client_for(runtime).get("/metrics")
+    assert answer.status_code == 200
+    exported = {
+        family.name + suffix
+        for family in text_string_to_metric_families(answer.text)
+        for suffix in SUFFIXES.get(family.type, ("",))
+    }
+    used = {name for _, text in rule_texts() + dashboard_texts() for name in NAME.findall(text)}
+    assert used - recorded_names() - exported == set()
