@@ -17,8 +17,9 @@ apt_install() {
     echo "note: missing Debian packages (tests needing them will skip): ${missing[*]}" >&2
   fi
 }
-# Real peers the end-to-end tests drive: IMAP server, MTA, browser, WebDAV suite.
-apt_install postgresql-client dovecot-imapd postfix chromium chromium-driver litmus
+# Real peers the end-to-end tests drive: IMAP server, MTA, browser, WebDAV suite; promtool
+# (Debian's prometheus package) for the alert and recording rule tests.
+apt_install postgresql-client dovecot-imapd postfix chromium chromium-driver litmus prometheus
 
 if [ "${FRESH:-0}" = 1 ]; then rm -rf "$VENV"; fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
