@@ -118,6 +118,7 @@ def test_public_and_provider_pages_are_readable(
             "hold": f"{base}/book/ada/hold/{hold}?tz=Europe/Berlin",
             "not_found": f"{base}/book/nobody",
             "sign_in": f"{base}/me",
+            "landing": f"{base}/",
         }
         for name, url in pages.items():
             driver.get(url)
