@@ -4,7 +4,7 @@ and its button still change the zone."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,9 +32,11 @@ def test_the_guests_own_zone_is_picked_up(
     runtime.clock = Clock(datetime.now(UTC))
     browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": zone})
     with served(runtime) as base:
-        browser.get(f"{base}/book/ada")
+        week_on = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
+        browser.get(f"{base}/book/ada?from={week_on}")
         page_wait(browser).until(lambda d: _shown_zone(d) == zone)
         assert "tz=" in browser.current_url
+        assert f"from={week_on}" in browser.current_url  # the date asked for is kept
         select = Select(browser.find_element("id", "tz"))
         assert select.first_selected_option.get_attribute("value") == zone
 

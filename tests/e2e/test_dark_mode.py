@@ -9,15 +9,16 @@ while buttons keep a light background (white on near-white slot buttons).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
 from typing import Any
 
 import pytest
 
 from core.runtime import Runtime
 from tests.e2e.browser import ARTIFACTS
-from tests.integration.api.helpers import Clock, client_for, hold_body, make_provider, served
+from tests.integration.api.helpers import make_provider, served
 from tests.integration.me.helpers import sign_in
+from tests.integration.negotiation.helpers import GUEST, booked, links, outbox
 
 AA = 4.5  # WCAG 2 level AA for normal text
 
@@ -98,40 +99,56 @@ def _poor_contrast(driver: Any, scheme: str) -> tuple[list[str], list[tuple[str,
     return [label for label, _, _ in found], [(label, r) for label, r in poor if r < AA]
 
 
+def _public_pages(runtime: Runtime, admin_headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """A client, and paths of each kind of public page: booking steps, links, errors, landing."""
+    api, booking_id = booked(runtime, admin_headers, slug="ada")
+    reschedule = links(next(r for r in outbox(runtime) if r.recipient == GUEST))["reschedule"]
+    make_provider(api, admin_headers, slug="bea", instant_book=False)
+    page = api.get("/book/bea", params={"tz": "UTC", "from": "2027-03-03"}).text
+    start, end = re.findall(r'name="(?:start|end)" value="([^"]+)"', page)[:2]
+    held = api.post("/book/bea/hold", data={"start": start, "end": end, "tz": "UTC"})
+    done = api.post(str(held.url.path), data={"email": "gus@example.net", "tz": "UTC"})
+    host_mail = next(r for r in outbox(runtime) if r.recipient == "bea@example.org")
+    return api, {
+        "booking": "/book/ada?tz=Europe/Berlin&m=taken",
+        "request_to_book": "/book/bea?from=2027-04-29",
+        "hold": f"{held.url.path}?tz=Europe/Berlin",
+        "request_sent": str(done.url.path),
+        "reschedule": f"/reschedule?r={reschedule}",
+        "approve": f"/approve?t={links(host_mail)['approve']}",
+        "used_link": "/approve?t=nonsense",
+        "not_found": "/book/nobody",
+        "sign_in": "/me",
+        "landing": "/",
+        "me_booking": f"/me/bookings/{booking_id}",
+    }
+
+
 @pytest.mark.parametrize("scheme", ["dark", "light"])
 def test_public_and_provider_pages_are_readable(
     runtime: Runtime, admin_headers: dict[str, str], browser: Any, scheme: str
 ) -> None:
-    api = client_for(runtime, Clock(datetime.now(UTC)))
-    provider = make_provider(api, admin_headers, slug="ada", lead_time_hours=1)
-    page = api.get("/book/ada?tz=UTC").text
-    start = datetime.fromisoformat(page.split('data-start="', 1)[1].split('"', 1)[0])
-    body = hold_body(provider, start.isoformat(), (start + timedelta(minutes=30)).isoformat())
-    hold = api.post("/api/v1/holds", json=body).json()["id"]
+    api, paths = _public_pages(runtime, admin_headers)
     sign_in(api, runtime, "ada@example.org")
     cookie = api.cookies.get("parley_session", path="/me")
     driver = browser
     _scheme(driver, scheme)
+    ARTIFACTS.mkdir(exist_ok=True)
     with served(runtime) as base:
-        pages = {
-            "booking": f"{base}/book/ada?tz=Europe/Berlin&m=taken",
-            "hold": f"{base}/book/ada/hold/{hold}?tz=Europe/Berlin",
-            "not_found": f"{base}/book/nobody",
-            "sign_in": f"{base}/me",
-            "landing": f"{base}/",
-        }
-        for name, url in pages.items():
-            driver.get(url)
+        for name, path in paths.items():
+            if name == "me_booking":
+                driver.add_cookie({"name": "parley_session", "value": cookie, "path": "/me"})
+            driver.get(base + path)
             labels, poor = _poor_contrast(driver, scheme)
             assert not poor, (name, poor)
+            assert len(labels) >= 3, (name, labels)
             if name == "booking":
                 assert sum("button.slot" in label for label in labels) > 3, labels
-            ARTIFACTS.mkdir(exist_ok=True)
             driver.save_screenshot(str(ARTIFACTS / f"{scheme}_{name}.png"))
-        driver.add_cookie({"name": "parley_session", "value": cookie, "path": "/me"})
-        for name in ("me", "me/availability", "me/bookings", "me/preview", "me/calendars"):
+        for name in ("me", "me/availability", "me/bookings", "me/preview", "me/calendars",
+                     "me/connect", "me/sessions"):  # fmt: skip
             driver.get(f"{base}/{name}")
             labels, poor = _poor_contrast(driver, scheme)
             assert any("button#sign-out" in label for label in labels), (name, labels)
             assert not poor, (name, poor)
-        driver.save_screenshot(str(ARTIFACTS / f"{scheme}_me_availability.png"))
+        driver.save_screenshot(str(ARTIFACTS / f"{scheme}_me_sessions.png"))

@@ -122,6 +122,7 @@ def _page_context(session: Session, slug: str, request: Request, now: datetime) 
         "duration": policy.min_duration_minutes,
         "later": later.isoformat() if later <= last else None,
         "earlier": max(earlier, today).isoformat() if first > today else None,
+        "first": first.isoformat() if first > today else None,  # kept when the zone changes
         "window_days": policy.booking_window_days,
         "requests": not _instant(session, request, provider.id, policy, now),
         "zone_groups": zone_picker.zone_groups(now, zone),
