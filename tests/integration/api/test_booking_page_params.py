@@ -167,3 +167,15 @@ def test_a_linked_zone_from_the_browser_is_kept_and_shown(client: TestClient) ->
     assert 'id="shown-zone">Europe/Stockholm' in html
     assert re.findall(r'<option value="([^"]+)" selected>', html) == ["Europe/Stockholm"]
     assert _page(client, tz="Factory").count('id="shown-zone">Europe/Berlin') == 1
+
+
+def test_the_hold_and_done_pages_take_any_zone(client: TestClient) -> None:
+    html = _page(client, tz="UTC", **{"from": "2027-03-02"})
+    start, end = re.findall(r'name="(?:start|end)" value="([^"]+)"', html)[:2]
+    held = client.post("/book/ada/hold", data={"start": start, "end": end, "tz": "UTC"})
+    done = client.post(str(held.url.path), data={"email": "grace@example.net", "tz": "UTC"})
+    for path in (str(held.url.path), str(done.url.path)):
+        for value in TZS:
+            answer = client.get(path, params={"tz": value, "m": "taken", "from": "9999-01-01"})
+            assert answer.status_code == 200, (path, value, answer.status_code)
+            assert answer.headers["content-type"].startswith("text/html")
