@@ -1,4 +1,5 @@
-"""The `parley` command line: serve, migrate, worker, mail ingest, sync, demo, backup, doctor.
+"""The `parley` command line: serve, migrate, worker, mail ingest, sync, demo, provider add,
+backup, doctor.
 
 Every command reads settings once; a bad setting ends the command with one line on
 stderr and exit status 2, never a traceback.
@@ -22,6 +23,7 @@ from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from core.services.inbound import Stored
+    from parley.demo import DemoResult
 
 app = typer.Typer(
     help="Parley: self-hosted scheduling over email invitations, CalDAV and one-click links.",
@@ -31,6 +33,8 @@ app = typer.Typer(
 )
 mail_app = typer.Typer(help="Organizer mailbox commands.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+provider_app = typer.Typer(help="Provider commands.", no_args_is_help=True)
+app.add_typer(provider_app, name="provider")
 
 err = Console(stderr=True)
 out = Console()
@@ -229,18 +233,61 @@ def demo() -> None:
     finally:
         runtime.close()
 
-    def say(text: str) -> None:
-        out.print(text, markup=False, highlight=False, soft_wrap=True)
+    _say_demo(result)
 
-    say(f"Booking page:          {result.booking_page}")
-    say(f"Demo booking:          {result.booking_id} at {result.start}")
-    say(f"Mail folder (Maildir): {result.maildir / 'new'}")
+
+def _say(text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _say_demo(result: DemoResult) -> None:
+    """What the demo made, its times in the demo provider's zone, and what to try next."""
+    from web.templating import local_time
+
+    when = f"{local_time(result.start, result.timezone)} ({result.timezone})"
+    _say(f"Booking page:          {result.booking_page}")
+    _say(f"Demo booking:          {result.booking_id} on {when}")
+    _say(f"Mail folder (Maildir): {result.maildir / 'new'}")
     for recipient, path in result.invitations:
         where = str(path) if path else "(not delivered yet: run `parley serve`)"
-        say(f"  invitation to {recipient}: {where}")
+        _say(f"  invitation to {recipient}: {where}")
     if result.reschedule_link:
-        say("Guest's 'Request a new time' link (open it while `parley serve` runs):")
-        say(f"  {result.reschedule_link}")
+        _say("Guest's 'Request a new time' link (open it while `parley serve` runs):")
+        _say(f"  {result.reschedule_link}")
+    _say(f"Sign in as the demo provider: open {result.sign_in_page} while `parley serve` runs,")
+    _say(f"  enter {result.host_email}; the sign-in link arrives in the mail folder above.")
+
+
+@provider_app.command("add")
+def provider_add(
+    name: Annotated[str, typer.Option(help="Name guests see, e.g. 'Dana Demo'.")],
+    email: Annotated[str, typer.Option(help="Address for invitations and signing in at /me.")],
+    slug: Annotated[str, typer.Option(help="Booking page address: /book/SLUG (a-z, 0-9, -).")],
+    timezone: Annotated[str, typer.Option(help="IANA zone of the provider's hours.")],
+) -> None:
+    """Create a provider (as POST /api/v1/providers does) and print the next step."""
+    from core.errors import ParleyError
+    from core.services.providers import create_provider
+
+    settings = _settings()
+    _migrate(settings)
+    runtime = _runtime(settings)
+    try:
+        with runtime.sessions.begin() as session:
+            provider = create_provider(
+                session, name=name, email=email, timezone=timezone, slug=slug, now=runtime.clock()
+            )
+            provider_id, slug, address = provider.id, provider.slug, provider.email
+    except ParleyError as exc:
+        err.print(f"parley: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        runtime.close()
+    base = settings.effective_base_url
+    _say(f"Provider:     {provider_id}")
+    _say(f"Booking page: {base}/book/{slug}")
+    _say(f"Next: sign in at {base}/me with {address} and set your hours (Availability);")
+    _say("  guests see bookable times once there are weekly hours.")
 
 
 @app.command()

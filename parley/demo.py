@@ -2,7 +2,8 @@
 
 Creates (or reuses) a demo provider with weekday hours, books the first free slot
 between two demo addresses through the same services the API uses, delivers the two
-invitations into the Maildir, and says where to look and which link to try next.
+invitations into the Maildir, and says where to look and which link to try next: times
+in the demo provider's zone, and how to sign in as that provider at /me.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email import policy as email_policy
 from pathlib import Path
 
@@ -35,19 +36,23 @@ _LINK = re.compile(r"https?://\S+/reschedule\?r=[A-Za-z0-9_\-%.~]+")
 @dataclass(frozen=True)
 class DemoResult:
     booking_page: str
+    sign_in_page: str
+    host_email: str
+    timezone: str
     booking_id: str
-    start: str
+    start: datetime
     invitations: list[tuple[str, Path | None]]
     reschedule_link: str | None
     maildir: Path
 
 
-def _provider(runtime: Runtime) -> str:
+def _provider(runtime: Runtime) -> tuple[str, str]:
+    """The demo provider's id and zone, created with weekday hours on the first run."""
     now = runtime.clock()
     with runtime.sessions.begin() as session:
         existing = session.scalar(select(Provider).where(Provider.slug == DEMO_SLUG))
         if existing is not None:
-            return existing.id
+            return existing.id, existing.timezone
         provider = create_provider(
             session, name=HOST[0], email=HOST[1], timezone=ZONE, slug=DEMO_SLUG, now=now
         )
@@ -56,10 +61,10 @@ def _provider(runtime: Runtime) -> str:
             timezone=ZONE, weekly=weekdays, lead_time_hours=2, booking_window_days=30
         )
         put_availability(session, provider.id, policy, now, actor="demo")
-        return provider.id
+        return provider.id, ZONE
 
 
-def _book(runtime: Runtime, provider_id: str) -> tuple[str, str]:
+def _book(runtime: Runtime, provider_id: str) -> tuple[str, datetime]:
     now = runtime.clock()
     actor = actor_of(runtime, "demo")
     with runtime.sessions.begin() as session:
@@ -79,7 +84,7 @@ def _book(runtime: Runtime, provider_id: str) -> tuple[str, str]:
         )
         hold = create_hold(session, request, now, ttl_seconds=runtime.settings.hold_ttl_seconds)
         booking = confirm_hold(session, hold.hold.id, actor, now)
-        return booking.id, slot.start.isoformat()
+        return booking.id, slot.start
 
 
 def _files(runtime: Runtime, booking_id: str) -> list[tuple[str, Path | None, bytes]]:
@@ -115,13 +120,17 @@ def _reschedule_link(mime: bytes) -> str | None:
 
 def run_demo(runtime: Runtime) -> DemoResult:
     """Create the demo booking and deliver its invitations; returns what to show."""
-    provider_id = _provider(runtime)
+    provider_id, zone = _provider(runtime)
     booking_id, start = _book(runtime, provider_id)
     deliver_outbox(runtime.settings, runtime.sessions, runtime.clock)
     files = _files(runtime, booking_id)
     guest_mime = next((mime for to, _, mime in files if to == GUEST[1]), b"")
+    base = runtime.settings.effective_base_url
     return DemoResult(
-        booking_page=f"{runtime.settings.effective_base_url}/book/{DEMO_SLUG}",
+        booking_page=f"{base}/book/{DEMO_SLUG}",
+        sign_in_page=f"{base}/me",
+        host_email=HOST[1],
+        timezone=zone,
         booking_id=booking_id,
         start=start,
         invitations=[(to, path) for to, path, _ in files],

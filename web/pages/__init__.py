@@ -1,4 +1,4 @@
-"""Server-rendered pages (booking, reschedule, approve/decline, provider pages) and feeds."""
+"""Server-rendered pages (landing, booking, reschedule, approve/decline, /me) and feeds."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from web.pages import booking as booking_pages
 from web.pages import feeds as feed_pages
+from web.pages import landing as landing_pages
 from web.pages import me as provider_pages
 from web.pages import negotiation as negotiation_pages
 
@@ -13,6 +14,7 @@ from web.pages import negotiation as negotiation_pages
 def page_routes() -> list[BaseRoute]:
     """Every HTML page and feed route; each feature module appends its own."""
     routes: list[BaseRoute] = []
+    routes += landing_pages.routes()
     routes += feed_pages.routes()
     routes += booking_pages.routes()
     routes += negotiation_pages.routes()

@@ -2,17 +2,19 @@
 
 Plain forms and redirects (POST → 303 → GET), so it works without JavaScript; a small
 script only pre-fills the guest's time zone from the browser. Times are shown in the
-``tz`` query parameter's zone, defaulting to the provider's.
+``tz`` query parameter's zone, defaulting to the provider's. A redirect names a message
+by code (``m=taken``): the page prints only its own texts, never text from the address.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -20,16 +22,26 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.db.models import Provider
-from core.domain import Slot
+from core.domain import AvailabilityPolicy, Slot
 from core.services import availability, holds, providers
 from core.services.bookings import actor_of, get_booking, view_booking
 from core.services.errors import NotFoundError, ServiceError
+from core.services.freshness import instant_book_allowed
 from web.errors import ANSWERED, Reply, reply_for
 from web.http import in_transaction, limit_public, parse_instant, runtime_of
-from web.inputs import in_range
+from web.pages import zone_picker
 from web.templating import templates
 
 T = TypeVar("T")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the page's own links; no week dates
+
+# The only texts the page's alert box shows, by the code a redirect puts in ``m``.
+MESSAGES = {
+    "taken": "Sorry, that time was just taken. Please pick another.",
+    "expired": "Your hold has expired or the time was taken. Please pick a time again.",
+    "unavailable": "That time cannot be booked. Please pick another.",
+    "slow_down": "Too many attempts in a short time. Please wait a minute and try again.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +53,7 @@ class Day:
 
 
 def _zone(name: str | None, fallback: str) -> str:
-    if name and name in _zones():
-        return name
-    return fallback
-
-
-_ZONES: frozenset[str] = frozenset()
-
-
-def _zones() -> frozenset[str]:
-    global _ZONES
-    if not _ZONES:
-        _ZONES = frozenset(available_timezones())
-    return _ZONES
+    return name if name and zone_picker.accepts(name) else fallback
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -95,44 +95,67 @@ def error_page(request: Request, error: Reply) -> Response:
 
 async def book_page(request: Request) -> Response:
     slug = request.path_params["slug"]
-    weeks = runtime_of(request).settings.booking_page_weeks
-    context = await _html(request, lambda s, now: _page_context(s, slug, request, now, weeks))
+    context = await _html(request, lambda s, now: _page_context(s, slug, request, now))
     if isinstance(context, Response):
         return context
     return templates.TemplateResponse(request, "book.html", context)
 
 
-def _page_context(
-    session: Session, slug: str, request: Request, now: datetime, weeks: int
-) -> dict[str, Any]:
+def _page_context(session: Session, slug: str, request: Request, now: datetime) -> dict[str, Any]:
     provider = providers.get_provider_by_slug(session, slug)
     zone = _zone(request.query_params.get("tz"), provider.timezone)
     policy = availability.load_policy(session, provider)
-    first = _from_date(request.query_params.get("from"), now, zone)
+    weeks = runtime_of(request).settings.booking_page_weeks
+    today, last = _bookable_dates(policy, now, zone)
+    first = _from_date(request.query_params.get("from"), today, last)
     start = datetime.combine(first, time(0), ZoneInfo(zone))
-    end = start + timedelta(weeks=weeks)
     duration = timedelta(minutes=policy.min_duration_minutes)
-    found = availability.find_slots(session, provider.id, start, end, duration, now, surface="page")
+    found = availability.find_slots(
+        session, provider.id, start, start + timedelta(weeks=weeks), duration, now, surface="page"
+    )
+    later, earlier = first + timedelta(weeks=weeks), first - timedelta(weeks=weeks)
     return {
         "provider": provider,
         "zone": zone,
         "zone_given": bool(request.query_params.get("tz")),
         "days": _days(found.slots, zone),
         "duration": policy.min_duration_minutes,
-        "later": (first + timedelta(weeks=weeks)).isoformat(),
-        "earlier": (first - timedelta(weeks=weeks)).isoformat() if first > now.date() else None,
-        "zones": sorted(_zones()),
-        "message": request.query_params.get("m"),
+        "later": later.isoformat() if later <= last else None,
+        "earlier": max(earlier, today).isoformat() if first > today else None,
+        "first": first.isoformat() if first > today else None,  # kept when the zone changes
+        "window_days": policy.booking_window_days,
+        "requests": not _instant(session, request, provider.id, policy, now),
+        "zone_groups": zone_picker.zone_groups(now, zone),
+        "message": MESSAGES.get(request.query_params.get("m", "")),
     }
 
 
-def _from_date(text: str | None, now: datetime, zone: str) -> date:
-    today = now.astimezone(ZoneInfo(zone)).date()
+def _bookable_dates(policy: AvailabilityPolicy, now: datetime, zone: str) -> tuple[date, date]:
+    """Today and the last date of the booking window, both in the zone shown."""
+    tz = ZoneInfo(zone)
+    last = now + timedelta(days=policy.booking_window_days)
+    return now.astimezone(tz).date(), last.astimezone(tz).date()
+
+
+def _from_date(text: str | None, today: date, last: date) -> date:
+    """The first date asked for; today when it is malformed or outside the booking window."""
+    if not _ISO_DATE.fullmatch(text or ""):
+        return today
     try:
         asked = date.fromisoformat(text or "")
     except ValueError:
         return today
-    return max(asked, today) if in_range(asked) else today
+    return asked if today <= asked <= last else today
+
+
+def _instant(
+    session: Session, request: Request, provider_id: str, policy: AvailabilityPolicy, now: datetime
+) -> bool:
+    """True when a guest's booking is confirmed at once, as confirm_hold will decide."""
+    if not policy.instant_book:
+        return False
+    stale = timedelta(minutes=runtime_of(request).settings.source_stale_minutes)
+    return instant_book_allowed(session, provider_id, now, stale_after=stale)[0]
 
 
 async def hold_slot(request: Request) -> Response:
@@ -160,15 +183,9 @@ async def hold_slot(request: Request) -> Response:
 
         hold_id = await in_transaction(request, work)
     except ANSWERED as answered:
-        error = reply_for(answered)
-        message = (
-            "Sorry, that time was just taken. Please pick another."
-            if error.status == 409
-            else error.message
-        )
-        return RedirectResponse(
-            f"/book/{slug}?tz={quote(zone)}&m={quote(message)}", status_code=303
-        )
+        status = reply_for(answered).status
+        code = {409: "taken", 429: "slow_down"}.get(status, "unavailable")
+        return RedirectResponse(f"/book/{slug}?tz={quote(zone)}&m={code}", status_code=303)
     return RedirectResponse(f"/book/{slug}/hold/{hold_id}?tz={quote(zone)}", status_code=303)
 
 
@@ -187,7 +204,9 @@ async def _render_hold(
         if hold.provider_id != provider.id:
             raise NotFoundError("hold", hold_id)
         zone = _zone(request.query_params.get("tz") or values.get("tz"), provider.timezone)
-        return _hold_context(provider, hold, zone, now)
+        policy = availability.load_policy(session, provider)
+        requests = not _instant(session, request, provider.id, policy, now)
+        return {**_hold_context(provider, hold, zone, now), "requests": requests}
 
     context = await _html(request, work)
     if isinstance(context, Response):
@@ -232,10 +251,8 @@ async def confirm(request: Request) -> Response:
         error = reply_for(answered)
         if error.code in ("invalid_email", "invalid_name", "guest_email_required"):
             return await _render_hold(request, values, {"email": error.message}, 400)
-        message = "Your hold has expired or the time was taken. Please pick a time again."
-        return RedirectResponse(
-            f"/book/{slug}?tz={quote(values['tz'])}&m={quote(message)}", status_code=303
-        )
+        code = "slow_down" if error.status == 429 else "expired"
+        return RedirectResponse(f"/book/{slug}?tz={quote(values['tz'])}&m={code}", status_code=303)
     return RedirectResponse(
         f"/book/{slug}/done/{hold_id}?tz={quote(values['tz'])}", status_code=303
     )

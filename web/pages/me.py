@@ -22,7 +22,7 @@ import web.pages.me_bookings as me_bookings
 import web.pages.me_calendars as me_calendars
 import web.pages.me_connect as me_connect
 from core.runtime import Runtime
-from core.services import accounts, ratelimit
+from core.services import accounts, availability, providers, ratelimit
 from core.services.errors import InvalidInput, RateLimited, SignInProblem
 from core.services.freshness import instant_book_allowed
 from core.services.notify import Mailer
@@ -64,10 +64,12 @@ async def _home(ctx: Ctx) -> Response:
     def work(session: Session, now: datetime) -> dict[str, Any]:
         upcoming = accounts.list_bookings(session, me.provider_id, now=now, past=False, limit=200)
         allowed, reason = instant_book_allowed(session, me.provider_id, now, stale_after=stale)
+        policy = availability.load_policy(session, providers.get_provider(session, me.provider_id))
         return {
             "requested": [b for b in upcoming if b.status == "requested"],
             "next": [b for b in upcoming if b.status == "confirmed"][:5],
             "paused": None if allowed else reason,
+            "has_hours": bool(policy.weekly),  # without them the booking page offers nothing
         }
 
     context = await ctx.run(work)

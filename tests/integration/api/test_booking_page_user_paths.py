@@ -62,7 +62,8 @@ def test_a_hold_taken_on_the_page_lapses_back_onto_it(
     assert first in _offered(client)
     assert "This hold has expired" in client.get(hold_path).text
     late = _confirm(client, hold_path)
-    assert late.startswith("/book/ada?") and "hold has expired" in late
+    assert late.startswith("/book/ada?") and late.endswith("&m=expired")
+    assert "Your hold has expired" in client.get(late).text
     again = _confirm(client, _pick(client, first))
     assert "/book/ada/done/" in again
     assert first not in _offered(client)

@@ -1,0 +1,109 @@
+"""The booking page's time zone picker: IANA's canonical zones, grouped by region.
+
+The list is IANA's own ``zone1970.tab`` (one row per canonical zone, with the countries it
+covers), not ``available_timezones()``, which also holds ``Factory``, ``localtime``,
+``W-SU`` and hundreds of backward-compatible links. Each entry shows its UTC offset now.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+_NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneChoice:
+    """One option: the IANA name sent with the form and the label the guest reads."""
+
+    name: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneGroup:
+    """The options of one region (Africa, America, …), in the order shown."""
+
+    region: str
+    choices: list[ZoneChoice]
+
+
+def _tab_text(file: str) -> str | None:
+    """A tzdata table from the system's zoneinfo, else from the ``tzdata`` package."""
+    for folder in zoneinfo.TZPATH:
+        path = Path(folder) / file
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    try:
+        return resources.files("tzdata.zoneinfo").joinpath(file).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+
+
+def _rows(text: str | None) -> list[list[str]]:
+    lines = (text or "").splitlines()
+    return [line.split("\t") for line in lines if line.strip() and not line.startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def canonical_zones() -> dict[str, tuple[str, ...]]:
+    """Every canonical zone with the names of the countries it covers (UTC first)."""
+    countries = {row[0]: row[1] for row in _rows(_tab_text("iso3166.tab")) if len(row) > 1}
+    zones: dict[str, tuple[str, ...]] = {"UTC": ()}
+    for row in _rows(_tab_text("zone1970.tab")):
+        if len(row) >= 3:
+            codes = row[0].split(",")
+            zones[row[2]] = tuple(countries.get(code, code) for code in codes)
+    if len(zones) == 1:  # no tables on this system: regional names, links and all
+        regional = (z for z in zoneinfo.available_timezones() if "/" in z)
+        zones.update((z, ()) for z in regional if not z.startswith(("Etc/", "SystemV/")))
+    return zones
+
+
+def accepts(name: str | None) -> bool:
+    """True when name is an IANA zone the page may show times in (a link too)."""
+    return bool(name) and name not in _NOT_ZONES and name in _known()
+
+
+@lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def offset_label(name: str, now: datetime) -> str:
+    """The zone's UTC offset at now, as ``UTC+05:30`` or ``UTC-03:00``."""
+    offset = now.astimezone(zoneinfo.ZoneInfo(name)).utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _choice(name: str, countries: tuple[str, ...], now: datetime) -> ZoneChoice:
+    if name == "UTC":
+        return ZoneChoice(name, "UTC")
+    place = name.split("/", 1)[-1].replace("_", " ").replace("/", " / ")
+    where = f" — {', '.join(countries)}" if countries and countries != (place,) else ""
+    return ZoneChoice(name, f"{place}{where} ({offset_label(name, now)})")
+
+
+def zone_groups(now: datetime, selected: str) -> list[ZoneGroup]:
+    """The picker's options by region, cities in alphabetical order; selected always listed.
+
+    A zone the browser reports that is only a link (``Europe/Stockholm``) is not in the
+    canonical list; it is put first so the picker still shows the guest's choice.
+    """
+    zones = canonical_zones()
+    groups: dict[str, list[ZoneChoice]] = {}
+    if selected not in zones:
+        groups["Your zone"] = [_choice(selected, (), now)]
+    for name, countries in zones.items():
+        region = name.split("/", 1)[0] if "/" in name else "UTC"
+        groups.setdefault(region, []).append(_choice(name, countries, now))
+    first = {"Your zone": 0, "UTC": 1}
+    ordered = sorted(groups.items(), key=lambda item: (first.get(item[0], 2), item[0]))
+    return [ZoneGroup(region, sorted(items, key=lambda c: c.label)) for region, items in ordered]
