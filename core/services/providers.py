@@ -122,6 +122,18 @@ def get_provider_by_slug(session: Session, slug: str, tenant_id: str = DEFAULT_T
     return provider
 
 
+def public_provider(session: Session, slug: str, tenant_slug: str | None = None) -> Provider:
+    """The provider a public page names: by slug in the default tenant, or in the tenant
+    with ``tenant_slug`` (the default tenant is never reached under a tenant slug)."""
+    tenant_id = DEFAULT_TENANT
+    if tenant_slug is not None:
+        found = session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug.lower()))
+        if found is None or found == DEFAULT_TENANT:
+            raise NotFoundError("provider", slug)
+        tenant_id = found
+    return get_provider_by_slug(session, slug, tenant_id)
+
+
 def lock_providers(session: Session, provider_ids: Iterable[str]) -> None:
     """Serialize writers per provider: row locks in id order (PostgreSQL).
 

@@ -1,4 +1,5 @@
 """The public booking page /book/{slug}: pick a slot, hold it, give name and email, confirm.
+A tenant other than the default one has its pages under /t/{tenant}/book/{slug}.
 
 Plain forms and redirects (POST → 303 → GET), so it works without JavaScript; a small
 script only pre-fills the guest's time zone from the browser. Times are shown in the
@@ -78,6 +79,19 @@ async def _html(request: Request, work: Callable[[Session, datetime], T]) -> T |
         return error_page(request, reply_for(error))
 
 
+def book_path(request: Request) -> str:
+    """This booking page's own path: /book/{slug}, or /t/{tenant}/book/{slug}."""
+    slug = quote(request.path_params["slug"], safe="")
+    tenant = request.path_params.get("tenant")
+    return f"/book/{slug}" if tenant is None else f"/t/{quote(tenant, safe='')}/book/{slug}"
+
+
+def _provider(session: Session, request: Request) -> Provider:
+    """The provider the page's path names (in its tenant, or the default one)."""
+    params = request.path_params
+    return providers.public_provider(session, params["slug"], params.get("tenant"))
+
+
 def error_page(request: Request, error: Reply) -> Response:
     """A plain HTML page for a booking-page error (never the API's JSON)."""
     missing = error.status == 404
@@ -88,21 +102,20 @@ def error_page(request: Request, error: Reply) -> Response:
             if missing
             else error.message
         ),
-        "slug": None if missing else request.path_params.get("slug"),
+        "book_path": None if missing or "slug" not in request.path_params else book_path(request),
     }
     return templates.TemplateResponse(request, "book_error.html", context, status_code=error.status)
 
 
 async def book_page(request: Request) -> Response:
-    slug = request.path_params["slug"]
-    context = await _html(request, lambda s, now: _page_context(s, slug, request, now))
+    context = await _html(request, lambda s, now: _page_context(s, request, now))
     if isinstance(context, Response):
         return context
     return templates.TemplateResponse(request, "book.html", context)
 
 
-def _page_context(session: Session, slug: str, request: Request, now: datetime) -> dict[str, Any]:
-    provider = providers.get_provider_by_slug(session, slug)
+def _page_context(session: Session, request: Request, now: datetime) -> dict[str, Any]:
+    provider = _provider(session, request)
     zone = _zone(request.query_params.get("tz"), provider.timezone)
     policy = availability.load_policy(session, provider)
     weeks = runtime_of(request).settings.booking_page_weeks
@@ -116,6 +129,7 @@ def _page_context(session: Session, slug: str, request: Request, now: datetime) 
     later, earlier = first + timedelta(weeks=weeks), first - timedelta(weeks=weeks)
     return {
         "provider": provider,
+        "book_path": book_path(request),
         "zone": zone,
         "zone_given": bool(request.query_params.get("tz")),
         "days": _days(found.slots, zone),
@@ -159,7 +173,6 @@ def _instant(
 
 
 async def hold_slot(request: Request) -> Response:
-    slug = request.path_params["slug"]
     form = await _form(request)
     zone = form.get("tz", "")
     try:
@@ -171,7 +184,7 @@ async def hold_slot(request: Request) -> Response:
         ttl = runtime_of(request).settings.hold_ttl_seconds
 
         def work(session: Session, now: datetime) -> str:
-            provider = providers.get_provider_by_slug(session, slug)
+            provider = _provider(session, request)
             ask = holds.HoldRequest(
                 provider.id,
                 start,
@@ -185,8 +198,10 @@ async def hold_slot(request: Request) -> Response:
     except ANSWERED as answered:
         status = reply_for(answered).status
         code = {409: "taken", 429: "slow_down"}.get(status, "unavailable")
-        return RedirectResponse(f"/book/{slug}?tz={quote(zone)}&m={code}", status_code=303)
-    return RedirectResponse(f"/book/{slug}/hold/{hold_id}?tz={quote(zone)}", status_code=303)
+        return RedirectResponse(f"{book_path(request)}?tz={quote(zone)}&m={code}", status_code=303)
+    return RedirectResponse(
+        f"{book_path(request)}/hold/{hold_id}?tz={quote(zone)}", status_code=303
+    )
 
 
 async def hold_form(request: Request) -> Response:
@@ -196,17 +211,18 @@ async def hold_form(request: Request) -> Response:
 async def _render_hold(
     request: Request, values: dict[str, str], errors: dict[str, str], status: int
 ) -> Response:
-    slug, hold_id = request.path_params["slug"], request.path_params["hold_id"]
+    hold_id = request.path_params["hold_id"]
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        provider = providers.get_provider_by_slug(session, slug)
+        provider = _provider(session, request)
         hold = holds.get_hold(session, hold_id)
         if hold.provider_id != provider.id:
             raise NotFoundError("hold", hold_id)
         zone = _zone(request.query_params.get("tz") or values.get("tz"), provider.timezone)
         policy = availability.load_policy(session, provider)
         requests = not _instant(session, request, provider.id, policy, now)
-        return {**_hold_context(provider, hold, zone, now), "requests": requests}
+        context = _hold_context(provider, hold, zone, now)
+        return {**context, "requests": requests, "book_path": book_path(request)}
 
     context = await _html(request, work)
     if isinstance(context, Response):
@@ -229,7 +245,7 @@ def _hold_context(provider: Provider, hold: Any, zone: str, now: datetime) -> di
 
 
 async def confirm(request: Request) -> Response:
-    slug, hold_id = request.path_params["slug"], request.path_params["hold_id"]
+    hold_id = request.path_params["hold_id"]
     form = await _form(request)
     values = {k: form.get(k, "") for k in ("name", "email", "tz")}
     if not values["email"].strip():
@@ -252,17 +268,19 @@ async def confirm(request: Request) -> Response:
         if error.code in ("invalid_email", "invalid_name", "guest_email_required"):
             return await _render_hold(request, values, {"email": error.message}, 400)
         code = "slow_down" if error.status == 429 else "expired"
-        return RedirectResponse(f"/book/{slug}?tz={quote(values['tz'])}&m={code}", status_code=303)
+        return RedirectResponse(
+            f"{book_path(request)}?tz={quote(values['tz'])}&m={code}", status_code=303
+        )
     return RedirectResponse(
-        f"/book/{slug}/done/{hold_id}?tz={quote(values['tz'])}", status_code=303
+        f"{book_path(request)}/done/{hold_id}?tz={quote(values['tz'])}", status_code=303
     )
 
 
 async def done(request: Request) -> Response:
-    slug, hold_id = request.path_params["slug"], request.path_params["hold_id"]
+    hold_id = request.path_params["hold_id"]
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
-        provider = providers.get_provider_by_slug(session, slug)
+        provider = _provider(session, request)
         hold = holds.get_hold(session, hold_id)
         if hold.provider_id != provider.id:
             raise NotFoundError("hold", hold_id)
@@ -270,7 +288,8 @@ async def done(request: Request) -> Response:
             raise ServiceError("this time was not booked")
         booking = view_booking(session, get_booking(session, hold.booking_id))
         zone = _zone(request.query_params.get("tz"), provider.timezone)
-        return {**_hold_context(provider, hold, zone, now), "view": booking}
+        context = _hold_context(provider, hold, zone, now)
+        return {**context, "view": booking, "book_path": book_path(request)}
 
     context = await _html(request, work)
     if isinstance(context, Response):
@@ -279,10 +298,16 @@ async def done(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    """The pages of the default tenant under /book/, of any other under /t/{tenant}/book/."""
+    pages = [
+        ("", book_page, "GET"),
+        ("/hold", hold_slot, "POST"),
+        ("/hold/{hold_id}", hold_form, "GET"),
+        ("/hold/{hold_id}", confirm, "POST"),
+        ("/done/{hold_id}", done, "GET"),
+    ]
     return [
-        Route("/book/{slug}", book_page, methods=["GET"]),
-        Route("/book/{slug}/hold", hold_slot, methods=["POST"]),
-        Route("/book/{slug}/hold/{hold_id}", hold_form, methods=["GET"]),
-        Route("/book/{slug}/hold/{hold_id}", confirm, methods=["POST"]),
-        Route("/book/{slug}/done/{hold_id}", done, methods=["GET"]),
+        Route(f"{prefix}/book/{{slug}}{path}", endpoint, methods=[method])
+        for prefix in ("", "/t/{tenant}")
+        for path, endpoint, method in pages
     ]

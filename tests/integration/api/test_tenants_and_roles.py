@@ -6,6 +6,7 @@ not answer 401/403, refused ones answer 403 ``forbidden``; another tenant's ids 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -262,3 +263,38 @@ def test_a_tenants_bookings_mail_and_audit_stay_in_that_tenant(
     their_audit = client.get("/api/v1/audit", headers=viewer).json()["items"]
     assert {e["subject_id"] for e in their_audit} >= {theirs[0]["id"], acme_anna}
     assert ours[0]["id"] not in {e["subject_id"] for e in their_audit}
+
+
+def test_two_annas_each_book_on_their_own_page(
+    world: dict[str, Any], admin_headers: dict[str, str]
+) -> None:
+    client, as_acme = world["client"], world["as_acme"]
+    ours = client.get("/book/anna", params={"tz": "UTC", "from": MON})
+    theirs = client.get("/t/acme/book/anna", params={"tz": "UTC", "from": MON})
+    assert ours.status_code == theirs.status_code == 200
+    assert 'action="/t/acme/book/anna/hold"' in theirs.text
+    assert 'action="/book/anna/hold"' in ours.text
+    for missing in ("/t/default/book/anna", "/t/nope/book/anna", "/t/acme/book/bert"):
+        assert client.get(missing).status_code == 404, missing
+
+    start = re.findall(r'data-start="([^"]+)"', theirs.text)[0]
+    end = re.search(rf'value="{re.escape(start)}">\s*<input type="hidden" name="end" '
+                    r'value="([^"]+)"', theirs.text)  # fmt: skip
+    assert end is not None
+    held = client.post("/t/acme/book/anna/hold", data={"start": start, "end": end[1], "tz": "UTC"},
+                       follow_redirects=False)  # fmt: skip
+    assert held.status_code == 303 and held.headers["location"].startswith(
+        "/t/acme/book/anna/hold/"
+    )
+    hold_path = held.headers["location"].split("?", 1)[0]
+    assert client.get(hold_path).status_code == 200
+    assert client.get(hold_path.replace("/t/acme", "")).status_code == 404  # not the other anna's
+    done = client.post(hold_path, data={"name": "Grace", "email": "grace@example.net", "tz": "UTC"},
+                       follow_redirects=False)  # fmt: skip
+    assert done.status_code == 303 and done.headers["location"].startswith(
+        "/t/acme/book/anna/done/"
+    )
+    assert client.get(done.headers["location"]).status_code == 200
+    theirs_listed = client.get("/api/v1/bookings", headers=as_acme).json()["items"]
+    assert [b["provider_id"] for b in theirs_listed] == [world["acme_anna"]]
+    assert client.get("/api/v1/bookings", headers=admin_headers).json()["items"] == []
