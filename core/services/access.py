@@ -21,7 +21,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from core.db.models import DEFAULT_TENANT, ApiKey, Booking, ExternalSource, Prov
 from core.services.errors import Forbidden, NotFoundError
 
 KEY_PREFIX = "prl"
+R = TypeVar("R", Provider, Booking, ExternalSource)
 ROLES = ("viewer", "staff", "manager", "owner")
 
 
@@ -137,27 +138,21 @@ def key_caller(session: Session, key: str) -> Caller | None:
 
 def visible_provider(session: Session, caller: Caller, provider_id: str) -> Provider:
     """The provider, when the caller may see it; else ``NotFoundError``."""
-    provider = session.get(Provider, provider_id)
-    if provider is None or not caller.sees(provider.tenant_id, provider.id):
-        raise NotFoundError("provider", provider_id)
-    return provider
+    return _visible(session, caller, Provider, provider_id, "provider")
 
 
 def visible_booking(session: Session, caller: Caller, booking_id: str) -> Booking:
-    booking = session.get(Booking, booking_id)
-    if booking is None or not caller.sees(booking.tenant_id, booking.provider_id):
-        raise NotFoundError("booking", booking_id)
-    return booking
+    return _visible(session, caller, Booking, booking_id, "booking")
 
 
 def visible_source(session: Session, caller: Caller, source_id: str) -> ExternalSource:
-    source = session.get(ExternalSource, source_id)
-    if source is None or not caller.sees(source.tenant_id, source.provider_id):
-        raise NotFoundError("source", source_id)
-    return source
+    return _visible(session, caller, ExternalSource, source_id, "source")
 
 
-def visible(caller: Caller, row: Any, kind: str, ident: str) -> None:
-    """Raise ``NotFoundError`` unless ``row`` (with tenant_id and provider_id) is visible."""
-    if row is None or not caller.sees(row.tenant_id, getattr(row, "provider_id", None)):
+def _visible(session: Session, caller: Caller, model: type[R], ident: str, kind: str) -> R:
+    """The row of ``model`` with ``ident`` when its tenant (and provider) are the caller's."""
+    row = session.get(model, ident)
+    provider_id = None if row is None else getattr(row, "provider_id", getattr(row, "id", None))
+    if row is None or not caller.sees(row.tenant_id, provider_id):  # type: ignore[attr-defined]
         raise NotFoundError(kind, ident)
+    return row

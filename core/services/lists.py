@@ -194,11 +194,36 @@ def list_bookings(
 def list_sources(
     session: Session, caller: Caller, status: str | None, page: PageRequest
 ) -> Page[SourceView]:
-    query = _scoped(select(ExternalSource), ExternalSource, caller)
-    if _one_of(status, SOURCE_STATUSES, "status") is not None:
-        query = query.where(ExternalSource.status == status)
-    order = (ExternalSource.created_at, ExternalSource.id)
-    return _page(session, query, order, page, lambda rows: source_views(session, rows))
+    src = ExternalSource
+    wanted = _Filter(src.status, status, SOURCE_STATUSES, "status")
+    return _listed(session, caller, src, wanted, (src.created_at, src.id), page,
+                   lambda rows: source_views(session, rows))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """One optional equality filter of a list, checked against its allowed values."""
+
+    column: InstrumentedAttribute[Any]
+    value: str | None
+    allowed: Sequence[str]
+    name: str
+
+
+def _listed(
+    session: Session,
+    caller: Caller,
+    model: Any,
+    wanted: _Filter,
+    order: tuple[InstrumentedAttribute[Any], InstrumentedAttribute[Any]],
+    page: PageRequest,
+    shape: Callable[[Sequence[Any]], list[R]],
+) -> Page[R]:
+    """A list of ``model`` rows the caller may see, filtered by ``wanted`` when given."""
+    query = _scoped(select(model), model, caller)
+    if _one_of(wanted.value, wanted.allowed, wanted.name) is not None:
+        query = query.where(wanted.column == wanted.value)
+    return _page(session, query, order, page, shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,21 +313,17 @@ def _conflict_views(session: Session, rows: Sequence[Conflict]) -> list[Conflict
 def list_inbound(
     session: Session, caller: Caller, outcome: str | None, page: PageRequest
 ) -> Page[InboundMessage]:
-    query = _scoped(select(InboundMessage), InboundMessage, caller)
-    if _one_of(outcome, INBOUND_OUTCOMES, "outcome") is not None:
-        query = query.where(InboundMessage.outcome == outcome)
-    order = (InboundMessage.received_at, InboundMessage.id)
-    return _page(session, query, order, page, list)
+    msg = InboundMessage
+    wanted = _Filter(msg.outcome, outcome, INBOUND_OUTCOMES, "outcome")
+    return _listed(session, caller, msg, wanted, (msg.received_at, msg.id), page, list)
 
 
 def list_outbound(
     session: Session, caller: Caller, status: str | None, page: PageRequest
 ) -> Page[OutboundMessage]:
-    query = _scoped(select(OutboundMessage), OutboundMessage, caller)
-    if _one_of(status, OUTBOUND_STATUSES, "status") is not None:
-        query = query.where(OutboundMessage.status == status)
-    order = (OutboundMessage.created_at, OutboundMessage.id)
-    return _page(session, query, order, page, list)
+    msg = OutboundMessage
+    wanted = _Filter(msg.status, status, OUTBOUND_STATUSES, "status")
+    return _listed(session, caller, msg, wanted, (msg.created_at, msg.id), page, list)
 
 
 def list_audit(
