@@ -30,6 +30,7 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=utc_now)
     # Asyncio connections for the hottest public path; PostgreSQL only.
     hot: HotConnections | None = field(default=None, init=False)
+    _closed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.hot = HotConnections.for_engine(self.engine)
@@ -39,9 +40,14 @@ class Runtime:
         return f"Runtime(database={self.engine.url.render_as_string(hide_password=True)!r})"
 
     def close(self) -> None:
+        self._closed = True
         if self.hot is not None:
             self.hot.close()
         self.engine.dispose()
+
+    def is_open(self) -> bool:
+        """False once closed: nothing should check a connection out of its engine then."""
+        return not self._closed
 
 
 def open_runtime(settings: Settings, *, secrets: Secrets | None = None) -> Runtime:

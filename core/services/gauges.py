@@ -68,6 +68,7 @@ class _Source:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
     stale_after: timedelta
+    is_open: Callable[[], bool]
 
 
 def read_gauges(session: Session, now: datetime, stale_after: timedelta) -> dict[str, float]:
@@ -156,9 +157,11 @@ class DatabaseGauges(Collector):
         clock: Callable[[], datetime],
         *,
         stale_after: timedelta,
+        is_open: Callable[[], bool] = lambda: True,
     ) -> None:
-        """Read these gauges from ``sessions`` from now on (a process binds its runtime's)."""
-        source = _Source(sessions, clock, stale_after)
+        """Read these gauges from ``sessions`` from now on (a process binds its runtime's),
+        while ``is_open()``: a closed runtime's engine is never used again."""
+        source = _Source(sessions, clock, stale_after, is_open)
         with self._lock:
             if source != self._source:
                 self._source, self._read_at, self._values = source, float("-inf"), {}
@@ -177,6 +180,9 @@ class DatabaseGauges(Collector):
         """The cached values, read again when older than cache_seconds; {} when unbound."""
         with self._lock:
             source = self._source
+            if source is not None and not source.is_open():
+                self._source, self._values = None, {}
+                source = None
             if source is None:
                 return {}
             if time.monotonic() - self._read_at < self.cache_seconds:
@@ -200,4 +206,6 @@ REGISTRY.register(COLLECTOR)
 def bind_runtime(runtime: Runtime) -> None:
     """Bind the process's collector to ``runtime``'s database, clock and staleness setting."""
     stale_after = timedelta(minutes=runtime.settings.source_stale_minutes)
-    COLLECTOR.bind(runtime.sessions, runtime.clock, stale_after=stale_after)
+    COLLECTOR.bind(
+        runtime.sessions, runtime.clock, stale_after=stale_after, is_open=runtime.is_open
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -141,4 +142,23 @@ def test_gauges_are_cached_between_scrapes(
     add_source(api, admin_headers, provider, "https://example.com/c.ics")
     for _ in range(5):
         assert gauge(api, "parley_sources_active") == 0  # the value of the first read
+    assert gauges.COLLECTOR.reads == reads
+
+
+def test_a_closed_runtime_is_never_read_again(make_settings: Any, db_url: str) -> None:
+    # Catches: a scrape after a runtime closed checking a connection out of its disposed
+    # engine (left open until the engine was collected).
+    from core.runtime import open_runtime
+
+    closed = open_runtime(make_settings(database_url=db_url))
+    gauges.bind_runtime(closed)
+    assert gauges.COLLECTOR.current()["parley_database_gauges_up"] == 1
+    reads = gauges.COLLECTOR.reads
+    closed.close()
+    kept = gauges.COLLECTOR.cache_seconds
+    gauges.COLLECTOR.cache_seconds = 0.0
+    try:
+        assert gauges.COLLECTOR.current() == {}
+    finally:
+        gauges.COLLECTOR.cache_seconds = kept
     assert gauges.COLLECTOR.reads == reads
