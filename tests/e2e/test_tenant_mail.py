@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.relay import running_relay
 from tests.e2e.test_negotiation_smtp import (
     ADMIN,
     GUEST,
@@ -29,7 +30,6 @@ from tests.e2e.test_negotiation_smtp import (
     serve_parley,
     stop_parley,
 )
-from tests.e2e.relay import running_relay
 from tests.integration.negotiation import mails
 
 pytestmark = pytest.mark.slow
