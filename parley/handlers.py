@@ -13,10 +13,13 @@ from core.jobs import Handler, JobContext, Periodic
 from core.runtime import Runtime
 from core.services import dav
 from core.services.bookings import actor_of
+from core.services.conflicts import NOTIFY_JOB as CONFLICTS_NOTIFY_JOB
+from core.services.conflicts import notify_open_conflicts
 from core.services.expiry import expire_holds
 from core.services.inbound import PROCESS_JOB
 from core.services.mail_in import AuthPolicy, MailReader, ProcessingContext, process_pending
 from core.services.mailboxes import of_runtime as mailboxes_of
+from core.services.notify import Mailer
 from core.services.outbox import DELIVER_JOB
 from core.services.proposals import expire_proposals
 from core.services.ratelimit import purge as purge_rate_limits
@@ -57,6 +60,12 @@ def _purge_rate_limits(context: JobContext, payload: dict[str, Any]) -> None:
 def _refresh_dav_spans(context: JobContext, payload: dict[str, Any]) -> None:
     with context.sessions.begin() as session:
         dav.refresh_recurring_busy(session, context.now)
+
+
+def _notify_conflicts(context: JobContext, payload: dict[str, Any]) -> None:
+    runtime = context.services["runtime"]
+    with context.sessions.begin() as session:
+        notify_open_conflicts(session, Mailer.from_runtime(runtime), context.now)
 
 
 def _sleep(context: JobContext, payload: dict[str, Any]) -> None:
@@ -109,6 +118,7 @@ def job_handlers() -> dict[str, Handler]:
         PROCESS_JOB: _process_inbound,
         "sources.poll": _poll_sources,
         "dav.spans": _refresh_dav_spans,
+        CONFLICTS_NOTIFY_JOB: _notify_conflicts,
     }
 
 
@@ -122,6 +132,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         # SKIP LOCKED, so any number of drains can run side by side).
         Periodic(PROCESS_JOB, 10, instances=2),
         Periodic("sources.poll", 60),
+        Periodic(CONFLICTS_NOTIFY_JOB, 60),
         # Recurring events in providers' own calendars: keep their spans a horizon ahead.
         Periodic("dav.spans", 6 * 3600),
     ]

@@ -375,4 +375,5 @@ REQUIRED_CONTEXT: Final[Mapping[str, frozenset[str]]] = {
     "auto_reply": frozenset({"title", "reschedule_url"}),
     "booking_request": frozenset({"title", "start", "end", "approve_url", "decline_url"}),
     "sign_in_link": frozenset({"link_url"}),
+    "conflict_review": frozenset({"unit", "sentence", "conflicts_url"}),
 }

@@ -118,6 +118,12 @@ class InvalidState(ServiceError):
         self.action = action
 
 
+class RelationshipRefused(ServiceError):
+    """Raised when a unit relationship would duplicate another or close a loop."""
+
+    code = "relationship_refused"
+
+
 class NotRetryable(ServiceError):
     """Raised when an outbound message is asked to be sent again but has not failed."""
 

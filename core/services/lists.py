@@ -31,6 +31,7 @@ from core.db.models import (
     OutboundMessage,
     Provider,
 )
+from core.services import conflicts
 from core.services.access import Caller
 from core.services.bookings import BookingView, view_bookings
 from core.services.errors import InvalidInput, NotFoundError, NotRetryable
@@ -237,6 +238,7 @@ class ConflictSide:
     reservation_code: str | None
     start: datetime
     end: datetime
+    kind: str = "reservation"  # or "block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +256,8 @@ class ConflictView:
     created_at: datetime
     first: ConflictSide
     second: ConflictSide
+    unit_name: str = ""
+    description: str = ""  # the conflict in one sentence
 
 
 def list_conflicts(
@@ -286,9 +290,27 @@ def _conflict_views(session: Session, rows: Sequence[Conflict]) -> list[Conflict
             row.reservation_code,
             row.start_at,
             row.end_at,
+            row.kind,
         )
         for row, platform in found
     }
+    units = {
+        p.id: p
+        for p in session.scalars(
+            select(Provider).where(Provider.id.in_({c.provider_id for c in rows}))
+        )
+    }
+
+    def sentence(c: Conflict) -> str:
+        a, b, unit = sides[c.event_a_id], sides[c.event_b_id], units.get(c.provider_id)
+        return conflicts.describe(
+            conflicts.Side(a.event_id, a.platform, a.kind == "reservation", a.reservation_code),
+            conflicts.Side(b.event_id, b.platform, b.kind == "reservation", b.reservation_code),
+            overlap=(c.overlap_start, c.overlap_end), unit=unit.name if unit else "",
+            zone=unit.timezone if unit else "UTC", winner_id=c.winner_id, rule=c.resolved_by,
+            open_=c.resolved_at is None,
+        )  # fmt: skip
+
     return [
         ConflictView(
             id=c.id,
@@ -304,6 +326,8 @@ def _conflict_views(session: Session, rows: Sequence[Conflict]) -> list[Conflict
             created_at=c.created_at,
             first=sides[c.event_a_id],
             second=sides[c.event_b_id],
+            unit_name=units[c.provider_id].name if c.provider_id in units else "",
+            description=sentence(c),
         )
         for c in rows
         if c.event_a_id in sides and c.event_b_id in sides

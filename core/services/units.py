@@ -17,16 +17,10 @@ from sqlalchemy.orm import Session
 
 from core.db.models import AuditEntry, Provider, UnitRelationship, new_id
 from core.services.access import Caller, Grant, visible_provider
-from core.services.errors import InvalidInput, NotFoundError, ServiceError
+from core.services.errors import InvalidInput, NotFoundError, RelationshipRefused
 
 # Far deeper than any property (building → apartment → room → bed is four).
 MAX_DEPTH = 16
-
-
-class RelationshipRefused(ServiceError):
-    """Raised when a relationship would duplicate another or close a loop."""
-
-    code = "relationship_refused"
 
 
 @dataclass(frozen=True)

@@ -82,14 +82,15 @@ def _plain(shape: Callable[[T], dict[str, Any]]) -> Callable[[Session, T], dict[
 def _conflict_side(side: ConflictSide) -> dict[str, Any]:
     return {
         "event_id": side.event_id, "source_id": side.source_id, "platform": side.platform,
-        "summary": side.summary, "reservation_code": side.reservation_code,
+        "summary": side.summary, "reservation_code": side.reservation_code, "kind": side.kind,
         "start": rfc3339(side.start), "end": rfc3339(side.end),
     }  # fmt: skip
 
 
 def conflict_json(view: ConflictView) -> dict[str, Any]:
     return {
-        "id": view.id, "provider_id": view.provider_id, "type": view.conflict_type,
+        "id": view.id, "provider_id": view.provider_id, "unit": view.unit_name,
+        "description": view.description, "type": view.conflict_type,
         "overlap_start": rfc3339(view.overlap_start), "overlap_end": rfc3339(view.overlap_end),
         "status": "open" if view.resolved_at is None else "resolved",
         "resolution": view.resolution, "winner_event_id": view.winner_event_id,

@@ -1,0 +1,161 @@
+"""Conflicts between imported reservations, as people read them, and who is told of them.
+
+A conflict is written by the sync's reconcile step (two platforms' events overlapping on
+one unit). Here it is put in words ("Airbnb reservation HM3K… and Booking.com reservation
+4412… overlap on 12–14 March at Casa Azul; Airbnb kept as higher priority"), and each one
+that needs a person's decision is mailed once to the unit's provider and to the tenant's
+reviewers (``conflicts.notify`` job, through the outbox, one mail per conflict and address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db.models import Conflict, ExternalEvent, ExternalSource, Provider
+from core.events import record
+from core.imip.compose import Mailbox
+from core.services.freshness import source_label
+from core.services.notify import Mailer, send_notice
+
+NOTIFY_JOB = "conflicts.notify"
+# Conflicts older than this are not mailed any more (they were, or nobody was there).
+NOTIFY_WITHIN = timedelta(days=7)
+
+_RULES = {
+    "rule:priority": "as higher priority",
+    "rule:reservation_over_block": "as a reservation outranks a block",
+    "rule:last_modified": "as the later change",
+    "rule:order": "for now: the two rank equal, decide which stands",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One of the two overlapping events, as the sentence names it."""
+
+    event_id: int
+    platform: str
+    reservation: bool
+    reservation_code: str | None
+
+
+def describe(
+    first: Side,
+    second: Side,
+    *,
+    overlap: tuple[datetime, datetime],
+    unit: str,
+    zone: str,
+    winner_id: int | None,
+    rule: str | None,
+    open_: bool,
+) -> str:
+    """The conflict in one sentence, for lists, pages and mail."""
+    days = _days(overlap, ZoneInfo(zone))
+    text = f"{_side(first)} and {_side(second)} overlap on {days} at {unit}"
+    winner = next((s for s in (first, second) if s.event_id == winner_id), None)
+    if winner is not None:
+        text += f"; {_platform(winner)} kept {_RULES.get(rule or '', 'by the rules')}"
+    elif rule == "rule:turnover":
+        text += "; a same-day checkout and check-in, both stand"
+    return text + ("; needs review." if open_ else ".")
+
+
+def _platform(side: Side) -> str:
+    return source_label(None, side.platform, "").removesuffix(" calendar") or "Imported"
+
+
+def _side(side: Side) -> str:
+    name = _platform(side)
+    if not side.reservation:
+        return f"{name} block"
+    code = side.reservation_code or ""
+    shown = f" {code[:4]}…" if len(code) > 4 else f" {code}" if code else ""
+    return f"{name} reservation{shown}"
+
+
+def _days(overlap: tuple[datetime, datetime], zone: ZoneInfo) -> str:
+    first = overlap[0].astimezone(zone).date()
+    last = max(first, (overlap[1] - timedelta(microseconds=1)).astimezone(zone).date())
+    if first == last:
+        return _day(first)
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day}–{_day(last)}"
+    return f"{_day(first)} – {_day(last)}"
+
+
+def _day(day: date) -> str:
+    return f"{day.day} {day:%B}"
+
+
+def describe_row(session: Session, conflict: Conflict, unit: Provider) -> str:
+    """``describe`` for a stored conflict of unit."""
+    found = session.execute(
+        select(ExternalEvent.id, ExternalSource.platform, ExternalEvent.kind,
+               ExternalEvent.reservation_code)
+        .join(ExternalSource, ExternalSource.id == ExternalEvent.source_id)
+        .where(ExternalEvent.id.in_((conflict.event_a_id, conflict.event_b_id)))
+    ).all()  # fmt: skip
+    sides = {i: Side(i, platform, kind == "reservation", code) for i, platform, kind, code in found}
+    first, second = sides.get(conflict.event_a_id), sides.get(conflict.event_b_id)
+    if first is None or second is None:
+        return f"Two imported events overlap at {unit.name}."
+    return describe(
+        first, second, overlap=(conflict.overlap_start, conflict.overlap_end), unit=unit.name,
+        zone=unit.timezone, winner_id=conflict.winner_id, rule=conflict.resolved_by,
+        open_=conflict.resolved_at is None,
+    )  # fmt: skip
+
+
+# --- telling people --------------------------------------------------------------------------
+
+# Who else reviews a tenant's conflicts (the console's owners and managers), by tenant id.
+Reviewers = Callable[[Session, str], Iterable[Mailbox]]
+
+
+def no_reviewers(session: Session, tenant_id: str) -> list[Mailbox]:
+    return []
+
+
+def notify_open_conflicts(
+    session: Session,
+    mailer: Mailer,
+    now: datetime,
+    *,
+    reviewers: Reviewers = no_reviewers,
+) -> int:
+    """Mail each open conflict of the last week to its unit's provider and the tenant's
+    reviewers, once per address (the outbox key says so); returns how many mails."""
+    rows = session.scalars(
+        select(Conflict)
+        .where(Conflict.resolved_at.is_(None), Conflict.created_at > now - NOTIFY_WITHIN)
+        .order_by(Conflict.id)
+        .limit(500)
+    ).all()
+    sent = 0
+    for conflict in rows:
+        unit = session.get(Provider, conflict.provider_id)
+        if unit is None:
+            continue
+        sentence = describe_row(session, conflict, unit)
+        people = {unit.email.lower(): Mailbox(unit.email, unit.name)}
+        for box in reviewers(session, conflict.tenant_id):
+            people.setdefault(box.address.lower(), box)
+        for address, box in sorted(people.items()):
+            queued = send_notice(
+                session, mailer, template="conflict_review",
+                key=f"conflict:{conflict.id}:{address}", booking=None, to=box,
+                context={"recipient_name": box.name, "unit": unit.name, "sentence": sentence,
+                         "conflicts_url": f"{mailer.base_url}/admin/conflicts"},
+                now=now, zone_name=unit.timezone, tenant_id=conflict.tenant_id,
+            )  # fmt: skip
+            sent += queued
+    if sent:
+        record("cal.ics.conflict.notified", mails=sent)
+    return sent
