@@ -9,6 +9,7 @@ emptied before every test.
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +32,33 @@ DATA = Path(__file__).resolve().parent / "data"
 ADMIN_TOKEN = "test-admin-token"
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for servers the tests start, below the kernel's ephemeral range: a port taken
+# from that range (bind to 0) may be handed to some client's outgoing connection (to
+# PostgreSQL, a relay) before the server binds it, and the server then fails to start.
+_PORTS = list(range(20000, min(_ephemeral_low(), 32768)))
+_rng = random.Random(os.getpid())
+_rng.shuffle(_PORTS)
+_next_port = iter(_PORTS)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port on 127.0.0.1 that nothing listens on now, outside the ephemeral range."""
+    for port in _next_port:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left in 20000–32767")
 
 
 def postgres_url_or_skip() -> str:
