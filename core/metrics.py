@@ -14,7 +14,7 @@ against these names; tests/unit/test_metric_catalogue.py keeps the three in step
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # -- Feasibility (slot search) -------------------------------------------------------
 FEASIBILITY_SECONDS = Histogram(
@@ -92,6 +92,15 @@ ICS_POLL_SECONDS = Histogram(
 )
 ICS_PAYLOAD_BYTES = Counter(
     "parley_ics_payload_bytes_total", "Bytes of calendar data downloaded", ["platform"]
+)
+POLL_PRESSURE = Gauge(
+    "parley_poll_pressure",
+    "Back-pressure of the poll queue: due sources / one run's batch (1 = keeping up, max 4);"
+    " above 1 the shortest polling interval widens by this factor",
+)
+POLL_HOST_WAIT_SECONDS = Counter(
+    "parley_poll_host_wait_seconds_total",
+    "Time polls waited for their calendar host's politeness gap (per-host rate limit)",
 )
 ICS_EVENTS = Counter(
     "parley_ics_events_total",

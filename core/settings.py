@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: float = Field(default=20.0, gt=0)
     fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     poll_concurrency: int = Field(default=8, gt=0, le=256)
+    # Politeness towards each calendar host (per worker process): fetches in flight to one
+    # host, and the least time between two requests to it.
+    poll_per_host: int = Field(default=2, gt=0, le=64)
+    poll_host_gap_ms: int = Field(default=250, ge=0, le=60_000)
+    # "Sync now" from the API, /me and the console: per source and per tenant a minute.
+    sync_now_per_source_per_minute: int = Field(default=6, ge=0)
+    sync_now_per_tenant_per_minute: int = Field(default=60, ge=0)
     poll_min_minutes: int = Field(default=15, gt=0)
     poll_max_minutes: int = Field(default=360, gt=0)
     poll_peak_hours: tuple[int, int] = (14, 22)

@@ -24,7 +24,7 @@ from caldav_bridge.app import DavMount, well_known_caldav
 from core.logging import get_logger
 from core.runtime import Runtime, open_runtime
 from core.services import gauges
-from core.services.errors import LinkProblem
+from core.services.errors import LinkProblem, RateLimited
 from core.services.health import database_ok
 from core.settings import Settings, load_settings
 from web.api import api_routes
@@ -103,7 +103,8 @@ class MetricsMiddleware:
 async def _answered(request: Request, exc: Exception) -> Response:
     """The JSON error for an ApiError or a core error listed in web.errors.STATUS."""
     reply = reply_for(cast(Answered, exc))
-    return error_response(reply.status, reply.code, reply.message)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(reply.status, reply.code, reply.message, headers)
 
 
 async def _link_problem(request: Request, exc: Exception) -> Response:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
+
 from caldav_bridge.importers.caldav_source import CalDavFetcher
 from caldav_bridge.importers.guard import Guard, parse_networks
 from caldav_bridge.importers.http_ics import HttpIcsFetcher, refusal_reason
+from core.db.models import ExternalSource
 from core.runtime import Runtime
-from core.services.errors import FetchFailed
+from core.services import ratelimit
+from core.services.errors import FetchFailed, RateLimited, SyncThrottled
 from core.services.sync import (
     Fetched,
     FetchRequest,
@@ -78,9 +82,11 @@ def check_url(settings: Settings) -> Callable[[str], str | None]:
 def sync_now(runtime: Runtime, source_id: str, *, confirm: bool = False) -> SyncOutcome:
     """Sync one source at once (with confirm, accept its held removals first), blocking.
 
-    The fetcher is made for this one call and closed after it, so a request never shares
-    connections with the background poller.
+    Throttled per source and per tenant (PARLEY_SYNC_NOW_PER_SOURCE_PER_MINUTE, _PER_TENANT_):
+    past that, ``SyncThrottled`` says when to try again. The fetcher is made for this one
+    call and closed after it, so a request never shares connections with the poller.
     """
+    _throttle(runtime, source_id)
     fetcher = make_fetcher(runtime.settings)
     policy = SyncPolicy.from_settings(runtime.settings, runtime.secrets.secret_key)
     action = confirm_removal if confirm else sync_source
@@ -88,3 +94,25 @@ def sync_now(runtime: Runtime, source_id: str, *, confirm: bool = False) -> Sync
         return action(runtime.sessions, source_id, fetcher, now=runtime.clock(), policy=policy)
     finally:
         fetcher.close()
+
+
+def _throttle(runtime: Runtime, source_id: str) -> None:
+    settings, now = runtime.settings, runtime.clock()
+    with runtime.sessions() as session:
+        tenant_id = session.scalar(
+            select(ExternalSource.tenant_id).where(ExternalSource.id == source_id)
+        )
+    if tenant_id is None:
+        return  # sync_source says the source is missing
+    for key, limit, what in (
+        (
+            f"sync-now:source:{source_id}",
+            settings.sync_now_per_source_per_minute,
+            "this calendar was",
+        ),
+        (f"sync-now:tenant:{tenant_id}", settings.sync_now_per_tenant_per_minute, "calendars were"),
+    ):
+        try:
+            ratelimit.check(runtime.sessions, key, now, limit=limit)
+        except RateLimited as limited:
+            raise SyncThrottled(limited.retry_after, what) from None

@@ -140,6 +140,17 @@ class RateLimited(ServiceError):
         self.retry_after = retry_after
 
 
+class SyncThrottled(RateLimited):
+    """Raised when "sync now" was asked too often for one calendar or one tenant."""
+
+    code = "sync_throttled"
+
+    def __init__(self, retry_after: int, what: str) -> None:
+        super().__init__(retry_after)
+        self.message = f"{what} synced just now; try again in {retry_after} s"
+        self.args = (self.message,)
+
+
 class SignInProblem(ServiceError):
     """Raised when a sign-in link cannot be used; ``reason`` is invalid, expired or used."""
 

@@ -10,16 +10,20 @@ recorded. A feed that suddenly loses most of its future events is held for confi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.crypto import unseal
@@ -50,6 +54,8 @@ from core.metrics import (
     ICS_PAYLOAD_BYTES,
     ICS_POLL_SECONDS,
     ICS_POLLS,
+    POLL_HOST_WAIT_SECONDS,
+    POLL_PRESSURE,
 )
 from core.services.errors import FetchFailed, NotHeld, SourceMissing, SourceNotFound
 from core.settings import Settings
@@ -111,12 +117,22 @@ class SyncPolicy:
     # The freshness gate's limit (PARLEY_SOURCE_STALE_MINUTES): a source that answers is
     # checked again well within it, however quiet it is, so it never goes stale.
     stale_after: timedelta = timedelta(minutes=180)
+    per_host: int = 2  # fetches in flight to one host
+    host_gap: timedelta = timedelta(milliseconds=250)  # between two requests to one host
+    # Above 1 while more sources are due than the workers drain: the shortest interval
+    # widens by this factor (never past healthy_max), so the queue can catch up.
+    pressure: float = 1.0
 
     @property
     def healthy_max(self) -> timedelta:
         """The longest wait after a successful poll: PARLEY_POLL_MAX_MINUTES, but at most
         half the stale limit (room for jitter, a busy poll queue and one failed try)."""
         return max(self.min_interval, min(self.max_interval, self.stale_after / 2))
+
+    @property
+    def shortest(self) -> timedelta:
+        """The shortest wait between polls now: min_interval, widened under pressure."""
+        return min(self.min_interval * max(1.0, self.pressure), self.healthy_max)
 
     @classmethod
     def from_settings(cls, settings: Settings, secret_key: bytes) -> SyncPolicy:
@@ -128,13 +144,15 @@ class SyncPolicy:
             peak_hours=settings.poll_peak_hours,
             peak_factor=settings.poll_peak_factor,
             stale_after=timedelta(minutes=settings.source_stale_minutes),
+            per_host=settings.poll_per_host,
+            host_gap=timedelta(milliseconds=settings.poll_host_gap_ms),
         )
 
 
 def next_interval(current: timedelta, changed: bool, policy: SyncPolicy) -> timedelta:
     """A source that changed is polled twice as often; a quiet one half again as rarely."""
     scaled = current / 2 if changed else current * 1.5
-    return max(policy.min_interval, min(policy.healthy_max, scaled))
+    return max(policy.shortest, min(policy.healthy_max, scaled))
 
 
 def poll_delay(interval: timedelta, local_hour: int, policy: SyncPolicy) -> timedelta:
@@ -142,7 +160,7 @@ def poll_delay(interval: timedelta, local_hour: int, policy: SyncPolicy) -> time
     start, end = policy.peak_hours
     peak = start <= local_hour < end if start <= end else local_hour >= start or local_hour < end
     delay = interval * (policy.peak_factor if peak else 1.0)
-    delay = max(policy.min_interval, min(policy.healthy_max, delay))
+    delay = max(policy.shortest, min(policy.healthy_max, delay))
     return delay * policy.rng.uniform(0.9, 1.1)
 
 
@@ -806,6 +824,61 @@ def sources_to_poll(
     return due_sources(session, now, limit=1_000_000)
 
 
+class HostGate:
+    """Politeness per calendar host: at most ``per_host`` fetches in flight to one host,
+    and their starts at least ``gap`` apart (a tenant with 300 Airbnb calendars must not
+    hammer Airbnb). Shared by the threads of one poll run."""
+
+    def __init__(
+        self,
+        per_host: int,
+        gap: timedelta,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._per_host, self._gap = per_host, gap.total_seconds()
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._next: dict[str, float] = {}
+
+    @contextmanager
+    def entered(self, host: str) -> Iterator[None]:
+        with self._lock:
+            slots = self._slots.setdefault(host, threading.BoundedSemaphore(self._per_host))
+        with slots:
+            with self._lock:
+                now = self._clock()
+                start = max(now, self._next.get(host, now))
+                self._next[host] = start + self._gap
+            if start > now:
+                POLL_HOST_WAIT_SECONDS.inc(start - now)
+                self._sleep(start - now)
+            yield
+
+
+def _by_host(session: Session, source_ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The ids taking hosts in turn (so the gate rarely holds a thread), and each id's host."""
+    hosts: dict[str, str] = {}
+    for start in range(0, len(source_ids), 500):
+        chunk = source_ids[start : start + 500]
+        rows = session.execute(
+            select(ExternalSource.id, ExternalSource.url).where(ExternalSource.id.in_(chunk))
+        ).all()
+        hosts.update((ident, (urlsplit(url).hostname or "").lower()) for ident, url in rows)
+    queues: dict[str, list[str]] = {}
+    for ident in source_ids:
+        queues.setdefault(hosts.get(ident, ""), []).append(ident)
+    ordered = [
+        ident
+        for turn in itertools.zip_longest(*queues.values())
+        for ident in turn
+        if ident is not None
+    ]
+    return ordered, hosts
+
+
 def poll_sources(
     sessions: sessionmaker[Session],
     source_ids: Sequence[str],
@@ -816,11 +889,16 @@ def poll_sources(
     concurrency: int,
     on_done: Callable[[SyncOutcome], None] | None = None,
 ) -> list[SyncOutcome]:
-    """Sync the given sources with at most `concurrency` fetches in flight."""
+    """Sync the given sources with at most `concurrency` fetches in flight, and at most
+    ``policy.per_host`` to one host, ``policy.host_gap`` apart."""
+    with sessions() as session:
+        ordered, hosts = _by_host(session, source_ids)
+    gate = HostGate(policy.per_host, policy.host_gap)
 
     def one(source_id: str) -> SyncOutcome | None:
         try:
-            outcome = sync_source(sessions, source_id, fetch, now=now(), policy=policy)
+            with gate.entered(hosts.get(source_id, "")):
+                outcome = sync_source(sessions, source_id, fetch, now=now(), policy=policy)
         except SourceMissing:
             return None
         if on_done is not None:
@@ -828,7 +906,7 @@ def poll_sources(
         return outcome
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        results = list(pool.map(one, source_ids))
+        results = list(pool.map(one, ordered))
     return [r for r in results if r is not None]
 
 
@@ -841,7 +919,24 @@ def poll_due(
     concurrency: int,
     limit: int = 1000,
 ) -> list[SyncOutcome]:
-    """Poll every source that is due now (at most limit of them)."""
+    """Poll every source that is due now (at most limit of them).
+
+    When more are due than one run takes, the back-pressure factor (due / limit, at most
+    4) widens the shortest interval of the sources polled, so the queue drains; the
+    ``parley_poll_pressure`` gauge shows it.
+    """
     with sessions.begin() as session:
-        ids = due_sources(session, now(), limit)
+        moment = now()
+        ids = due_sources(session, moment, limit)
+        due = len(ids)
+        if due >= limit:
+            due = (
+                session.scalar(select(func.count()).where(ExternalSource.next_poll_at <= moment))
+                or due
+            )
+    pressure = min(4.0, max(1.0, due / max(1, limit)))
+    POLL_PRESSURE.set(pressure)
+    if pressure > 1.0:
+        record("cal.ics.poll.backpressure", due=due, limit=limit, factor=round(pressure, 2))
+        policy = replace(policy, pressure=pressure)
     return poll_sources(sessions, ids, fetch, now=now, policy=policy, concurrency=concurrency)

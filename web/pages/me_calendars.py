@@ -8,6 +8,7 @@ The freshness gate's verdict ("instant book paused: …") is shown at the top.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -20,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from caldav_bridge.importers import check_url, sync_now
 from core.services import accounts, availability, sources
-from core.services.errors import InvalidSource, SourceError
+from core.services.errors import InvalidSource, SourceError, SyncThrottled
 from core.services.freshness import format_age, instant_book_allowed, source_label
 from web.pages.me_common import Ctx, back, provider_page, render
 
@@ -132,8 +133,10 @@ async def _add(ctx: Ctx) -> Response:
         source_id = await ctx.run(work)
     except SourceError as error:
         return await _page(ctx, form=shown, errors={"add": error.message})
-    # Sync at once so the page shows at once whether the address works.
-    await run_in_threadpool(sync_now, runtime, source_id)
+    # Sync at once so the page shows at once whether the address works (throttled: the
+    # poller takes it up within a minute).
+    with suppress(SyncThrottled):
+        await run_in_threadpool(sync_now, runtime, source_id)
     return back("/me/calendars", "added")
 
 
@@ -147,7 +150,7 @@ async def _sync_now(ctx: Ctx) -> Response:
     source_id = await _owned(ctx)
     try:
         await run_in_threadpool(sync_now, ctx.runtime, source_id)
-    except SourceError as error:
+    except (SourceError, SyncThrottled) as error:
         return await _page(ctx, errors={"sync": error.message})
     return back("/me/calendars", "synced")
 
@@ -156,7 +159,7 @@ async def _accept_removal(ctx: Ctx) -> Response:
     source_id = await _owned(ctx)
     try:
         await run_in_threadpool(partial(sync_now, ctx.runtime, source_id, confirm=True))
-    except SourceError as error:
+    except (SourceError, SyncThrottled) as error:
         return await _page(ctx, errors={"sync": error.message})
     return back("/me/calendars", "accepted")
 

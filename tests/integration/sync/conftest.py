@@ -52,6 +52,11 @@ class FeedServer:
     hits: dict[str, int] = field(default_factory=dict)
     not_modified: dict[str, int] = field(default_factory=dict)
     seen_headers: list[dict[str, str]] = field(default_factory=list)
+    # Requests being answered now, the most at once, and when each began (monotonic).
+    in_flight: int = 0
+    most_in_flight: int = 0
+    began: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -70,6 +75,17 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            with server.lock:
+                server.in_flight += 1
+                server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                server.began.append(time.monotonic())
+            try:
+                self._answer()
+            finally:
+                with server.lock:
+                    server.in_flight -= 1
+
+        def _answer(self) -> None:
             path = self.path
             server.hits[path] = server.hits.get(path, 0) + 1
             server.seen_headers.append(dict(self.headers))
