@@ -92,6 +92,7 @@ class SourcedEvent:
     reservation_code: str | None = None
     last_modified: datetime | None = None
     priority_override: int | None = None  # a source's configured priority, if any
+    phone_last4: str | None = None  # the guest's phone, last four digits (Airbnb shows them)
 
     @property
     def ref(self) -> SourceRef:
@@ -120,6 +121,7 @@ class SourcedEvent:
             reservation_code=event.platform.reservation_code,
             last_modified=event.last_modified,
             priority_override=priority,
+            phone_last4=event.platform.phone_last4,
         )
 
 
@@ -138,19 +140,28 @@ def rank(event: SourcedEvent) -> tuple[int, int, float, str, str, str]:
 
 
 def same_booking(a: SourcedEvent, b: SourcedEvent) -> str | None:
-    """Why a and b are one booking seen through two sources ("uid", "reservation_code"), or None."""
+    """Why a and b are one booking seen through two sources, or None (MUVA §3.3): "uid",
+    "reservation_code" (the same code, dates within a day), or "fuzzy" (two reservations
+    of one unit whose dates are within a day and whose guests' phones end alike)."""
     if a.source_id == b.source_id:
         return None
     if a.uid == b.uid and a.recurrence_id == b.recurrence_id:
         return "uid"
-    if (
+    near = (
         a.unit_id == b.unit_id
-        and a.reservation_code is not None
-        and a.reservation_code == b.reservation_code
-        and abs(a.start - b.start) < _DATE_SLACK
-        and abs(a.end - b.end) < _DATE_SLACK
-    ):
+        and abs(a.start - b.start) <= _DATE_SLACK
+        and abs(a.end - b.end) <= _DATE_SLACK
+    )
+    if near and a.reservation_code is not None and a.reservation_code == b.reservation_code:
         return "reservation_code"
+    if (
+        near
+        and a.kind is EventKind.RESERVATION
+        and b.kind is EventKind.RESERVATION
+        and a.phone_last4 is not None
+        and a.phone_last4 == b.phone_last4
+    ):
+        return "fuzzy"
     return None
 
 
@@ -175,12 +186,15 @@ def dedup(events: Iterable[SourcedEvent]) -> Deduplicated:
     """Merge copies of one booking across sources, keeping the best-ranked copy."""
     by_uid: dict[EventKey, list[SourcedEvent]] = {}
     by_code: dict[tuple[str, str], list[SourcedEvent]] = {}
+    by_phone: dict[tuple[str, str], list[SourcedEvent]] = {}
     kept: list[SourcedEvent] = []
     merged: list[Duplicate] = []
     for event in sorted(events, key=rank):
         candidates = by_uid.get((event.uid, event.recurrence_id), [])
         if event.reservation_code:
             candidates = candidates + by_code.get((event.unit_id, event.reservation_code), [])
+        if event.phone_last4:
+            candidates = candidates + by_phone.get((event.unit_id, event.phone_last4), [])
         match = next(((c, r) for c in candidates if (r := same_booking(c, event))), None)
         if match is not None:
             merged.append(Duplicate(match[0].ref, event.ref, match[1]))
@@ -189,6 +203,8 @@ def dedup(events: Iterable[SourcedEvent]) -> Deduplicated:
         by_uid.setdefault((event.uid, event.recurrence_id), []).append(event)
         if event.reservation_code:
             by_code.setdefault((event.unit_id, event.reservation_code), []).append(event)
+        if event.phone_last4:
+            by_phone.setdefault((event.unit_id, event.phone_last4), []).append(event)
     return Deduplicated(tuple(kept), tuple(merged))
 
 

@@ -737,6 +737,7 @@ def _sourced(row: ExternalEvent, platform: str, priority: int) -> SourcedEvent:
         kind=EventKind(row.kind),
         reservation_code=row.reservation_code,
         priority_override=priority,
+        phone_last4=row.phone_last4,
     )
 
 

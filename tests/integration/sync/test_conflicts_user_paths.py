@@ -104,3 +104,26 @@ def test_a_double_booking_is_listed_in_words_and_mailed_once(
     with runtime.sessions() as session:
         kinds = session.scalars(select(OutboundMessage.kind)).all()
     assert kinds.count("notice.conflict_review") == 2
+
+
+def test_one_guest_on_two_platforms_is_one_stay_not_a_conflict(
+    runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
+) -> None:
+    # The Airbnb stay (phone ending 2833, 3–7 June) relisted on Booking.com a day later
+    # with the same phone ending: a fuzzy duplicate, merged; no double booking is raised.
+    runtime.clock = Clock(NOW)
+    body = {"name": "Loft", "email": "loft@host.example", "timezone": "UTC", "slug": "loft",
+            "kind": "unit"}  # fmt: skip
+    unit = api.post("/api/v1/providers", json=body, headers=admin_headers).json()["id"]
+    airbnb = (DATA / "feeds" / "airbnb.ics").read_bytes()
+    booking = calendar(
+        all_day("b9@booking.com", date(2025, 6, 4), 3, "Guest stay",
+                DESCRIPTION="Guest: A. Guest\\nPhone: ****2833"),
+        prodid="-//Booking.com//Calendar//EN",
+    )  # fmt: skip
+    for path, feed in (("/air.ics", airbnb), ("/bk.ics", booking)):
+        source = add_source(api, admin_headers, unit, feed_server.put(path, feed))
+        assert sync_now(api, admin_headers, source)["status"] == "ok"
+    listed = api.get("/api/v1/conflicts", headers=admin_headers)
+    assert listed.status_code == 200, listed.text
+    assert not [c for c in listed.json()["items"] if "Booking.com" in c["description"]]

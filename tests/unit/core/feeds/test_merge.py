@@ -138,3 +138,18 @@ def test_block_beating_guest_needs_review() -> None:
     (found,) = settle([block, stay])
     assert found.winner == block.ref and found.resolved_by == "rule:priority"
     assert found.needs_review
+
+
+def test_fuzzy_match_needs_near_dates_and_the_same_phone_ending() -> None:
+    # MUVA §3.3's third rule: no shared UID or code, dates within a day, phones end alike.
+    air = replace(sourced("s1", "airbnb", "a@airbnb.com", 3, 7), phone_last4="2833")
+    booking = replace(sourced("s2", "booking.com", "b@booking.com", 4, 7), phone_last4="2833")
+    assert same_booking(air, booking) == "fuzzy"
+    assert same_booking(air, replace(booking, phone_last4="0147")) is None
+    assert same_booking(air, replace(booking, phone_last4=None)) is None
+    assert same_booking(air, replace(booking, start=day(5))) is None  # two days apart
+    assert same_booking(air, replace(booking, kind=EventKind.BLOCK)) is None
+    assert same_booking(air, replace(booking, unit_id="room")) is None
+    result = dedup([booking, air])
+    assert [e.ref for e in result.kept] == [air.ref]
+    assert result.duplicates[0].reason == "fuzzy"
