@@ -134,7 +134,7 @@ def link_reply(problem: LinkProblem) -> Reply:
 
 
 # Label values of parley_link_rejections_total: anything else is counted as "other".
-LINK_PURPOSES: Final = frozenset({"approve", "decline", "reschedule", "sign_in", "feed"})
+LINK_PURPOSES: Final = frozenset({"approve", "decline", "reschedule", "sign_in", "feed", "manage"})
 LINK_REASONS: Final = frozenset({*LINK_STATUS, "cancelled"})
 
 

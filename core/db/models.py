@@ -377,7 +377,7 @@ class MagicLink(Base):
         UniqueConstraint("token_hash"),
         CheckConstraint(
             "purpose in ('propose', 'approve', 'decline', 'sign_in', 'approve_booking',"
-            " 'decline_booking')",
+            " 'decline_booking', 'manage')",
             name="purpose",
         ),
     )

@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute
 from web.pages import booking as booking_pages
 from web.pages import feeds as feed_pages
 from web.pages import landing as landing_pages
+from web.pages import manage as manage_pages
 from web.pages import me as provider_pages
 from web.pages import negotiation as negotiation_pages
 
@@ -18,5 +19,6 @@ def page_routes() -> list[BaseRoute]:
     routes += feed_pages.routes()
     routes += booking_pages.routes()
     routes += negotiation_pages.routes()
+    routes += manage_pages.routes()
     routes += provider_pages.routes()
     return routes

@@ -24,10 +24,11 @@ from starlette.routing import BaseRoute, Route
 
 from core.db.models import Provider
 from core.domain import AvailabilityPolicy, Slot
-from core.services import availability, holds, providers
+from core.services import availability, holds, manage, providers
 from core.services.bookings import actor_of, get_booking, view_booking
 from core.services.errors import NotFoundError, ServiceError
 from core.services.freshness import instant_book_allowed
+from core.services.notify import Mailer
 from web.errors import ANSWERED, Reply, reply_for
 from web.http import in_transaction, limit_public, parse_instant, runtime_of
 from web.pages import zone_picker
@@ -252,17 +253,19 @@ async def confirm(request: Request) -> Response:
         return await _render_hold(
             request, values, {"email": "Please enter your email address."}, 400
         )
-    actor = actor_of(runtime_of(request), "guest")
+    runtime = runtime_of(request)
+    actor = actor_of(runtime, "guest")
+
+    def work(session: Session, now: datetime) -> str:
+        booking = holds.confirm_hold(
+            session, hold_id, actor, now, guest_email=values["email"], guest_name=values["name"]
+        )
+        # The guest's own page for the booking, linked from the confirmation.
+        return manage.guest_manage_token(session, Mailer.from_runtime(runtime), booking, now)
+
     try:
         await limit_public(request)
-        await in_transaction(
-            request,
-            lambda s, now: (
-                holds.confirm_hold(
-                    s, hold_id, actor, now, guest_email=values["email"], guest_name=values["name"]
-                ).id
-            ),
-        )
+        token = await in_transaction(request, work)
     except ANSWERED as answered:
         error = reply_for(answered)
         if error.code in ("invalid_email", "invalid_name", "guest_email_required"):
@@ -272,7 +275,8 @@ async def confirm(request: Request) -> Response:
             f"{book_path(request)}?tz={quote(values['tz'])}&m={code}", status_code=303
         )
     return RedirectResponse(
-        f"{book_path(request)}/done/{hold_id}?tz={quote(values['tz'])}", status_code=303
+        f"{book_path(request)}/done/{hold_id}?tz={quote(values['tz'])}&m={quote(token)}",
+        status_code=303,
     )
 
 
@@ -294,6 +298,8 @@ async def done(request: Request) -> Response:
     context = await _html(request, work)
     if isinstance(context, Response):
         return context
+    token = request.query_params.get("m")
+    context["manage_path"] = f"/booking?m={quote(token)}" if token else None
     return templates.TemplateResponse(request, "book_done.html", context)
 
 
