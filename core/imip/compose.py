@@ -71,6 +71,7 @@ def compose_itip(
     zone_name: str | None = None,
     reschedule_url: str | None = None,
     sender: Mailbox | None = None,
+    manage_url: str | None = None,
 ) -> bytes:
     """The iMIP message carrying ics (from core.itip.build) to its single attendee.
 
@@ -84,6 +85,7 @@ def compose_itip(
         "location": event.location,
         "description": event.description,
         "reschedule_url": reschedule_url,
+        "manage_url": manage_url,
         "recipient_name": recipient.name,
         "organizer_name": event.organizer_name,
     }

@@ -10,7 +10,7 @@ separate POSTs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,10 +18,9 @@ from sqlalchemy.orm import Session
 from core.db.models import Booking, Invitation, Proposal, Provider
 from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, LinkProblem
-from core.services.notify import Mailer, invitations_of, issue_link, reschedule_link
+from core.services.notify import MANAGE, Mailer, invitations_of, manage_token, reschedule_link
 from core.services.proposals import open_link
 
-MANAGE = "manage"
 MAX_REASON = 500
 
 
@@ -33,18 +32,6 @@ class Managed:
     invitation: Invitation
     provider: Provider
     pending: Proposal | None  # a proposal of a new time that waits for an answer
-
-
-def manage_token(
-    session: Session, mailer: Mailer, booking: Booking, invitation: Invitation, now: datetime
-) -> str:
-    """A new manage link token of the attendee for booking (stored as its hash); its page
-    is ``mailer.url("/booking?m=", token)``."""
-    expires = max(booking.end_at + timedelta(days=1), now + timedelta(hours=1))
-    return issue_link(
-        session, mailer, purpose=MANAGE, booking=booking, role=invitation.role,
-        address=invitation.address, expires_at=expires, now=now,
-    )  # fmt: skip
 
 
 def guest_manage_token(session: Session, mailer: Mailer, booking: Booking, now: datetime) -> str:

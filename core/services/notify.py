@@ -171,6 +171,21 @@ def reschedule_link(
     return mailer.url("/reschedule?r=", token)
 
 
+MANAGE = "manage"
+
+
+def manage_token(
+    session: Session, mailer: Mailer, booking: Booking, invitation: Invitation, now: datetime
+) -> str:
+    """A new token for the attendee's own booking page (/booking?m=…), reusable until a
+    day after the booking ends (core.services.manage)."""
+    expires = max(booking.end_at + timedelta(days=1), now + timedelta(hours=1))
+    return issue_link(
+        session, mailer, purpose=MANAGE, booking=booking, role=invitation.role,
+        address=invitation.address, expires_at=expires, now=now,
+    )  # fmt: skip
+
+
 def invitations_of(session: Session, booking: Booking) -> list[Invitation]:
     query = select(Invitation).where(Invitation.booking_id == booking.id).order_by(Invitation.role)
     return list(session.scalars(query))
@@ -283,10 +298,13 @@ def _send_one(
         if change == "cancellation"
         else reschedule_link(session, mailer, booking, invitation, now)
     )
+    manage = None
+    if change != "cancellation" and invitation.role == "guest":
+        manage = mailer.url("/booking?m=", manage_token(session, mailer, booking, invitation, now))
     zone = _zone(session, booking, invitation)
     row = itip_row(
         mailer, booking, invitation, change, now, key=key, zone_name=zone,
-        reschedule_url=link, plain_key=refresh_of is None,
+        reschedule_url=link, plain_key=refresh_of is None, manage_url=manage,
     )  # fmt: skip
     session.add(row)  # the key was looked up by send_itip
     deliver_soon(session, now)
@@ -310,6 +328,7 @@ def itip_row(
     zone_name: str | None,
     reschedule_url: str | None,
     plain_key: bool = True,
+    manage_url: str | None = None,
 ) -> OutboundMessage:
     """The outbox row of one change for one attendee: its private iMIP message, composed,
     not yet in any session.
@@ -329,7 +348,7 @@ def itip_row(
     message = compose_itip(
         kind=_KIND[change], ics=ics, event=event,
         recipient=Mailbox(invitation.address, invitation.name or ""), message_id=message_id,
-        date=now, zone_name=zone_name, reschedule_url=reschedule_url,
+        date=now, zone_name=zone_name, reschedule_url=reschedule_url, manage_url=manage_url,
         sender=Mailbox(event.organizer_address, event.organizer_name),
     )  # fmt: skip
     return outbox_row(

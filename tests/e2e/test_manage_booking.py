@@ -9,6 +9,9 @@ host, and each of them is sent a CANCEL. A made-up link gets the link-problem pa
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
+from sqlalchemy import select
 
+from core.db.models import OutboundMessage
 from core.runtime import Runtime
 from tests.e2e.browser import ARTIFACTS, page_wait
 from tests.integration.api.helpers import Clock, client_for, make_provider, served
@@ -40,6 +45,23 @@ def _book(driver: Any, base: str) -> datetime:
     driver.find_element(By.ID, "manage").click()
     wait.until(lambda d: d.find_elements(By.ID, "state"))
     return start
+
+
+def _mailed_manage_links(runtime: Runtime) -> dict[str, str]:
+    """recipient → the /booking?m=… path in each invitation mail's text."""
+    found = {}
+    with runtime.sessions() as session:
+        rows = session.scalars(
+            select(OutboundMessage).where(OutboundMessage.kind == "itip.invitation")
+        ).all()
+        for row in rows:
+            message = email.message_from_bytes(row.mime, policy=email.policy.default)
+            body = message.get_body(preferencelist=("plain",))
+            text = body.get_content() if body is not None else ""
+            match = re.search(r"https?://[^/\s]+(/booking\?m=[A-Za-z0-9_\-%.~]+)", text)
+            if match:
+                found[row.recipient] = match.group(1)
+    return found
 
 
 def test_a_guest_sees_adds_reschedules_and_cancels_their_booking(
@@ -98,6 +120,13 @@ def test_a_guest_sees_adds_reschedules_and_cancels_their_booking(
 
         driver.get(f"{base}/booking?m=made-up")
         assert "does not work" in driver.page_source
+
+        # The guest's invitation mail carries a link to the same page (the host's does not).
+        mailed = _mailed_manage_links(runtime)
+        assert list(mailed) == ["grace@example.net"], mailed
+        driver.get(base + mailed["grace@example.net"])
+        wait.until(lambda d: d.find_elements(By.ID, "state"))
+        assert driver.find_element(By.ID, "state").text == "Cancelled"
 
     listed = api.get("/api/v1/bookings", params={"provider_id": provider}, headers=admin_headers)
     (booking,) = listed.json()["items"]
