@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     booking_page_weeks: int = Field(default=3, gt=0, le=26)
     proposal_ttl_hours: int = Field(default=48, gt=0)
+    # A request to book nobody answers lapses after this (frees the slot, tells both).
+    booking_request_ttl_minutes: int = Field(default=2880, gt=0)
     import_allow_private: bool = False
     # Private networks imports may still fetch from (CIDRs, e.g. an internal CalDAV server).
     import_allow_networks: list[str] = Field(default_factory=list)

@@ -12,7 +12,7 @@ from caldav_bridge.importers import make_fetcher
 from core.jobs import Handler, JobContext, Periodic
 from core.runtime import Runtime
 from core.services import dav
-from core.services.bookings import actor_of
+from core.services.bookings import actor_of, expire_requests
 from core.services.conflicts import NOTIFY_JOB as CONFLICTS_NOTIFY_JOB
 from core.services.conflicts import notify_open_conflicts
 from core.services.expiry import expire_holds
@@ -60,6 +60,12 @@ def _purge_rate_limits(context: JobContext, payload: dict[str, Any]) -> None:
 def _refresh_dav_spans(context: JobContext, payload: dict[str, Any]) -> None:
     with context.sessions.begin() as session:
         dav.refresh_recurring_busy(session, context.now)
+
+
+def _expire_requests(context: JobContext, payload: dict[str, Any]) -> None:
+    actor = actor_of(context.services["runtime"], "expiry")
+    with context.sessions.begin() as session:
+        expire_requests(session, actor, context.now)
 
 
 def _notify_conflicts(context: JobContext, payload: dict[str, Any]) -> None:
@@ -119,6 +125,7 @@ def job_handlers() -> dict[str, Handler]:
         "sources.poll": _poll_sources,
         "dav.spans": _refresh_dav_spans,
         CONFLICTS_NOTIFY_JOB: _notify_conflicts,
+        "bookings.expire_requests": _expire_requests,
     }
 
 
@@ -133,6 +140,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic(PROCESS_JOB, 10, instances=2),
         Periodic("sources.poll", 60),
         Periodic(CONFLICTS_NOTIFY_JOB, 60),
+        Periodic("bookings.expire_requests", 300),
         # Recurring events in providers' own calendars: keep their spans a horizon ahead.
         Periodic("dav.spans", 6 * 3600),
     ]

@@ -72,6 +72,7 @@ def compose_itip(
     reschedule_url: str | None = None,
     sender: Mailbox | None = None,
     manage_url: str | None = None,
+    reason: str | None = None,
 ) -> bytes:
     """The iMIP message carrying ics (from core.itip.build) to its single attendee.
 
@@ -86,6 +87,7 @@ def compose_itip(
         "description": event.description,
         "reschedule_url": reschedule_url,
         "manage_url": manage_url,
+        "reason": reason,
         "recipient_name": recipient.name,
         "organizer_name": event.organizer_name,
     }
@@ -378,4 +380,7 @@ REQUIRED_CONTEXT: Final[Mapping[str, frozenset[str]]] = {
     "booking_request": frozenset({"title", "start", "end", "approve_url", "decline_url"}),
     "sign_in_link": frozenset({"link_url"}),
     "conflict_review": frozenset({"unit", "sentence", "conflicts_url"}),
+    "request_received": frozenset({"title", "start", "end", "host_label", "manage_url"}),
+    "request_declined": frozenset({"title", "start", "end", "host_label", "reason"}),
+    "request_lapsed": frozenset({"title", "start", "end", "guest_label"}),
 }

@@ -32,8 +32,17 @@ from core.services.availability import SlotList, check_bookable, find_slots, loa
 from core.services.busy import Exclude, related_units
 from core.services.errors import InvalidState, NotFoundError
 from core.services.freshness import DEFAULT_STALE_AFTER, instant_book_allowed
-from core.services.notify import Mailer, invitations_of, send_booking_request, send_itip
-from core.services.providers import get_provider, lock_providers
+from core.services.notify import (
+    Mailer,
+    invitations_of,
+    request_expiry,
+    send_booking_request,
+    send_itip,
+    send_request_declined,
+    send_request_lapsed,
+    send_request_received,
+)
+from core.services.providers import booking_path, get_provider, lock_providers
 
 Change = Literal["confirmed", "requested", "approved", "declined", "cancelled", "rescheduled"]
 ACTIVE_STATUSES = ("requested", "confirmed")
@@ -265,6 +274,40 @@ def decline_booking(session: Session, booking_id: str, actor: Actor, now: dateti
     return booking
 
 
+LAPSED = "nobody answered the request in time"
+
+
+def expire_requests(session: Session, actor: Actor, now: datetime, *, limit: int = 200) -> int:
+    """Lapse requests to book nobody answered (``request_expiry``): each is declined, its
+    slot freed, the guest told; the host is told too. Returns how many."""
+    if actor.mailer is None:
+        return 0
+    mailer = actor.mailer
+    oldest = now - mailer.request_ttl
+    candidates = session.scalars(
+        select(Booking)
+        .where(
+            Booking.status == "requested",
+            (Booking.created_at <= oldest) | (Booking.start_at <= now),
+        )
+        .order_by(Booking.created_at)
+        .limit(limit)
+    ).all()
+    lapsed = 0
+    for found in candidates:
+        if request_expiry(mailer, found, found.created_at) > now:
+            continue
+        booking = lock_booking_alone(session, found.id)
+        if booking.status != "requested":
+            continue
+        mark_cancelled(booking, LAPSED, now)
+        _set_partstat(session, booking, "host", "declined", now)
+        _after_booking_change(session, booking, "declined", actor.named("expiry"), now)
+        send_request_lapsed(session, mailer, booking, now)
+        lapsed += 1
+    return lapsed
+
+
 def cancel_booking(
     session: Session, booking_id: str, actor: Actor, now: datetime, *, reason: str | None = None
 ) -> Booking:
@@ -462,8 +505,15 @@ def _mail_change(
         send_itip(session, mailer, booking, "invitation", now)
     elif change == "requested":
         send_booking_request(session, mailer, booking, now)
+        expires = request_expiry(mailer, booking, booking.created_at)
+        send_request_received(session, mailer, booking, now, expires_at=expires)
     elif change == "rescheduled":
         send_itip(session, mailer, booking, "update", now)
     elif change in ("cancelled", "declined"):
         among = [i for i in invitations_of(session, booking) if has_the_event(i)]
         send_itip(session, mailer, booking, "cancellation", now, among=among)
+        guest = next((i for i in invitations_of(session, booking) if i.role == "guest"), None)
+        if change == "declined" and guest is not None and not has_the_event(guest):
+            provider = session.get(Provider, booking.provider_id)
+            page = mailer.base_url + booking_path(session, provider) if provider else None
+            send_request_declined(session, mailer, booking, now, book_url=page)

@@ -65,6 +65,8 @@ class Mailer:
     secret: bytes
     plus_addressing: bool
     approve_ttl: timedelta
+    # How long a request to book waits for the host (PARLEY_BOOKING_REQUEST_TTL_MINUTES).
+    request_ttl: timedelta = timedelta(minutes=2880)
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> Mailer:
@@ -75,6 +77,7 @@ class Mailer:
             secret=runtime.secrets.secret_key,
             plus_addressing=settings.plus_addressing,
             approve_ttl=timedelta(hours=settings.proposal_ttl_hours),
+            request_ttl=timedelta(minutes=settings.booking_request_ttl_minutes),
         )
 
     def organizer(self, tenant_id: str) -> TenantMailbox:
@@ -350,6 +353,7 @@ def itip_row(
         recipient=Mailbox(invitation.address, invitation.name or ""), message_id=message_id,
         date=now, zone_name=zone_name, reschedule_url=reschedule_url, manage_url=manage_url,
         sender=Mailbox(event.organizer_address, event.organizer_name),
+        reason=booking.cancel_reason if change == "cancellation" else None,
     )  # fmt: skip
     return outbox_row(
         idempotency_key=key, kind=f"itip.{change}", uid=booking.uid if plain_key else None,
@@ -477,12 +481,19 @@ def host_invitation(session: Session, booking: Booking) -> Invitation | None:
     return next((i for i in invitations_of(session, booking) if i.role == "host"), None)
 
 
+def request_expiry(mailer: Mailer, booking: Booking, requested_at: datetime) -> datetime:
+    """When an unanswered request to book lapses: after the request TTL, at the latest
+    at its start (and never sooner than an hour after it was asked)."""
+    latest = max(booking.start_at, requested_at + timedelta(hours=1))
+    return min(requested_at + mailer.request_ttl, latest)
+
+
 def send_booking_request(session: Session, mailer: Mailer, booking: Booking, now: datetime) -> None:
     """Ask the provider (host) to approve or decline a request-to-book."""
     host = host_invitation(session, booking)
     if host is None:
         return
-    expires = min(now + mailer.approve_ttl, max(booking.start_at, now + timedelta(hours=1)))
+    expires = request_expiry(mailer, booking, now)
     links = {
         f"{verb}_url": mailer.url(
             f"/{verb}?t=",
@@ -518,3 +529,63 @@ def send_booking_request(session: Session, mailer: Mailer, booking: Booking, now
         now=now,
         zone_name=provider.timezone if provider else None,
     )
+
+
+def _guest_notice(
+    session: Session,
+    mailer: Mailer,
+    booking: Booking,
+    template: str,
+    now: datetime,
+    **context: Any,
+) -> None:
+    """A notice to the booking's guest about their request (once per booking and SEQUENCE)."""
+    guest = next((i for i in invitations_of(session, booking) if i.role == "guest"), None)
+    if guest is None:
+        return
+    send_notice(
+        session, mailer, template=template, key=f"{template}:{booking.id}:{booking.sequence}",
+        booking=booking, to=Mailbox(guest.address, guest.name or ""),
+        context={"title": booking.title, "start": booking.start_at, "end": booking.end_at,
+                 "host_label": booking.host_name or "your host", "recipient_name": guest.name,
+                 **context},
+        now=now, zone_name=attendee_zone(booking, guest, lambda: None),
+    )  # fmt: skip
+
+
+def send_request_received(
+    session: Session, mailer: Mailer, booking: Booking, now: datetime, *, expires_at: datetime
+) -> None:
+    """Tell a request-to-book guest at once that the request went out, and until when."""
+    guest = next((i for i in invitations_of(session, booking) if i.role == "guest"), None)
+    if guest is None:
+        return
+    manage = mailer.url("/booking?m=", manage_token(session, mailer, booking, guest, now))
+    _guest_notice(
+        session, mailer, booking, "request_received", now, manage_url=manage, expires_at=expires_at
+    )
+
+
+def send_request_declined(
+    session: Session, mailer: Mailer, booking: Booking, now: datetime, *, book_url: str | None
+) -> None:
+    """Tell a request-to-book guest that the request was not confirmed, and why."""
+    reason = booking.cancel_reason or "the host could not confirm it"
+    _guest_notice(
+        session, mailer, booking, "request_declined", now, reason=reason, book_url=book_url
+    )
+
+
+def send_request_lapsed(session: Session, mailer: Mailer, booking: Booking, now: datetime) -> None:
+    """Tell the host that a request to book lapsed unanswered (the guest was told too)."""
+    host = host_invitation(session, booking)
+    if host is None:
+        return
+    provider = session.get(Provider, booking.provider_id)
+    send_notice(
+        session, mailer, template="request_lapsed", key=f"request_lapsed:{booking.id}",
+        booking=booking, to=Mailbox(host.address, host.name or ""),
+        context={"title": booking.title, "start": booking.start_at, "end": booking.end_at,
+                 "guest_label": booking.guest_name or "A guest", "recipient_name": host.name},
+        now=now, zone_name=provider.timezone if provider else None,
+    )  # fmt: skip
