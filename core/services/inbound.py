@@ -2,7 +2,8 @@
 
 Parsing and iTIP handling happen later, never inside the SMTP dialogue: this module
 only reads enough headers to find the Message-ID for deduplication. Each message is
-one short transaction: a single INSERT … ON CONFLICT (message_key) DO NOTHING RETURNING id.
+one short transaction: a single INSERT … ON CONFLICT (tenant_id, message_key) DO NOTHING
+RETURNING id.
 Every listener (SMTP, LMTP, IMAP, the pipe) stores through one door, ``Inbox.receive``,
 which picks the store for the database and then wakes the inbound.process job.
 """
@@ -41,7 +42,10 @@ _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNOREC
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TABLE = InboundMessage.__table__
-_FIND = select(_TABLE.c.id).where(_TABLE.c.message_key == bindparam("key"))
+# Keys are unique per tenant (tenant_id leads every unique key: see the models).
+_FIND = select(_TABLE.c.id).where(
+    _TABLE.c.tenant_id == bindparam("tenant"), _TABLE.c.message_key == bindparam("key")
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def _insert_for(dialect: str) -> Insert:
     """The dedup insert: both SQLite (3.35+) and PostgreSQL skip a known key and return no row."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
     statement: Insert = module.insert(_TABLE).on_conflict_do_nothing(
-        index_elements=[_TABLE.c.message_key]
+        index_elements=[_TABLE.c.tenant_id, _TABLE.c.message_key]
     )
     return statement.returning(_TABLE.c.id)
 
@@ -116,7 +120,7 @@ def insert_raw(
     if new_id is not None:
         return Stored(int(new_id), duplicate=False)
     # Only a duplicate reaches here: the key exists and is committed (or we would have waited).
-    existing = connection.execute(_FIND, {"key": key}).scalar_one()
+    existing = connection.execute(_FIND, {"tenant": tenant_id, "key": key}).scalar_one()
     return Stored(int(existing), duplicate=True)
 
 
@@ -141,9 +145,9 @@ def store_raw(
 _PG_INSERT = (
     f"INSERT INTO inbound_messages ({', '.join(_COLUMNS)})"
     f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
-    " ON CONFLICT (message_key) DO NOTHING RETURNING id"
+    " ON CONFLICT (tenant_id, message_key) DO NOTHING RETURNING id"
 )
-_PG_FIND = "SELECT id FROM inbound_messages WHERE message_key = %s"
+_PG_FIND = "SELECT id FROM inbound_messages WHERE tenant_id = %s AND message_key = %s"
 
 
 async def store_raw_hot(
@@ -166,7 +170,7 @@ async def store_raw_hot(
     found = await (await conn.execute(_PG_INSERT, values)).fetchone()
     if found is not None:
         return Stored(int(found[0]), duplicate=False)
-    existing = await (await conn.execute(_PG_FIND, (key,))).fetchone()
+    existing = await (await conn.execute(_PG_FIND, (tenant_id, key))).fetchone()
     if existing is None:  # cannot be: the key exists, committed, or the insert had waited
         raise RuntimeError(f"inbound message {key!r} neither inserted nor found")
     return Stored(int(existing[0]), duplicate=True)
@@ -217,7 +221,7 @@ class SqliteRawWriter:
                 raise RuntimeError("the inbound insert left a transaction open")
             if rows:
                 return Stored(int(rows[0][0]), duplicate=False)
-            found = driver.execute(self._find_sql, (key,)).fetchall()
+            found = driver.execute(self._find_sql, (DEFAULT_TENANT, key)).fetchall()
             return Stored(int(found[0][0]), duplicate=True)
         except Exception:
             self.close()
