@@ -430,6 +430,8 @@ class InboundMessage(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "message_key"),
         UniqueConstraint("tenant_id", "id"),
+        # Stored once per deployment: found by key before the insert (core.services.inbound).
+        Index("ix_inbound_messages_message_key", "message_key"),
         Index("ix_inbound_messages_outcome_received", "outcome", "received_at"),
         Index("ix_inbound_messages_uid", "uid"),
     )

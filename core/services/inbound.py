@@ -42,9 +42,15 @@ _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNOREC
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TABLE = InboundMessage.__table__
-# Keys are unique per tenant (tenant_id leads every unique key: see the models).
-_FIND = select(_TABLE.c.id).where(
-    _TABLE.c.tenant_id == bindparam("tenant"), _TABLE.c.message_key == bindparam("key")
+# A message is stored once per deployment, looked up by its key before the insert: the
+# unique key is (tenant_id, message_key), as every unique key leads with tenant_id, but
+# mail is stored in the default tenant and moved to its own when it is processed, so a
+# copy delivered again after that would not meet the first on the unique key.
+_FIND = (
+    select(_TABLE.c.id)
+    .where(_TABLE.c.message_key == bindparam("key"))
+    .order_by(_TABLE.c.id)
+    .limit(1)
 )
 
 
@@ -116,11 +122,14 @@ def insert_raw(
     key, digest = message_key(raw)
     row = _values(raw, key, digest, channel, now, envelope_from, envelope_to, tenant_id)
     values = dict(zip(_COLUMNS, row, strict=True))
+    known = connection.execute(_FIND, {"key": key}).scalar()
+    if known is not None:
+        return Stored(int(known), duplicate=True)
     new_id = connection.execute(_INSERTS[connection.dialect.name], values).scalar()
     if new_id is not None:
         return Stored(int(new_id), duplicate=False)
     # Only a duplicate reaches here: the key exists and is committed (or we would have waited).
-    existing = connection.execute(_FIND, {"tenant": tenant_id, "key": key}).scalar_one()
+    existing = connection.execute(_FIND, {"key": key}).scalar_one()
     return Stored(int(existing), duplicate=True)
 
 
@@ -147,7 +156,8 @@ _PG_INSERT = (
     f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
     " ON CONFLICT (tenant_id, message_key) DO NOTHING RETURNING id"
 )
-_PG_FIND = "SELECT id FROM inbound_messages WHERE tenant_id = %s AND message_key = %s"
+_FIND_SQL = "SELECT id FROM inbound_messages WHERE message_key = {} ORDER BY id LIMIT 1"
+_PG_FIND = _FIND_SQL.format("%s")
 
 
 async def store_raw_hot(
@@ -167,10 +177,13 @@ async def store_raw_hot(
     """
     key, digest = message_key(raw)
     values = _values(raw, key, digest, channel, now, envelope_from, envelope_to, tenant_id)
+    known = await (await conn.execute(_PG_FIND, (key,))).fetchone()
+    if known is not None:
+        return Stored(int(known[0]), duplicate=True)
     found = await (await conn.execute(_PG_INSERT, values)).fetchone()
     if found is not None:
         return Stored(int(found[0]), duplicate=False)
-    existing = await (await conn.execute(_PG_FIND, (tenant_id, key))).fetchone()
+    existing = await (await conn.execute(_PG_FIND, (key,))).fetchone()
     if existing is None:  # cannot be: the key exists, committed, or the insert had waited
         raise RuntimeError(f"inbound message {key!r} neither inserted nor found")
     return Stored(int(existing[0]), duplicate=True)
@@ -193,7 +206,7 @@ class SqliteRawWriter:
         compiled = _INSERTS["sqlite"].compile(dialect=engine.dialect, column_keys=_COLUMNS)
         names = list(compiled.positiontup or ())
         self._insert_sql = compiled.string
-        self._find_sql = _FIND.compile(dialect=engine.dialect).string
+        self._find_sql = _FIND_SQL.format("?")
         self._order = [_COLUMNS.index(name) for name in names]
         self._processors = [_TABLE.c[name].type.bind_processor(engine.dialect) for name in names]
         self._pooled: Any = None
@@ -215,13 +228,16 @@ class SqliteRawWriter:
         ]
         try:
             driver = self._driver()
+            known = driver.execute(self._find_sql, (key,)).fetchall()
+            if known:
+                return Stored(int(known[0][0]), duplicate=True)
             # fetchall runs the statement to its end, which commits it (autocommit mode).
             rows = driver.execute(self._insert_sql, params).fetchall()
             if driver.in_transaction:
                 raise RuntimeError("the inbound insert left a transaction open")
             if rows:
                 return Stored(int(rows[0][0]), duplicate=False)
-            found = driver.execute(self._find_sql, (DEFAULT_TENANT, key)).fetchall()
+            found = driver.execute(self._find_sql, (key,)).fetchall()
             return Stored(int(found[0][0]), duplicate=True)
         except Exception:
             self.close()

@@ -90,6 +90,7 @@ _TABLES: dict[str, tuple[list[list[str]], list[tuple[str, str, str]]]] = {
 }
 _PARENTS = {parent for _, fks in _TABLES.values() for _, parent, _ in fks}
 _KEEP_SET_NULL_AS_NO_ACTION = {"SET NULL": None}
+_MESSAGE_KEY = "ix_inbound_messages_message_key"
 
 
 def _uq(table: str, columns: list[str]) -> str:
@@ -114,6 +115,8 @@ def upgrade() -> None:
                 batch_op.create_unique_constraint(
                     _uq(table, ["tenant_id", "id"]), ["tenant_id", "id"]
                 )
+            if table == "inbound_messages":  # its key's lookup across tenants
+                batch_op.create_index(_MESSAGE_KEY, ["message_key"], unique=False)
             for column, parent, before in fks:
                 batch_op.create_foreign_key(
                     _fk(table, column, parent), parent, [column, "tenant_id"], ["id", "tenant_id"],
@@ -128,6 +131,8 @@ def downgrade() -> None:
                 batch_op.drop_constraint(_fk(table, column, parent), type_="foreignkey")
             if table in _PARENTS:
                 batch_op.drop_constraint(_uq(table, ["tenant_id", "id"]), type_="unique")
+            if table == "inbound_messages":
+                batch_op.drop_index(_MESSAGE_KEY)
             for columns in uniques:
                 batch_op.drop_constraint(_uq(table, ["tenant_id", *columns]), type_="unique")
                 batch_op.create_unique_constraint(_uq(table, columns), columns)
