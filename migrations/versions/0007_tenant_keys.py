@@ -101,7 +101,25 @@ def _fk(table: str, column: str, parent: str) -> str:
     return op.f(f"fk_{table}_{column}_{parent}")
 
 
+def _repair() -> None:
+    """Put each row in its parent's tenant before the keys demand it.
+
+    Until now rows of a provider could be written in the default tenant whatever the
+    provider's (availability settings and rules were); the row's tenant is its parent's.
+    A nullable reference that was SET NULL and still crosses tenants is cleared.
+    """
+    for table, (_, fks) in _TABLES.items():
+        for column, parent, before in fks:
+            theirs = f"(SELECT p.tenant_id FROM {parent} p WHERE p.id = {table}.{column})"
+            crossing = f"{column} IS NOT NULL AND tenant_id <> {theirs}"
+            if before == "SET NULL":
+                op.execute(f"UPDATE {table} SET {column} = NULL WHERE {crossing}")
+            else:
+                op.execute(f"UPDATE {table} SET tenant_id = {theirs} WHERE {crossing}")
+
+
 def upgrade() -> None:
+    _repair()
     for table, (uniques, fks) in _TABLES.items():
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column, parent, _ in fks:

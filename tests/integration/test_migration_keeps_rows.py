@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db.engine import make_engine
 from core.db.migrate import downgrade, upgrade
 from core.db.models import (
+    AvailabilitySettings,
     Booking,
     Hold,
     InboundMessage,
@@ -27,6 +28,7 @@ from core.db.models import (
     Proposal,
     Provider,
     Tenant,
+    WeeklyRule,
 )
 from tests.conftest import create_pg_database, drop_pg_database, postgres_url_or_skip
 
@@ -134,5 +136,34 @@ def test_a_child_of_another_tenants_parent_is_refused(url: str) -> None:
         with engine.begin() as c:
             c.execute(delete(Tenant.__table__).where(Tenant.id == "tnt_b"))
         assert _counts(engine) == {m.__tablename__: 1 for m in TABLES}
+    finally:
+        engine.dispose()
+
+
+def test_rows_written_in_the_wrong_tenant_move_to_their_parents(url: str) -> None:
+    # Before 0007 a second tenant's provider got its settings and rules in "default".
+    upgrade(url, "0006")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as c:
+            c.execute(insert(Tenant.__table__).values(
+                id="tnt_b", name="B", slug="b", organizer_email="b@org.example",
+                created_at=T0))  # fmt: skip
+        _fill(engine, "tnt_b", suffix="b")
+        with engine.begin() as c:
+            c.execute(insert(AvailabilitySettings.__table__).values(
+                provider_id="prv_ab", tenant_id="default", lead_time_hours=0,
+                booking_window_days=30, min_duration_minutes=30, slot_step_minutes=30,
+                buffer_before_minutes=0, buffer_after_minutes=0, instant_book=True,
+                updated_at=T0))  # fmt: skip
+            c.execute(insert(WeeklyRule.__table__).values(
+                id="wkr_b", tenant_id="default", provider_id="prv_ab", weekday=0,
+                start_minute=480, end_minute=1020))  # fmt: skip
+            c.execute(update(Invitation.__table__).values(tenant_id="default"))
+        upgrade(url)
+        with engine.connect() as c:
+            for model in (AvailabilitySettings, WeeklyRule, Invitation, Booking, Hold):
+                tenants = set(c.scalars(select(model.__table__.c.tenant_id)))
+                assert tenants == {"tnt_b"}, model.__tablename__
     finally:
         engine.dispose()
