@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from core.db.engine import make_engine
 from core.db.models import Base
@@ -31,17 +31,43 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    # On the DBAPI connection, outside any transaction: inside one the pragma is a no-op.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    cursor.close()
+
+
 def _run(engine: Engine) -> None:
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            render_item=_render_item,
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a table as copy, DROP TABLE, rename; with foreign keys on,
+            # that DROP deletes its rows first and the ON DELETE CASCADE of every child
+            # table fires: a rebuilt parent (tenants, bookings) would empty its children.
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,
+                render_item=_render_item,
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    _refuse_dangling_keys(connection)
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
+
+
+def _refuse_dangling_keys(connection: Connection) -> None:
+    """Roll the migration back if it left a row whose foreign key points at nothing."""
+    bad = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchmany(5)
+    if bad:
+        raise RuntimeError(f"migration left rows with dangling foreign keys: {bad}")
 
 
 def run_migrations_online() -> None:

@@ -1,5 +1,5 @@
 """The `parley` command line: serve, migrate, worker, mail ingest, sync, demo, provider add,
-backup, doctor.
+tenant create/list, key create/list/revoke, backup, doctor.
 
 Every command reads settings once; a bad setting ends the command with one line on
 stderr and exit status 2, never a traceback.
@@ -22,6 +22,11 @@ from core.runtime import Runtime, open_runtime
 from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from core.services.access import Caller
     from core.services.inbound import Stored
     from parley.demo import DemoResult
 
@@ -35,6 +40,10 @@ mail_app = typer.Typer(help="Organizer mailbox commands.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
 provider_app = typer.Typer(help="Provider commands.", no_args_is_help=True)
 app.add_typer(provider_app, name="provider")
+tenant_app = typer.Typer(help="Tenant commands (as the system token).", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+key_app = typer.Typer(help="A tenant's API keys (as the system token).", no_args_is_help=True)
+app.add_typer(key_app, name="key")
 
 err = Console(stderr=True)
 out = Console()
@@ -288,6 +297,161 @@ def provider_add(
     _say(f"Booking page: {base}/book/{slug}")
     _say(f"Next: sign in at {base}/me with {address} and set your hours (Availability);")
     _say("  guests see bookable times once there are weekly hours.")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"parley: {exc}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _in_tenant(session: Session, slug: str) -> Caller:
+    """The system token acting in the tenant ``slug``; exit 1 when there is none."""
+    from core.services.access import system_caller
+    from core.services.errors import NotFoundError
+
+    try:
+        return system_caller(session, slug)
+    except NotFoundError:
+        err.print(f"parley: no tenant with slug {slug!r} (see `parley tenant list`)",
+                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1) from None
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option(help="The organisation's name.")],
+    slug: Annotated[str, typer.Option(help="Short name in URLs: /t/SLUG/… (a-z, 0-9, -).")],
+    organizer_email: Annotated[str, typer.Option(help="Its organizer mailbox address.")],
+    organizer_name: Annotated[str | None, typer.Option(help="Name on its invitations.")] = None,
+) -> None:
+    """Create a tenant (as POST /api/v1/tenants does) and print its id."""
+    from core.errors import ParleyError
+    from core.services.access import SYSTEM
+    from core.services.tenants import create_tenant
+
+    runtime = _command_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            made = create_tenant(
+                session, SYSTEM, name=name, slug=slug, organizer_email=organizer_email,
+                organizer_name=organizer_name, now=runtime.clock(),
+            )  # fmt: skip
+            tenant_id, slug, address = made.id, made.slug, made.organizer_email
+    except ParleyError as exc:
+        raise _fail(exc) from None
+    finally:
+        runtime.close()
+    _say(f"Tenant:    {tenant_id} (slug {slug})")
+    _say(f"Organizer: {address}")
+    _say(f"Next: parley key create --tenant {slug} --role owner")
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """Every tenant: id, slug, organizer address, name."""
+    from core.services.access import SYSTEM
+    from core.services.tenants import list_tenants
+
+    runtime = _command_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            rows = [
+                (t.id, t.slug, t.organizer_email or "(settings)", t.name)
+                for t in list_tenants(session, SYSTEM)
+            ]
+    finally:
+        runtime.close()
+    _table(("id", "slug", "organizer", "name"), rows)
+
+
+@key_app.command("create")
+def key_create(
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+    role: Annotated[str, typer.Option(help="owner, manager, staff or viewer.")],
+    label: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+    provider: Annotated[
+        list[str] | None, typer.Option(help="Limit the key to this provider id (repeatable).")
+    ] = None,
+) -> None:
+    """Make an API key and print it: the only time it is shown."""
+    from core.errors import ParleyError
+    from core.services.tenants import create_key
+
+    runtime = _command_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            caller = _in_tenant(session, tenant)
+            issued = create_key(
+                session, caller, caller.tenant_id, role=role, label=label,
+                providers=provider or None, now=runtime.clock(),
+            )  # fmt: skip
+            key_id, key_role = issued.row.id, issued.row.role
+    except ParleyError as exc:
+        raise _fail(exc) from None
+    finally:
+        runtime.close()
+    _say(f"Key id: {key_id} ({key_role} in {tenant})")
+    _say(f"Key (shown once, keep it now): {issued.key}")
+
+
+@key_app.command("list")
+def key_list(tenant: Annotated[str, typer.Option(help="The tenant's slug.")]) -> None:
+    """A tenant's keys, newest first, without their secrets."""
+    from core.services.tenants import list_keys
+
+    runtime = _command_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            caller = _in_tenant(session, tenant)
+            rows = [
+                (k.id, k.role, ",".join(k.providers or []) or "all", _when(k.created_at),
+                 _when(k.revoked_at) if k.revoked_at else "-", k.label or "")
+                for k in list_keys(session, caller, caller.tenant_id)
+            ]  # fmt: skip
+    finally:
+        runtime.close()
+    _table(("id", "role", "providers", "created", "revoked", "label"), rows)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `parley key list`).")],
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+) -> None:
+    """Revoke a key at once; requests with it are refused from now on."""
+    from core.errors import ParleyError
+    from core.services.tenants import revoke_key
+
+    runtime = _command_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            caller = _in_tenant(session, tenant)
+            row = revoke_key(session, caller, caller.tenant_id, key_id, runtime.clock())
+            revoked_at = row.revoked_at
+    except ParleyError as exc:
+        raise _fail(exc) from None
+    finally:
+        runtime.close()
+    _say(f"revoked {key_id} (since {_when(revoked_at)})")
+
+
+def _command_runtime() -> Runtime:
+    settings = _settings()
+    _migrate(settings)
+    return _runtime(settings)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Plain aligned columns, easy to read and to cut/awk."""
+    lines = [header, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        _say("  ".join([*cells, line[-1]]).rstrip())
 
 
 @app.command()

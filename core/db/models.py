@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -72,7 +73,18 @@ count = Annotated[int, mapped_column(Integer, default=0, server_default="0")]
 
 
 def _provider_fk() -> Any:
-    return mapped_column(String(40), ForeignKey("providers.id", ondelete="CASCADE"), index=True)
+    return mapped_column(String(40), index=True)
+
+
+def _fk(column: str, parent: str, ondelete: str | None = "CASCADE") -> ForeignKeyConstraint:
+    """(column, tenant_id) -> parent (id, tenant_id): a row lives in its parent's tenant.
+
+    With tenant_id in every key the tables can be distributed by tenant (Citus), and a row
+    pointing at another tenant's parent is refused by the database, not only by the code.
+    """
+    return ForeignKeyConstraint(
+        [column, "tenant_id"], [f"{parent}.id", f"{parent}.tenant_id"], ondelete=ondelete
+    )
 
 
 class Base(DeclarativeBase):
@@ -121,7 +133,10 @@ class Provider(Base):
     __tablename__ = "providers"
     __table_args__ = (
         UniqueConstraint("tenant_id", "slug"),
-        UniqueConstraint("dav_username"),
+        # Unique across the deployment too: dav_username() derives it from the tenant's and
+        # the provider's slugs, both unique, and a slug has no ".".
+        UniqueConstraint("tenant_id", "dav_username"),
+        UniqueConstraint("tenant_id", "id"),
         CheckConstraint("kind in ('person', 'unit')", name="kind"),
     )
     id: Mapped[str_id]
@@ -139,9 +154,8 @@ class Provider(Base):
 
 class AvailabilitySettings(Base):
     __tablename__ = "availability_settings"
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True
-    )
+    __table_args__ = (_fk("provider_id", "providers"),)
+    provider_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[tenant]
     lead_time_hours: Mapped[int] = mapped_column(Integer, default=24)
     booking_window_days: Mapped[int] = mapped_column(Integer, default=60)
@@ -161,6 +175,7 @@ class WeeklyRule(Base):
         CheckConstraint("weekday between 0 and 6", name="weekday"),
         CheckConstraint("start_minute >= 0 and end_minute <= 1440", name="minute_range"),
         CheckConstraint("end_minute > start_minute", name="ordered"),
+        _fk("provider_id", "providers"),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
@@ -177,12 +192,11 @@ class AvailabilityException(Base):
     __table_args__ = (
         CheckConstraint("kind in ('available', 'unavailable')", name="kind"),
         Index("ix_availability_exceptions_provider_day", "provider_id", "day"),
+        _fk("provider_id", "providers"),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE")
-    )
+    provider_id: Mapped[str] = mapped_column(String(40))
     day: Mapped[date] = mapped_column(Date)
     kind: Mapped[str] = mapped_column(String(16))
     start_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -192,7 +206,10 @@ class AvailabilityException(Base):
 
 class Vacation(Base):
     __tablename__ = "vacations"
-    __table_args__ = (CheckConstraint("last_day >= first_day", name="ordered"),)
+    __table_args__ = (
+        CheckConstraint("last_day >= first_day", name="ordered"),
+        _fk("provider_id", "providers"),
+    )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str] = _provider_fk()
@@ -206,8 +223,10 @@ class UnitRelationship(Base):
 
     __tablename__ = "unit_relationships"
     __table_args__ = (
-        UniqueConstraint("parent_id", "child_id"),
+        UniqueConstraint("tenant_id", "parent_id", "child_id"),
         CheckConstraint("parent_id <> child_id", name="distinct_units"),
+        _fk("parent_id", "providers"),
+        _fk("child_id", "providers"),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
@@ -243,12 +262,16 @@ class Hold(Base):
             postgresql_where=text("status = 'active'"),
             sqlite_where=text("status = 'active'"),
         ),
+        _fk("provider_id", "providers"),
+        # Not SET NULL: on (booking_id, tenant_id) it would null tenant_id too, and SQLite
+        # has no PostgreSQL 15 "SET NULL (booking_id)". Bookings are never deleted (they
+        # are cancelled); they go only with their provider or tenant, which takes the
+        # holds in the same statement, and NO ACTION is checked at the statement's end.
+        _fk("booking_id", "bookings", ondelete=None),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE")
-    )
+    provider_id: Mapped[str] = mapped_column(String(40))
     start_at: Mapped[utc]
     end_at: Mapped[utc]
     expires_at: Mapped[utc]
@@ -258,9 +281,7 @@ class Hold(Base):
     guest_email: Mapped[address_null]
     guest_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     guest_timezone: Mapped[short_null]
-    booking_id: Mapped[str | None] = mapped_column(
-        String(40), ForeignKey("bookings.id", ondelete="SET NULL"), nullable=True
-    )
+    booking_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[utc]
 
 
@@ -269,19 +290,19 @@ class Booking(Base):
 
     __tablename__ = "bookings"
     __table_args__ = (
-        UniqueConstraint("uid"),
+        UniqueConstraint("tenant_id", "uid"),
+        UniqueConstraint("tenant_id", "id"),
         CheckConstraint("end_at > start_at", name="ordered"),
         CheckConstraint(
             "status in ('requested', 'confirmed', 'cancelled', 'declined')", name="status"
         ),
         CheckConstraint("mode in ('instant', 'request')", name="mode"),
         Index("ix_bookings_provider_span", "provider_id", "start_at", "end_at"),
+        _fk("provider_id", "providers"),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE")
-    )
+    provider_id: Mapped[str] = mapped_column(String(40))
     uid: Mapped[str] = mapped_column(String(255))
     sequence: Mapped[count]
     status: Mapped[str] = mapped_column(String(16))
@@ -305,20 +326,19 @@ class Invitation(Base):
 
     __tablename__ = "invitations"
     __table_args__ = (
-        UniqueConstraint("booking_id", "role"),
-        UniqueConstraint("plus_tag"),
+        UniqueConstraint("tenant_id", "booking_id", "role"),
+        UniqueConstraint("tenant_id", "plus_tag"),
         CheckConstraint("role in ('host', 'guest')", name="role"),
         CheckConstraint(
             "partstat in ('needs-action', 'accepted', 'declined', 'tentative', 'delegated')",
             name="partstat",
         ),
         Index("ix_invitations_address", "address"),
+        _fk("booking_id", "bookings"),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    booking_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("bookings.id", ondelete="CASCADE")
-    )
+    booking_id: Mapped[str] = mapped_column(String(40))
     role: Mapped[str] = mapped_column(String(8))
     address: Mapped[address]
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -346,12 +366,16 @@ class Proposal(Base):
         CheckConstraint("via in ('link', 'counter')", name="via"),
         CheckConstraint("end_at > start_at", name="ordered"),
         Index("ix_proposals_booking_status", "booking_id", "status"),
+        UniqueConstraint("tenant_id", "id"),
+        _fk("booking_id", "bookings"),
+        # Not SET NULL, for the reason given at holds.booking_id: inbound messages are kept
+        # (the raw evidence) and go only with their tenant. A future purge of old messages
+        # must clear proposals.inbound_message_id first.
+        _fk("inbound_message_id", "inbound_messages", ondelete=None),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    booking_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("bookings.id", ondelete="CASCADE")
-    )
+    booking_id: Mapped[str] = mapped_column(String(40))
     proposed_by: Mapped[str] = mapped_column(String(8))
     proposer_address: Mapped[address]
     start_at: Mapped[utc]
@@ -360,9 +384,7 @@ class Proposal(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     via: Mapped[str] = mapped_column(String(8), default="link")
     base_sequence: Mapped[int] = mapped_column(Integer)
-    inbound_message_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("inbound_messages.id", ondelete="SET NULL"), nullable=True
-    )
+    inbound_message_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     created_at: Mapped[utc]
     expires_at: Mapped[utc]
     decided_at: Mapped[utc_null]
@@ -374,7 +396,10 @@ class MagicLink(Base):
 
     __tablename__ = "magic_links"
     __table_args__ = (
-        UniqueConstraint("token_hash"),
+        UniqueConstraint("tenant_id", "token_hash"),
+        _fk("booking_id", "bookings"),
+        _fk("proposal_id", "proposals"),
+        _fk("provider_id", "providers"),
         CheckConstraint(
             "purpose in ('propose', 'approve', 'decline', 'sign_in', 'approve_booking',"
             " 'decline_booking', 'manage')",
@@ -385,15 +410,9 @@ class MagicLink(Base):
     tenant_id: Mapped[tenant]
     token_hash: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(16))
-    booking_id: Mapped[str | None] = mapped_column(
-        String(40), ForeignKey("bookings.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    proposal_id: Mapped[str | None] = mapped_column(
-        String(40), ForeignKey("proposals.id", ondelete="CASCADE"), nullable=True
-    )
-    provider_id: Mapped[str | None] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE"), nullable=True
-    )
+    booking_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    proposal_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     actor_address: Mapped[address]
     actor_role: Mapped[short_null]
     created_at: Mapped[utc]
@@ -409,7 +428,10 @@ class InboundMessage(Base):
 
     __tablename__ = "inbound_messages"
     __table_args__ = (
-        UniqueConstraint("message_key"),
+        UniqueConstraint("tenant_id", "message_key"),
+        UniqueConstraint("tenant_id", "id"),
+        # Stored once per deployment: found by key before the insert (core.services.inbound).
+        Index("ix_inbound_messages_message_key", "message_key"),
         Index("ix_inbound_messages_outcome_received", "outcome", "received_at"),
         Index("ix_inbound_messages_uid", "uid"),
     )
@@ -444,8 +466,8 @@ class OutboundMessage(Base):
 
     __tablename__ = "outbound_messages"
     __table_args__ = (
-        UniqueConstraint("idempotency_key"),
-        UniqueConstraint("uid", "sequence", "attendee", "method"),
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        UniqueConstraint("tenant_id", "uid", "sequence", "attendee", "method"),
         CheckConstraint("status in ('pending', 'sending', 'sent', 'failed')", name="status"),
         Index("ix_outbound_messages_due", "status", "next_attempt_at"),
     )
@@ -492,15 +514,15 @@ class ExternalSource(Base):
 
     __tablename__ = "external_sources"
     __table_args__ = (
-        UniqueConstraint("provider_id", "url"),
+        UniqueConstraint("tenant_id", "provider_id", "url"),
+        UniqueConstraint("tenant_id", "id"),
         CheckConstraint("kind in ('ics', 'caldav')", name="kind"),
+        _fk("provider_id", "providers"),
         Index("ix_external_sources_due", "next_poll_at"),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE")
-    )
+    provider_id: Mapped[str] = mapped_column(String(40))
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     url: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(8))
@@ -528,19 +550,18 @@ class ExternalEvent(Base):
 
     __tablename__ = "external_events"
     __table_args__ = (
-        UniqueConstraint("source_id", "uid", "recurrence_id"),
+        UniqueConstraint("tenant_id", "source_id", "uid", "recurrence_id"),
+        UniqueConstraint("tenant_id", "id"),
+        _fk("source_id", "external_sources"),
+        _fk("provider_id", "providers"),
         CheckConstraint("kind in ('reservation', 'block')", name="kind"),
         Index("ix_external_events_provider_span", "provider_id", "start_at", "end_at"),
         Index("ix_external_events_dedup_key", "dedup_key"),
     )
     id: Mapped[int_id]
     tenant_id: Mapped[tenant]
-    source_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("external_sources.id", ondelete="CASCADE")
-    )
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE")
-    )
+    source_id: Mapped[str] = mapped_column(String(40))
+    provider_id: Mapped[str] = mapped_column(String(40))
     uid: Mapped[str] = mapped_column(String(512))
     # "" for a non-recurring event or the master, so that the unique key works everywhere.
     recurrence_id: Mapped[str] = mapped_column(String(64), default="")
@@ -562,12 +583,13 @@ class SyncLog(Base):
     """One attempt to poll a source, with timings and counts (MUVA §4)."""
 
     __tablename__ = "sync_logs"
-    __table_args__ = (Index("ix_sync_logs_source_started", "source_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_sync_logs_source_started", "source_id", "started_at"),
+        _fk("source_id", "external_sources"),
+    )
     id: Mapped[int_id]
     tenant_id: Mapped[tenant]
-    source_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("external_sources.id", ondelete="CASCADE")
-    )
+    source_id: Mapped[str] = mapped_column(String(40))
     started_at: Mapped[utc]
     completed_at: Mapped[utc_null]
     status: Mapped[str] = mapped_column(String(16))
@@ -591,16 +613,17 @@ class Conflict(Base):
     """Two overlapping external events and how the priority rules settled them."""
 
     __tablename__ = "conflicts"
-    __table_args__ = (UniqueConstraint("event_a_id", "event_b_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "event_a_id", "event_b_id"),
+        _fk("provider_id", "providers"),
+        _fk("event_a_id", "external_events"),
+        _fk("event_b_id", "external_events"),
+    )
     id: Mapped[int_id]
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str] = _provider_fk()
-    event_a_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("external_events.id", ondelete="CASCADE")
-    )
-    event_b_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("external_events.id", ondelete="CASCADE")
-    )
+    event_a_id: Mapped[int] = mapped_column(BigId)
+    event_b_id: Mapped[int] = mapped_column(BigId)
     conflict_type: Mapped[str] = mapped_column(String(32))
     overlap_start: Mapped[utc]
     overlap_end: Mapped[utc]
@@ -620,14 +643,14 @@ class DavCalendar(Base):
 
     __tablename__ = "dav_calendars"
     __table_args__ = (
-        UniqueConstraint("provider_id", "name"),
+        UniqueConstraint("tenant_id", "provider_id", "name"),
+        UniqueConstraint("tenant_id", "id"),
         CheckConstraint("kind in ('bookings', 'holds', 'blocks', 'custom')", name="kind"),
+        _fk("provider_id", "providers"),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE")
-    )
+    provider_id: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     blocking: Mapped[flag_true]
@@ -641,14 +664,14 @@ class DavObject(Base):
 
     __tablename__ = "dav_objects"
     __table_args__ = (
-        UniqueConstraint("calendar_id", "href"),
+        UniqueConstraint("tenant_id", "calendar_id", "href"),
+        UniqueConstraint("tenant_id", "id"),
         Index("ix_dav_objects_calendar_span", "calendar_id", "start_at", "end_at"),
+        _fk("calendar_id", "dav_calendars"),
     )
     id: Mapped[int_id]
     tenant_id: Mapped[tenant]
-    calendar_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("dav_calendars.id", ondelete="CASCADE")
-    )
+    calendar_id: Mapped[str] = mapped_column(String(40))
     href: Mapped[str] = mapped_column(String(255))
     uid: Mapped[str] = mapped_column(String(512))
     etag: Mapped[str] = mapped_column(String(64))
@@ -669,18 +692,17 @@ class DavBusy(Base):
     """
 
     __tablename__ = "dav_busy"
-    __table_args__ = (Index("ix_dav_busy_provider_span", "provider_id", "start_at", "end_at"),)
+    __table_args__ = (
+        Index("ix_dav_busy_provider_span", "provider_id", "start_at", "end_at"),
+        _fk("provider_id", "providers"),
+        _fk("calendar_id", "dav_calendars"),
+        _fk("object_id", "dav_objects"),
+    )
     id: Mapped[int_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("providers.id", ondelete="CASCADE")
-    )
-    calendar_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("dav_calendars.id", ondelete="CASCADE")
-    )
-    object_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("dav_objects.id", ondelete="CASCADE"), index=True
-    )
+    provider_id: Mapped[str] = mapped_column(String(40))
+    calendar_id: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[int] = mapped_column(BigId, index=True)
     start_at: Mapped[utc]
     end_at: Mapped[utc]
 
@@ -689,12 +711,13 @@ class DavChange(Base):
     """The change log behind sync-collection tokens: one row per href per revision."""
 
     __tablename__ = "dav_changes"
-    __table_args__ = (Index("ix_dav_changes_calendar_revision", "calendar_id", "revision"),)
+    __table_args__ = (
+        Index("ix_dav_changes_calendar_revision", "calendar_id", "revision"),
+        _fk("calendar_id", "dav_calendars"),
+    )
     id: Mapped[int_id]
     tenant_id: Mapped[tenant]
-    calendar_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("dav_calendars.id", ondelete="CASCADE")
-    )
+    calendar_id: Mapped[str] = mapped_column(String(40))
     revision: Mapped[int] = mapped_column(Integer)
     href: Mapped[str] = mapped_column(String(255))
     deleted: Mapped[flag_false]
@@ -704,7 +727,7 @@ class FeedToken(Base):
     """A private ICS feed URL; only the token's hash is kept."""
 
     __tablename__ = "feed_tokens"
-    __table_args__ = (UniqueConstraint("token_hash"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "token_hash"), _fk("provider_id", "providers"))
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str] = _provider_fk()
@@ -719,6 +742,7 @@ class AppPassword(Base):
     """A CalDAV app password; only a salted hash is kept."""
 
     __tablename__ = "app_passwords"
+    __table_args__ = (_fk("provider_id", "providers"),)
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str] = _provider_fk()
@@ -733,7 +757,7 @@ class WebSession(Base):
     """A provider's signed-in browser session, revocable server-side."""
 
     __tablename__ = "web_sessions"
-    __table_args__ = (UniqueConstraint("token_hash"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "token_hash"), _fk("provider_id", "providers"))
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str] = _provider_fk()

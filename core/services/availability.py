@@ -134,8 +134,8 @@ def put_availability(
     provider.updated_at = now
     for table in (WeeklyRule, AvailabilityException, VacationRow):
         session.execute(delete(table).where(table.provider_id == provider.id))
-    session.add_all(_rows(provider.id, policy))
-    _store_settings(session, provider.id, policy, now)
+    session.add_all(_rows(provider, policy))
+    _store_settings(session, provider, policy, now)
     session.add(
         AuditEntry(
             tenant_id=provider.tenant_id,
@@ -185,11 +185,14 @@ def _rules_recorded(provider_id: str, policy: AvailabilityPolicy) -> None:
 
 
 def _rows(
-    provider_id: str, policy: AvailabilityPolicy
+    provider: Provider, policy: AvailabilityPolicy
 ) -> list[WeeklyRule | AvailabilityException | VacationRow]:
+    """The provider's new rule rows, in its tenant (as every row of a provider is)."""
+    provider_id, tenant_id = provider.id, provider.tenant_id
     rows: list[WeeklyRule | AvailabilityException | VacationRow] = [
         WeeklyRule(
             id=new_id("wkr"),
+            tenant_id=tenant_id,
             provider_id=provider_id,
             weekday=w.weekday,
             start_minute=w.start_minute,
@@ -200,6 +203,7 @@ def _rows(
     rows += [
         AvailabilityException(
             id=new_id("exc"),
+            tenant_id=tenant_id,
             provider_id=provider_id,
             day=e.day,
             kind=e.kind.value,
@@ -209,18 +213,24 @@ def _rows(
         for e in policy.exceptions
     ]
     rows += [
-        VacationRow(id=new_id("vac"), provider_id=provider_id, first_day=v.first, last_day=v.last)
+        VacationRow(
+            id=new_id("vac"),
+            tenant_id=tenant_id,
+            provider_id=provider_id,
+            first_day=v.first,
+            last_day=v.last,
+        )
         for v in policy.vacations
     ]
     return rows
 
 
 def _store_settings(
-    session: Session, provider_id: str, policy: AvailabilityPolicy, now: datetime
+    session: Session, provider: Provider, policy: AvailabilityPolicy, now: datetime
 ) -> None:
-    settings = session.get(AvailabilitySettings, provider_id)
+    settings = session.get(AvailabilitySettings, provider.id)
     if settings is None:
-        settings = AvailabilitySettings(provider_id=provider_id)
+        settings = AvailabilitySettings(provider_id=provider.id, tenant_id=provider.tenant_id)
         session.add(settings)
     settings.lead_time_hours = policy.lead_time_hours
     settings.booking_window_days = policy.booking_window_days

@@ -2,7 +2,8 @@
 
 Parsing and iTIP handling happen later, never inside the SMTP dialogue: this module
 only reads enough headers to find the Message-ID for deduplication. Each message is
-one short transaction: a single INSERT … ON CONFLICT (message_key) DO NOTHING RETURNING id.
+one short transaction: a single INSERT … ON CONFLICT (tenant_id, message_key) DO NOTHING
+RETURNING id.
 Every listener (SMTP, LMTP, IMAP, the pipe) stores through one door, ``Inbox.receive``,
 which picks the store for the database and then wakes the inbound.process job.
 """
@@ -41,7 +42,16 @@ _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNOREC
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TABLE = InboundMessage.__table__
-_FIND = select(_TABLE.c.id).where(_TABLE.c.message_key == bindparam("key"))
+# A message is stored once per deployment, looked up by its key before the insert: the
+# unique key is (tenant_id, message_key), as every unique key leads with tenant_id, but
+# mail is stored in the default tenant and moved to its own when it is processed, so a
+# copy delivered again after that would not meet the first on the unique key.
+_FIND = (
+    select(_TABLE.c.id)
+    .where(_TABLE.c.message_key == bindparam("key"))
+    .order_by(_TABLE.c.id)
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ def _insert_for(dialect: str) -> Insert:
     """The dedup insert: both SQLite (3.35+) and PostgreSQL skip a known key and return no row."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
     statement: Insert = module.insert(_TABLE).on_conflict_do_nothing(
-        index_elements=[_TABLE.c.message_key]
+        index_elements=[_TABLE.c.tenant_id, _TABLE.c.message_key]
     )
     return statement.returning(_TABLE.c.id)
 
@@ -112,6 +122,9 @@ def insert_raw(
     key, digest = message_key(raw)
     row = _values(raw, key, digest, channel, now, envelope_from, envelope_to, tenant_id)
     values = dict(zip(_COLUMNS, row, strict=True))
+    known = connection.execute(_FIND, {"key": key}).scalar()
+    if known is not None:
+        return Stored(int(known), duplicate=True)
     new_id = connection.execute(_INSERTS[connection.dialect.name], values).scalar()
     if new_id is not None:
         return Stored(int(new_id), duplicate=False)
@@ -141,9 +154,10 @@ def store_raw(
 _PG_INSERT = (
     f"INSERT INTO inbound_messages ({', '.join(_COLUMNS)})"
     f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
-    " ON CONFLICT (message_key) DO NOTHING RETURNING id"
+    " ON CONFLICT (tenant_id, message_key) DO NOTHING RETURNING id"
 )
-_PG_FIND = "SELECT id FROM inbound_messages WHERE message_key = %s"
+_FIND_SQL = "SELECT id FROM inbound_messages WHERE message_key = {} ORDER BY id LIMIT 1"
+_PG_FIND = _FIND_SQL.format("%s")
 
 
 async def store_raw_hot(
@@ -163,6 +177,9 @@ async def store_raw_hot(
     """
     key, digest = message_key(raw)
     values = _values(raw, key, digest, channel, now, envelope_from, envelope_to, tenant_id)
+    known = await (await conn.execute(_PG_FIND, (key,))).fetchone()
+    if known is not None:
+        return Stored(int(known[0]), duplicate=True)
     found = await (await conn.execute(_PG_INSERT, values)).fetchone()
     if found is not None:
         return Stored(int(found[0]), duplicate=False)
@@ -189,7 +206,7 @@ class SqliteRawWriter:
         compiled = _INSERTS["sqlite"].compile(dialect=engine.dialect, column_keys=_COLUMNS)
         names = list(compiled.positiontup or ())
         self._insert_sql = compiled.string
-        self._find_sql = _FIND.compile(dialect=engine.dialect).string
+        self._find_sql = _FIND_SQL.format("?")
         self._order = [_COLUMNS.index(name) for name in names]
         self._processors = [_TABLE.c[name].type.bind_processor(engine.dialect) for name in names]
         self._pooled: Any = None
@@ -211,6 +228,9 @@ class SqliteRawWriter:
         ]
         try:
             driver = self._driver()
+            known = driver.execute(self._find_sql, (key,)).fetchall()
+            if known:
+                return Stored(int(known[0][0]), duplicate=True)
             # fetchall runs the statement to its end, which commits it (autocommit mode).
             rows = driver.execute(self._insert_sql, params).fetchall()
             if driver.in_transaction:

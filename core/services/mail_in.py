@@ -264,6 +264,7 @@ def _decide_and_write(session: Session, context: ProcessingContext, row: Inbound
     # The tenant whose organizer it was sent to; only that tenant's bookings are matched.
     found = context.mailboxes.tenant_among(_recipients(row, parsed))
     row.tenant_id = found or row.tenant_id or DEFAULT_TENANT
+    _write_facts(session, row, ("tenant_id",))  # first: rows made below point at it (FK)
     _record_facts(row, parsed)
     _decide(session, row, parsed, context, now)
     if row.outcome == "pending":  # a hook that decided nothing: do not loop on it

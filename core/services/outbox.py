@@ -72,7 +72,10 @@ def enqueue_message(
     """
     if not known_new:
         existing = session.scalar(
-            select(OutboundMessage.id).where(OutboundMessage.idempotency_key == idempotency_key)
+            select(OutboundMessage.id).where(
+                OutboundMessage.tenant_id == tenant_id,
+                OutboundMessage.idempotency_key == idempotency_key,
+            )
         )
         if existing is not None:
             return False

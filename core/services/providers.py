@@ -98,7 +98,9 @@ def create_provider(
         session.flush()
     except IntegrityError as error:  # a concurrent create with the same slug won
         raise SlugTaken(slug) from error
-    session.add(AvailabilitySettings(provider_id=provider.id, updated_at=now))
+    session.add(
+        AvailabilitySettings(provider_id=provider.id, tenant_id=provider.tenant_id, updated_at=now)
+    )
     session.flush()
     return provider
 

@@ -1,7 +1,7 @@
 """Magic links for a guest's own booking page ("manage"), usable more than once.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0007_tenant_keys
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007_tenant_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

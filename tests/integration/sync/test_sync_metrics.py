@@ -121,7 +121,8 @@ def test_database_gauges_follow_sources_holds_and_mail(
     # The calendar is stale now, so instant book gave way to a request to the host.
     assert box[0]("parley_booking_attempts_total", mode="instant", outcome="downgraded") == 1
     assert gauge(api, "parley_holds_active") == 0
-    assert gauge(api, "parley_outbox_pending") == pending_before + 1
+    # The host's approval request and the guest's "request sent".
+    assert gauge(api, "parley_outbox_pending") == pending_before + 2
     assert (gauge(api, "parley_outbox_oldest_pending_seconds") or 0) >= 0
 
     feed_url = f"/api/v1/providers/{provider}/feed-token"
