@@ -1,4 +1,5 @@
-"""Secrets Parley must read back (CalDAV passwords of imported calendars), encrypted at rest.
+"""Secrets Parley must read back (CalDAV passwords and URLs of imported calendars), encrypted
+at rest.
 
 Fernet (AES-128-CBC + HMAC-SHA256) under a key derived from PARLEY_SECRET_KEY with HKDF,
 so a database dump alone reveals nothing and rotating the secret key is one re-encryption.
@@ -7,6 +8,8 @@ so a database dump alone reveals nothing and rotating the secret key is one re-e
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -33,3 +36,12 @@ def unseal(secret_key: bytes, token: bytes, *, purpose: bytes = _INFO) -> str:
         return _fernet(secret_key, purpose).decrypt(token).decode()
     except (InvalidToken, UnicodeDecodeError):
         raise CannotDecrypt("stored secret cannot be decrypted with this secret key") from None
+
+
+URL_PURPOSE = b"parley:external-source-url:v1"
+
+
+def keyed_digest(secret_key: bytes, text: str, *, purpose: bytes = URL_PURPOSE) -> str:
+    """A keyed SHA-256 of text (hex): equal texts match without the text being stored."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose + b":digest")
+    return hmac.new(derived.derive(secret_key), text.encode(), hashlib.sha256).hexdigest()

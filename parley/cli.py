@@ -82,6 +82,14 @@ def _migrate(settings: Settings) -> None:
     upgrade(settings.effective_database_url)
 
 
+def _seal_source_urls(runtime: Runtime) -> None:
+    """Seal imported calendars' URLs stored before they were sealed (see migration 0011)."""
+    from core.services.source_urls import seal_plain_urls
+
+    with runtime.sessions.begin() as session:
+        seal_plain_urls(session, runtime.secrets.secret_key)
+
+
 def _exit_now(code: int) -> None:
     # Worker threads may still hold an abandoned job (its lease brings it back); don't wait.
     sys.stdout.flush()
@@ -99,6 +107,7 @@ def serve(
     settings = _settings()
     _migrate(settings)
     runtime = _runtime(settings)
+    _seal_source_urls(runtime)
     out.print(
         f"Parley on {settings.effective_base_url}  (SMTP inbound "
         f"{settings.smtp_host}:{settings.smtp_port if settings.smtp_port else 'off'})",
@@ -129,6 +138,7 @@ def worker() -> None:
 
     settings = _settings()
     runtime = _runtime(settings, announce_token=False)
+    _seal_source_urls(runtime)
     asyncio.run(work(runtime))
     _exit_now(0)
 

@@ -514,7 +514,7 @@ class ExternalSource(Base):
 
     __tablename__ = "external_sources"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "provider_id", "url"),
+        UniqueConstraint("tenant_id", "provider_id", "url_digest"),
         UniqueConstraint("tenant_id", "id"),
         CheckConstraint("kind in ('ics', 'caldav')", name="kind"),
         _fk("provider_id", "providers"),
@@ -524,7 +524,10 @@ class ExternalSource(Base):
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str] = mapped_column(String(40))
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The URL masked for display; the real one only sealed (core.services.source_urls).
     url: Mapped[str] = mapped_column(Text)
+    url_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    url_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     kind: Mapped[str] = mapped_column(String(8))
     platform: Mapped[str] = mapped_column(String(32), default="generic_ics")
     priority: Mapped[int] = mapped_column(Integer, default=5)

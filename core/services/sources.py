@@ -25,6 +25,7 @@ from core.services.errors import (
     SourceLimitReached,
     SourceNotFound,
 )
+from core.services.source_urls import seal_url
 
 MAX_URL_LENGTH = 2048
 KINDS = ("ics", "caldav")
@@ -83,9 +84,12 @@ def create_source(
     count = session.scalar(select(func.count()).where(ExternalSource.provider_id == provider_id))
     if (count or 0) >= max_sources:
         raise SourceLimitReached(f"a provider may have at most {max_sources} external sources")
+    sealed = seal_url(secret_key, url)
     duplicate = session.scalar(
         select(ExternalSource.id).where(
-            ExternalSource.provider_id == provider_id, ExternalSource.url == url
+            ExternalSource.provider_id == provider_id,
+            (ExternalSource.url_digest == sealed.digest)
+            | (ExternalSource.url_sealed.is_(None) & (ExternalSource.url == url)),
         )
     )
     if duplicate is not None:
@@ -95,7 +99,8 @@ def create_source(
         raise InvalidSource(f"URL refused: {reason}", code="url_refused")
     source = ExternalSource(
         id=new_id("src"), tenant_id=provider.tenant_id, provider_id=provider_id,
-        name=(new.name or None), url=url, kind=new.kind, platform=platform, priority=priority,
+        name=(new.name or None), url=sealed.shown, url_sealed=sealed.sealed,
+        url_digest=sealed.digest, kind=new.kind, platform=platform, priority=priority,
         username=new.username or None,
         secret_encrypted=seal(secret_key, new.password) if new.password else None,
         status="pending", next_poll_at=now, created_at=now,

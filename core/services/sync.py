@@ -58,6 +58,7 @@ from core.metrics import (
     POLL_PRESSURE,
 )
 from core.services.errors import FetchFailed, NotHeld, SourceMissing, SourceNotFound
+from core.services.source_urls import source_url
 from core.settings import Settings
 
 DEFAULT_BOOKING_DAYS = 60
@@ -237,6 +238,11 @@ def sync_source(
         snap = _snapshot(session, source_id, now, policy)
     began = time.perf_counter()
     try:
+        if not snap.request.url:
+            raise FetchFailed(
+                "the calendar's address cannot be decrypted with this PARLEY_SECRET_KEY"
+                " (was the key changed?): remove the calendar and add it again"
+            )
         fetched = fetch(snap.request)
     except FetchFailed as exc:
         timer.http_ms = _ms(began)
@@ -293,7 +299,7 @@ def _snapshot(session: Session, source_id: str, now: datetime, policy: SyncPolic
     request = FetchRequest(
         source_id=source.id,
         kind=source.kind,
-        url=source.url,
+        url=_url_or_empty(policy.secret_key, source),
         username=source.username,
         password=password,
         etag=source.etag if fresh_enough else None,
@@ -313,6 +319,13 @@ def _snapshot(session: Session, source_id: str, now: datetime, policy: SyncPolic
         held=source.status == "held",
         platform=source.platform,
     )
+
+
+def _url_or_empty(secret_key: bytes, source: ExternalSource) -> str:
+    try:
+        return source_url(secret_key, source)
+    except CannotDecrypt:
+        return ""
 
 
 def _window(now: datetime, booking_days: int) -> tuple[datetime, datetime]:
