@@ -23,7 +23,7 @@ from core.services.notify import Mailer
 from core.services.outbox import DELIVER_JOB
 from core.services.proposals import expire_proposals
 from core.services.ratelimit import purge as purge_rate_limits
-from core.services.sync import SyncPolicy, poll_due
+from core.services.sync import SyncPolicy, poll_due, purge_sync_logs
 from core.settings import Settings
 from mailagent.dkim import authres_passes, dkim_domain_passes
 from mailagent.mime import parse_message
@@ -50,6 +50,11 @@ def _expire_holds(context: JobContext, payload: dict[str, Any]) -> None:
 def _expire_proposals(context: JobContext, payload: dict[str, Any]) -> None:
     with context.sessions.begin() as session:
         expire_proposals(session, context.now)
+
+
+def _purge_sync_logs(context: JobContext, payload: dict[str, Any]) -> None:
+    with context.sessions.begin() as session:
+        purge_sync_logs(session, context.now)
 
 
 def _purge_rate_limits(context: JobContext, payload: dict[str, Any]) -> None:
@@ -118,6 +123,7 @@ def job_handlers() -> dict[str, Handler]:
     return {
         "holds.expire": _expire_holds,
         "ratelimit.purge": _purge_rate_limits,
+        "sync_logs.purge": _purge_sync_logs,
         "proposals.expire": _expire_proposals,
         "system.sleep": _sleep,
         DELIVER_JOB: _deliver_outbox,
@@ -133,6 +139,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     return [
         Periodic("holds.expire", 30),
         Periodic("ratelimit.purge", 600),
+        Periodic("sync_logs.purge", 24 * 3600),
         Periodic("proposals.expire", 300),
         Periodic(DELIVER_JOB, 5),
         # Two instances: a second worker process shares a burst (messages are taken with

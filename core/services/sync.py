@@ -810,6 +810,18 @@ def confirm_removal(
     return sync_source(sessions, source_id, fetch, now=now, policy=policy, accept_removal=True)
 
 
+# --- keeping the logs -----------------------------------------------------------------------
+
+SYNC_LOG_DAYS = 90
+
+
+def purge_sync_logs(session: Session, now: datetime, *, keep_days: int = SYNC_LOG_DAYS) -> int:
+    """Delete poll records older than keep_days (90: MUVA §4's retention); how many."""
+    cutoff = now - timedelta(days=keep_days)
+    result = session.execute(delete(SyncLog).where(SyncLog.started_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 # --- polling many ---------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -90,3 +90,31 @@ def test_real_world_feeds_sync_or_fail_cleanly(
         outcomes[path.name] = sync_now(api, admin_headers, source)
     assert all(o["status"] in ("ok", "error") for o in outcomes.values())
     assert all(o["error"] for o in outcomes.values() if o["status"] == "error")
+
+
+def test_poll_records_are_kept_ninety_days(
+    runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
+) -> None:
+    # MUVA §4: sync logs are kept 90 days; the daily sync_logs.purge job deletes older ones.
+    from sqlalchemy import func, select
+
+    from core.db.models import SyncLog
+
+    runtime.clock = Clock(NOW)
+    provider = make_provider(api, admin_headers, "kept")
+    body = calendar(timed("k@x", datetime(2030, 3, 6, 9, tzinfo=UTC)))
+    add_source(api, admin_headers, provider, feed_server.put("/k.ics", body))
+    poll = JobContext(sessions=runtime.sessions, now=NOW, services={"runtime": runtime})
+    job_handlers()["sources.poll"](poll, {})
+
+    def kept() -> int:
+        with runtime.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(SyncLog)) or 0)
+
+    assert kept() == 1
+    for days, left in ((89, 1), (91, 0)):
+        at = NOW + timedelta(days=days)
+        context = JobContext(sessions=runtime.sessions, now=at, services={"runtime": runtime})
+        job_handlers()["sync_logs.purge"](context, {})
+        assert kept() == left, days
+    assert any(p.kind == "sync_logs.purge" for p in periodic_jobs(runtime.settings))
