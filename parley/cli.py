@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -44,6 +45,8 @@ tenant_app = typer.Typer(help="Tenant commands (as the system token).", no_args_
 app.add_typer(tenant_app, name="tenant")
 key_app = typer.Typer(help="A tenant's API keys (as the system token).", no_args_is_help=True)
 app.add_typer(key_app, name="key")
+unit_app = typer.Typer(help="Rental units and their parent/child links.", no_args_is_help=True)
+app.add_typer(unit_app, name="unit")
 
 err = Console(stderr=True)
 out = Console()
@@ -283,20 +286,25 @@ def provider_add(
     email: Annotated[str, typer.Option(help="Address for invitations and signing in at /me.")],
     slug: Annotated[str, typer.Option(help="Booking page address: /book/SLUG (a-z, 0-9, -).")],
     timezone: Annotated[str, typer.Option(help="IANA zone of the provider's hours.")],
+    kind: Annotated[str, typer.Option(help="person, or unit (an apartment, a room).")] = "person",
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default",
 ) -> None:
     """Create a provider (as POST /api/v1/providers does) and print the next step."""
     from core.errors import ParleyError
-    from core.services.providers import create_provider
+    from core.services.providers import booking_path, create_provider
 
     settings = _settings()
     _migrate(settings)
     runtime = _runtime(settings)
     try:
         with runtime.sessions.begin() as session:
+            caller = _in_tenant(session, tenant)
             provider = create_provider(
-                session, name=name, email=email, timezone=timezone, slug=slug, now=runtime.clock()
-            )
-            provider_id, slug, address = provider.id, provider.slug, provider.email
+                session, name=name, email=email, timezone=timezone, slug=slug,
+                now=runtime.clock(), kind=kind, tenant_id=caller.tenant_id,
+            )  # fmt: skip
+            provider_id, address = provider.id, provider.email
+            page = booking_path(session, provider)
     except ParleyError as exc:
         err.print(f"parley: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -304,7 +312,7 @@ def provider_add(
         runtime.close()
     base = settings.effective_base_url
     _say(f"Provider:     {provider_id}")
-    _say(f"Booking page: {base}/book/{slug}")
+    _say(f"Booking page: {base}{page}")
     _say(f"Next: sign in at {base}/me with {address} and set your hours (Availability);")
     _say("  guests see bookable times once there are weekly hours.")
 
@@ -325,6 +333,93 @@ def _in_tenant(session: Session, slug: str) -> Caller:
         err.print(f"parley: no tenant with slug {slug!r} (see `parley tenant list`)",
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
+
+
+def _unit_id(session: Session, caller: Caller, slug: str) -> str:
+    from sqlalchemy import select
+
+    from core.db.models import Provider
+
+    found = session.scalar(
+        select(Provider.id).where(Provider.tenant_id == caller.tenant_id, Provider.slug == slug)
+    )
+    if found is None:
+        err.print(f"parley: no provider with slug {slug!r} in this tenant",
+                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1)
+    return str(found)
+
+
+@unit_app.command("link")
+def unit_link(
+    parent: Annotated[str, typer.Option(help="Slug of the parent unit (the apartment).")],
+    child: Annotated[str, typer.Option(help="Slug of the child unit (a room).")],
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default",
+    all_children: Annotated[
+        bool, typer.Option(help="Also block the parent once every such child is busy.")
+    ] = False,
+) -> None:
+    """Make one unit the child of another: a booking of the parent blocks the child."""
+    from core.errors import ParleyError
+    from core.services.units import create_relationship
+
+    runtime = _command_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            caller = _in_tenant(session, tenant)
+            link = create_relationship(
+                session, caller, parent_id=_unit_id(session, caller, parent),
+                child_id=_unit_id(session, caller, child), block_child_on_parent=True,
+                block_parent_on_all_children=all_children, now=runtime.clock(),
+            )  # fmt: skip
+            said = f"{link.row.id}: {link.child_name} is a child of {link.parent_name}"
+    except ParleyError as exc:
+        raise _fail(exc) from None
+    finally:
+        runtime.close()
+    _say(said)
+
+
+@unit_app.command("tree")
+def unit_tree(tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default") -> None:
+    """The tenant's units, each with its children indented below it."""
+    from sqlalchemy import select
+
+    from core.db.models import Provider, UnitRelationship
+
+    runtime = _command_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            caller = _in_tenant(session, tenant)
+            units = {
+                p.id: p.name
+                for p in session.scalars(
+                    select(Provider)
+                    .where(Provider.tenant_id == caller.tenant_id, Provider.kind == "unit")
+                    .order_by(Provider.name)
+                )
+            }
+            links = session.execute(
+                select(UnitRelationship.parent_id, UnitRelationship.child_id).where(
+                    UnitRelationship.tenant_id == caller.tenant_id
+                )
+            ).all()
+    finally:
+        runtime.close()
+    children: dict[str, list[str]] = {}
+    for parent_id, child_id in links:
+        children.setdefault(parent_id, []).append(child_id)
+    below = {child for kids in children.values() for child in kids}
+
+    def show(unit: str, depth: int, seen: frozenset[str]) -> None:
+        _say(f"{'  ' * depth}{units.get(unit, unit)}  ({unit})")
+        for child in sorted(children.get(unit, []), key=lambda c: units.get(c, c)):
+            if child not in seen:
+                show(child, depth + 1, seen | {child})
+
+    for unit in units:
+        if unit not in below:
+            show(unit, 0, frozenset({unit}))
 
 
 @tenant_app.command("create")
@@ -455,7 +550,7 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """Plain aligned columns, easy to read and to cut/awk."""
     lines = [header, *rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]

@@ -123,3 +123,42 @@ def test_tenant_and_keys_from_the_shell_then_over_http(
             assert re.search(rf"{owner_id} +owner +all +\S+ \S+ UTC +\d{{4}}-", listed_after)
     finally:
         runtime.close()
+
+
+@pytest.mark.slow
+def test_units_from_the_shell_block_their_children_over_http(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    # `parley provider add --kind unit` and `parley unit link` as a property manager types
+    # them; the apartment's booking over the API then takes the room's time.
+    data = tmp_path / "data"
+    _ok(data, "tenant", "create", "--name", "Casas", "--slug", "casas",
+        "--organizer-email", "desk@casas.example")  # fmt: skip
+    for slug in ("casa-azul", "blue-room"):
+        out = _ok(data, "provider", "add", "--name", slug.replace("-", " ").title(),
+                  "--email", f"{slug}@casas.example", "--slug", slug,
+                  "--timezone", "Europe/Lisbon", "--kind", "unit", "--tenant", "casas")  # fmt: skip
+        assert f"/t/casas/book/{slug}" in out, out
+    linked = _ok(data, "unit", "link", "--tenant", "casas", "--parent", "casa-azul",
+                 "--child", "blue-room")  # fmt: skip
+    assert "Blue Room is a child of Casa Azul" in linked
+    loop = _refused(data, "unit", "link", "--tenant", "casas", "--parent", "blue-room",
+                    "--child", "casa-azul")  # fmt: skip
+    assert "loop" in loop
+    tree = _ok(data, "unit", "tree", "--tenant", "casas")
+    assert re.search(r"^Casa Azul .*\n  Blue Room ", tree, re.M), tree
+    assert "no provider" in _refused(data, "unit", "link", "--tenant", "casas",
+                                     "--parent", "nope", "--child", "blue-room")  # fmt: skip
+
+    settings = make_settings(data_dir=data)
+    runtime = open_runtime(settings)
+    try:
+        client = TestClient(create_app(settings, runtime=runtime))
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Parley-Tenant": "casas"}
+        listed = client.get("/api/v1/providers", headers=admin).json()["items"]
+        ids = {p["slug"]: p["id"] for p in listed}
+        assert {p["kind"] for p in listed} == {"unit"}
+        rels = client.get(f"/api/v1/providers/{ids['blue-room']}/relationships", headers=admin)
+        assert [r["parent_name"] for r in rels.json()["items"]] == ["Casa Azul"]
+    finally:
+        runtime.close()
