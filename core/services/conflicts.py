@@ -60,10 +60,14 @@ def describe(
     days = _days(overlap, ZoneInfo(zone))
     text = f"{_side(first)} and {_side(second)} overlap on {days} at {unit}"
     winner = next((s for s in (first, second) if s.event_id == winner_id), None)
+    decided_by_person = bool(rule) and not (rule or "").startswith("rule:")
     if winner is not None:
-        text += f"; {_platform(winner)} kept {_RULES.get(rule or '', 'by the rules')}"
+        why = f"by {rule}" if decided_by_person else _RULES.get(rule or "", "by the rules")
+        text += f"; {_platform(winner)} kept {why}"
     elif rule == "rule:turnover":
         text += "; a same-day checkout and check-in, both stand"
+    elif decided_by_person:
+        text += f"; both stand, as {rule} decided"
     return text + ("; needs review." if open_ else ".")
 
 
