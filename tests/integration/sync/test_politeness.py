@@ -64,7 +64,9 @@ def test_the_poll_job_keeps_to_the_per_host_limits(
     assert sum(feed_server.hits.values()) == 8
     assert feed_server.most_in_flight == 2  # eight threads, two at the host at a time
     starts = sorted(feed_server.began)
-    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.045
+    # Requests leave 50 ms apart; the server sees them within scheduling jitter of that.
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.025
+    assert starts[-1] - starts[0] >= 7 * 0.05 * 0.9
 
 
 def test_without_the_limit_the_host_gets_every_thread(
