@@ -63,7 +63,7 @@ def place_of(runtime: Runtime, slug: str | None) -> Place:
         return Place(tenant.id, slug, tenant.organizer_email)
 
 
-def book(runtime: Runtime, count: int, place: Place) -> list[str]:
+def book(runtime: Runtime, count: int, place: Place, slug: str = "ada") -> list[str]:
     headers = {"Authorization": f"Bearer {ADMIN}"}
     if place.slug is not None:
         headers["X-Parley-Tenant"] = place.slug
@@ -71,7 +71,7 @@ def book(runtime: Runtime, count: int, place: Place) -> list[str]:
     client = client_for(runtime, Clock(now))
     created = client.post(
         "/api/v1/providers",
-        json={"name": "Ada Host", "email": "ada@host.example", "timezone": "UTC", "slug": "ada"},
+        json={"name": "Ada Host", "email": "ada@host.example", "timezone": "UTC", "slug": slug},
         headers=headers,
     )
     assert created.status_code == 201, created.text
@@ -149,14 +149,18 @@ def runtime_for(url: str, workdir: Path) -> Runtime:
 
 
 def measure(
-    url: str, count: int, tenant_slug: str | None = None, profile: cProfile.Profile | None = None
+    url: str,
+    count: int,
+    tenant_slug: str | None = None,
+    profile: cProfile.Profile | None = None,
+    provider_slug: str = "ada",
 ) -> SettleRun:
     """Books ``count`` sessions in the tenant (None: default) on the migrated database
     ``url``, stores a DECLINE for each and settles them one by one; 20 are warm-ups."""
     runtime = runtime_for(url, Path(tempfile.mkdtemp(prefix="parley-bench-")))
     try:
         place = place_of(runtime, tenant_slug)
-        raws = answers(runtime, book(runtime, count, place), place)
+        raws = answers(runtime, book(runtime, count, place, provider_slug), place)
         runtime.clock = lambda: datetime.now(UTC)
         stored = [
             store_raw(
