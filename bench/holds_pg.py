@@ -52,7 +52,7 @@ OVERLAPS = text(
     SELECT count(*) FROM holds a JOIN holds b
       ON a.provider_id = b.provider_id AND a.id < b.id
      AND a.start_at < b.end_at AND b.start_at < a.end_at
-     WHERE a.status = 'active' AND b.status = 'active'
+     WHERE a.status = 'active' AND b.status = 'active' AND a.provider_id = ANY(:ids)
     """
 )
 
@@ -204,7 +204,7 @@ def measure(
         server.wait(timeout=15)
     engine = create_engine(url)
     with engine.connect() as conn:
-        overlaps = conn.execute(OVERLAPS).scalar_one()
+        overlaps = conn.execute(OVERLAPS, {"ids": providers}).scalar_one()
         stored = conn.execute(
             text("SELECT count(*) FROM holds WHERE provider_id = ANY(:ids)"), {"ids": providers}
         ).scalar_one()

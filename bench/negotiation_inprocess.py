@@ -27,10 +27,10 @@ import psycopg
 from sqlalchemy import Engine, event, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.negotiation_loop import ALL_DAY
+from bench.negotiation_loop import ALL_DAY, _calendar_fields, _parsed_calendar_fields
 from core.db.engine import make_engine, make_sessionmaker
 from core.db.migrate import upgrade
-from core.db.models import DEFAULT_TENANT, Booking, Invitation, Tenant
+from core.db.models import DEFAULT_TENANT, Booking, Invitation, OutboundMessage, Tenant
 from core.logging import configure_logging
 from core.runtime import Runtime
 from core.services.bookings import actor_of
@@ -47,20 +47,17 @@ ADMIN = "bench-admin-token-0123456789abcdef"
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where the bookings are made: a tenant's id, slug (None: default) and organizer."""
+    """Where the bookings are made: a tenant's id and slug (None: default)."""
 
     tenant_id: str
     slug: str | None
-    organizer: str
 
 
 def place_of(runtime: Runtime, slug: str | None) -> Place:
     if slug is None:
-        return Place(DEFAULT_TENANT, None, runtime.settings.organizer_email)
+        return Place(DEFAULT_TENANT, None)
     with runtime.sessions() as session:
-        tenant = session.scalars(select(Tenant).where(Tenant.slug == slug)).one()
-        assert tenant.organizer_email is not None
-        return Place(tenant.id, slug, tenant.organizer_email)
+        return Place(session.scalars(select(Tenant.id).where(Tenant.slug == slug)).one(), slug)
 
 
 def book(runtime: Runtime, count: int, place: Place, slug: str = "ada") -> list[str]:
@@ -92,8 +89,9 @@ def book(runtime: Runtime, count: int, place: Place, slug: str = "ada") -> list[
     return ids
 
 
-def answers(runtime: Runtime, booking_ids: list[str], place: Place) -> list[bytes]:
-    local, _, domain = place.organizer.partition("@")
+def answers(runtime: Runtime, booking_ids: list[str]) -> list[bytes]:
+    """A DECLINED from each booking's guest, to the organizer address of the invitation
+    the guest was sent (plus-addressed, in the booking's tenant)."""
     out = []
     with runtime.sessions() as session:
         for booking_id in booking_ids:
@@ -105,7 +103,16 @@ def answers(runtime: Runtime, booking_ids: list[str], place: Place) -> list[byte
                 )
             )
             assert guest is not None
-            to = f"{local}+{guest.plus_tag}@{domain}"
+            request = session.scalars(
+                select(OutboundMessage.mime).where(
+                    OutboundMessage.booking_id == booking_id,
+                    OutboundMessage.method == "REQUEST",
+                    OutboundMessage.attendee == guest.address,
+                )
+            ).first()
+            assert request is not None
+            fields = _calendar_fields(request) or _parsed_calendar_fields(request)
+            to = fields["ORGANIZER"].rpartition("mailto:")[2]
             out.append(
                 mails.apple(
                     uid=booking.uid, sequence=0, attendee=guest.address, to=to, partstat="DECLINED"
@@ -160,7 +167,7 @@ def measure(
     runtime = runtime_for(url, Path(tempfile.mkdtemp(prefix="parley-bench-")))
     try:
         place = place_of(runtime, tenant_slug)
-        raws = answers(runtime, book(runtime, count, place, provider_slug), place)
+        raws = answers(runtime, book(runtime, count, place, provider_slug))
         runtime.clock = lambda: datetime.now(UTC)
         stored = [
             store_raw(
