@@ -44,7 +44,8 @@ from tests.pg import create_database, drop_database
 MEASURED = 1  # the seeded tenant the second round measures in: scale-1
 
 # Each statement fills one table from generate_series; :now is the seeding moment.
-# Provider n belongs to tenant n % T; booking n to provider n % P (so to tenant n % P % T).
+# Provider n belongs to tenant n % T; booking n to provider n % P (so to tenant n % P % T),
+# except that the first L (--largest) go to the providers of tenant 0, the largest tenant.
 # Each tenant's guests are 50 addresses guest<k>.t<tenant>@guests.example, each with about
 # B / T / 50 bookings there; created_at runs over the two years before now, in id order;
 # one booking in 20 each is cancelled, declined or requested, the rest confirmed; starts
@@ -82,18 +83,19 @@ SEED = [
     INSERT INTO bookings (id, tenant_id, provider_id, uid, sequence, status, mode, title,
                           start_at, end_at, host_name, host_email, guest_name, guest_email,
                           guest_timezone, created_at, updated_at)
-    SELECT 'bkg_scale_' || n, 'tnt_scale_' || (n % :providers % :tenants),
-           'prv_scale_' || (n % :providers), 'scale-' || n || '@bench.example', 0,
+    SELECT 'bkg_scale_' || n, 'tnt_scale_' || (p % :tenants), 'prv_scale_' || p,
+           'scale-' || n || '@bench.example', 0,
            CASE n % 20 WHEN 0 THEN 'cancelled' WHEN 1 THEN 'declined' WHEN 2 THEN 'requested'
                 ELSE 'confirmed' END,
            CASE n % 20 WHEN 1 THEN 'request' WHEN 2 THEN 'request' ELSE 'instant' END,
-           'Session', s, s + interval '30 minutes', 'Provider ' || (n % :providers),
-           'p' || (n % :providers) || '@providers.example', 'Guest ' || n,
-           'guest' || (n / :tenants % 50) || '.t' || (n % :providers % :tenants)
-             || '@guests.example',
+           'Session', s, s + interval '30 minutes', 'Provider ' || p,
+           'p' || p || '@providers.example', 'Guest ' || n,
+           'guest' || (n / :tenants % 50) || '.t' || (p % :tenants) || '@guests.example',
            'Europe/Berlin', c, c
-      FROM generate_series(0, :bookings - 1) AS n,
-           LATERAL (SELECT date_trunc('hour', CAST(:now AS timestamptz))
+      FROM generate_series(CAST(0 AS bigint), :bookings - 1) AS n,
+           LATERAL (SELECT CASE WHEN n < :largest THEN n % (:providers / :tenants) * :tenants
+                                ELSE n % :providers END AS p,
+                           date_trunc('hour', CAST(:now AS timestamptz))
                            + ((n * 7919) % 35040 - 17520) * interval '30 minutes' AS s,
                            CAST(:now AS timestamptz)
                            - (:bookings - n) * (interval '730 days' / :bookings) AS c) AS at
@@ -169,6 +171,7 @@ def seed(url: str, args: argparse.Namespace) -> None:
         "tenants": args.tenants,
         "providers": args.providers,
         "bookings": args.bookings,
+        "largest": args.largest,
     }
     began = time.monotonic()
     with engine.begin() as conn:
@@ -212,7 +215,11 @@ def measure_lists(url: str, args: argparse.Namespace, tenant: int) -> list[ListR
             session, SYSTEM, tenant_id, role="owner", label="bench", providers=None,
             now=datetime.now(UTC),
         ).key  # fmt: skip
+        held = session.scalar(
+            text("SELECT count(*) FROM bookings WHERE tenant_id = :t"), {"t": tenant_id}
+        )
     engine.dispose()
+    print(f"list pages, owner key of tenant scale-{tenant} ({held:,} bookings):", flush=True)
     now = datetime.now(UTC).replace(microsecond=0)
     providers = [f"prv_scale_{n}" for n in range(tenant, args.providers, args.tenants)]
     guests = [f"guest{k}.t{tenant}@guests.example" for k in range(50)]
@@ -284,6 +291,10 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1_000)
     parser.add_argument("--providers", type=int, default=10_000)
     parser.add_argument("--bookings", type=int, default=1_000_000)
+    parser.add_argument(
+        "--largest", type=int, default=100_000,
+        help="of the bookings, this many in one tenant (scale-0); the rest spread evenly",
+    )  # fmt: skip
     parser.add_argument("--hold-seconds", type=float, default=10.0)
     parser.add_argument("--answers", type=int, default=300, help="declines settled in process")
     parser.add_argument(
@@ -302,9 +313,9 @@ def main() -> None:
         seed(url, args)
         print(f"seeded database (tenant scale-{MEASURED}):", flush=True)
         after = measure_round(url, args, f"tnt_scale_{MEASURED}", f"scale-{MEASURED}")
-        print(f"list pages, owner key of tenant scale-{MEASURED}:")
-        for run in measure_lists(url, args, MEASURED):
-            print(run.line())
+        for tenant in (MEASURED, 0):
+            for run in measure_lists(url, args, tenant):
+                print(run.line())
         compare(before, after)
     finally:
         if not args.keep:
