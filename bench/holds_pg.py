@@ -57,8 +57,10 @@ OVERLAPS = text(
 )
 
 
-def seed(url: str, now: datetime, tenant_id: str = DEFAULT_TENANT) -> list[str]:
-    """PROVIDERS providers of ``tenant_id``, open around the clock."""
+def seed(
+    url: str, now: datetime, tenant_id: str = DEFAULT_TENANT, prefix: str = "hold"
+) -> list[str]:
+    """PROVIDERS providers of ``tenant_id`` (slugs ``prefix``0…), open around the clock."""
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -73,7 +75,7 @@ def seed(url: str, now: datetime, tenant_id: str = DEFAULT_TENANT) -> list[str]:
         for n in range(PROVIDERS):
             provider = create_provider(
                 session, name=f"P{n}", email=f"p{n}@example.org", timezone="Europe/Berlin",
-                slug=f"hold{n}", now=now, tenant_id=tenant_id,
+                slug=f"{prefix}{n}", now=now, tenant_id=tenant_id,
             )  # fmt: skip
             put_availability(session, provider.id, policy, now, actor="bench")
             ids.append(provider.id)

@@ -119,14 +119,14 @@ def _parsed_calendar_fields(raw: bytes) -> dict[str, str]:
 
 
 def book_all(
-    base: str, count: int, arrivals: Arrivals, tenant_slug: str | None = None
+    base: str, count: int, arrivals: Arrivals, tenant_slug: str | None = None, slug: str = "ada"
 ) -> list[tuple[str, str]]:
     """count confirmed bookings (guest i, 30 min each) in the tenant (None: default);
     returns (uid, guest) once invited."""
     headers = ADMIN | ({} if tenant_slug is None else {"X-Parley-Tenant": tenant_slug})
     http = httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30)
     created = http.post(
-        "/providers", json={"name": "Ada Host", "email": HOST, "timezone": "UTC", "slug": "ada"}
+        "/providers", json={"name": "Ada Host", "email": HOST, "timezone": "UTC", "slug": slug}
     )
     provider_id = created.json()["id"]
     assert http.put(f"/providers/{provider_id}/availability", json=ALL_DAY).status_code == 200
@@ -194,7 +194,9 @@ def run(args: argparse.Namespace) -> None:
             drop_database(db_url)
 
 
-def measure(db_url: str, args: argparse.Namespace, tenant_slug: str | None = None) -> LoopRun:
+def measure(
+    db_url: str, args: argparse.Namespace, tenant_slug: str | None = None, slug: str = "ada"
+) -> LoopRun:
     """The loop on the database ``db_url`` (`parley serve` migrates it), booked in the
     tenant (None: default); prints its lines and returns the figures."""
     import smtplib
@@ -214,7 +216,7 @@ def measure(db_url: str, args: argparse.Namespace, tenant_slug: str | None = Non
         ]
         try:
             started = time.monotonic()
-            booked = book_all(parley.base, args.bookings, arrivals, tenant_slug)
+            booked = book_all(parley.base, args.bookings, arrivals, tenant_slug, slug)
             print(f"{len(booked)} bookings invited in {time.monotonic() - started:.1f} s")
             now = datetime.now(UTC)
             jobs = [

@@ -48,7 +48,8 @@ MEASURED = 1  # the seeded tenant the second round measures in: scale-1
 # except that the first L (--largest) go to the providers of tenant 0, the largest tenant.
 # Each tenant's guests are 50 addresses guest<k>.t<tenant>@guests.example, each with about
 # B / T / 50 bookings there; created_at runs over the two years before now, in id order;
-# one booking in 20 each is cancelled, declined or requested, the rest confirmed; starts
+# one booking in 20 each is cancelled, declined or requested, the rest confirmed (counted
+# by n / T, so within each tenant, not by n, which is one residue mod T there); starts
 # spread over a year either side of now on the half hour.
 SEED = [
     """
@@ -85,9 +86,10 @@ SEED = [
                           guest_timezone, created_at, updated_at)
     SELECT 'bkg_scale_' || n, 'tnt_scale_' || (p % :tenants), 'prv_scale_' || p,
            'scale-' || n || '@bench.example', 0,
-           CASE n % 20 WHEN 0 THEN 'cancelled' WHEN 1 THEN 'declined' WHEN 2 THEN 'requested'
-                ELSE 'confirmed' END,
-           CASE n % 20 WHEN 1 THEN 'request' WHEN 2 THEN 'request' ELSE 'instant' END,
+           CASE n / :tenants % 20 WHEN 0 THEN 'cancelled' WHEN 1 THEN 'declined'
+                WHEN 2 THEN 'requested' ELSE 'confirmed' END,
+           CASE n / :tenants % 20 WHEN 1 THEN 'request' WHEN 2 THEN 'request'
+                ELSE 'instant' END,
            'Session', s, s + interval '30 minutes', 'Provider ' || p,
            'p' || p || '@providers.example', 'Guest ' || n,
            'guest' || (n / :tenants % 50) || '.t' || (p % :tenants) || '@guests.example',
@@ -127,21 +129,21 @@ class Round:
 
 
 def measure_round(
-    url: str, args: argparse.Namespace, tenant_id: str, tenant_slug: str | None
+    url: str, args: argparse.Namespace, tenant_id: str, tenant_slug: str | None, n: int = 0
 ) -> Round:
-    """Every figure once, with fresh providers of ``tenant_id``."""
+    """Every figure once, with fresh providers of ``tenant_id`` (their slugs end in ``n``)."""
     now = datetime.now(UTC).replace(microsecond=0)
     data_dir = Path(tempfile.mkdtemp(prefix="parley-scale-"))
-    provider = slots_http.seed(url, now, tenant_id, slug="bench")
+    provider = slots_http.seed(url, now, tenant_id, slug=f"bench{n}")
     slots = slots_http.measure(url, data_dir, provider, now)
     print(" ", slots.line("PostgreSQL"), flush=True)
     moment = now.replace(second=0)
     holds = holds_pg.measure(
-        url, holds_pg.seed(url, moment, tenant_id), moment, 1, args.hold_seconds
+        url, holds_pg.seed(url, moment, tenant_id, f"hold{n}-"), moment, 1, args.hold_seconds
     )
     print(" ", holds.line(), flush=True)
     settle = negotiation_inprocess.measure(
-        url, args.answers, tenant_slug, provider_slug="ada-inprocess"
+        url, args.answers, tenant_slug, provider_slug=f"ada-inprocess{n}"
     )
     print(" ", settle.line(), flush=True)
     _outbox_sent(url)
@@ -151,7 +153,7 @@ def measure_round(
             kind="reply", bookings=args.loop_bookings, light=40, clients=8, rate=0.0,
             workers=0, sqlite=False, set=[],
         )  # fmt: skip
-        loop = negotiation_loop.measure(url, loop_args, tenant_slug)
+        loop = negotiation_loop.measure(url, loop_args, tenant_slug, slug=f"ada{n}")
     return Round(slots, holds, settle, loop)
 
 
@@ -233,6 +235,10 @@ def measure_lists(url: str, args: argparse.Namespace, tenant: int) -> list[ListR
             lambda i: f"limit=50&status=confirmed&email={guests[i % len(guests)]}",
         ),
         (
+            "limit=50&email=<an address with no bookings>",
+            lambda i: f"limit=50&email=nobody{i}@guests.example",
+        ),
+        (
             "limit=50&provider_id=<one of the tenant's>&from=-90d&to=+90d",
             lambda i: f"limit=50&provider_id={providers[i % len(providers)]}&{window}",
         ),
@@ -262,28 +268,45 @@ def measure_lists(url: str, args: argparse.Namespace, tenant: int) -> list[ListR
     return runs
 
 
-def compare(before: Round, after: Round) -> None:
-    rows = [
-        ("slots over HTTP, median ms", before.slots.median, after.slots.median),
-        ("holds created/s", before.holds.created_per_second, after.holds.created_per_second),
-        ("one decline settled in process, ms CPU", before.settle.cpu_ms, after.settle.cpu_ms),
-    ]
-    if before.loop and after.loop:
-        rows += [
-            (
-                "negotiation loop, light load median ms",
-                statistics.median(before.loop.light) * 1000,
-                statistics.median(after.loop.light) * 1000,
-            ),
-            (
-                "negotiation loop, loops/s",
-                before.loop.loops_per_second,
-                after.loop.loops_per_second,
-            ),
-        ]
-    print(f"{'figure':<42} {'empty':>9} {'scaled':>9} {'ratio':>7}")
-    for label, empty, scaled in rows:
-        print(f"{label:<42} {empty:>9.2f} {scaled:>9.2f} {scaled / empty:>7.3f}")
+def _figures(one: Round) -> dict[str, float]:
+    out = {
+        "slots over HTTP, median ms": one.slots.median,
+        "holds created/s": one.holds.created_per_second,
+        "one decline settled in process, ms CPU": one.settle.cpu_ms,
+    }
+    if one.loop:
+        out["negotiation loop, light load median ms"] = statistics.median(one.loop.light) * 1000
+        out["negotiation loop, sustained loops/s"] = one.loop.loops_per_second
+    return out
+
+
+def compare(pairs: list[tuple[Round, Round]]) -> None:
+    """Each figure empty and seeded, pair by pair, with the ratio seeded / empty."""
+    figures = [(_figures(before), _figures(after)) for before, after in pairs]
+    heads = "".join(f" {'empty':>8} {'seeded':>8} {'ratio':>6} |" for _ in pairs)
+    print(f"{'figure (pairs of rounds taken together)':<42} |{heads} median ratio")
+    for label in figures[0][0]:
+        ratios, cells = [], ""
+        for before, after in figures:
+            ratios.append(after[label] / before[label])
+            cells += f" {before[label]:>8.2f} {after[label]:>8.2f} {ratios[-1]:>6.3f} |"
+        print(f"{label:<42} |{cells} {statistics.median(ratios):.3f}")
+
+
+def again_empty(args: argparse.Namespace, n: int) -> Round:
+    """A round on a fresh empty database, for a pair taken close together in time."""
+    empty = create_database(prefix="parley_scale_empty")
+    try:
+        upgrade(empty)
+        print(f"empty database again (pair {n + 1}):", flush=True)
+        return measure_round(empty, args, DEFAULT_TENANT, None, n)
+    finally:
+        drop_database(empty)
+
+
+def again_seeded(url: str, args: argparse.Namespace, n: int) -> Round:
+    print(f"seeded database again (tenant scale-{MEASURED}, pair {n + 1}):", flush=True)
+    return measure_round(url, args, f"tnt_scale_{MEASURED}", f"scale-{MEASURED}", n)
 
 
 def main() -> None:
@@ -301,6 +324,10 @@ def main() -> None:
         "--loop-bookings", type=int, default=400, help="negotiation_loop's bookings (0: skip it)"
     )
     parser.add_argument("--list-requests", type=int, default=200)
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="pairs of rounds after the first (a fresh empty database, then the seeded one)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL printed)")
     args = parser.parse_args()
     configure_logging("warning")
@@ -316,7 +343,10 @@ def main() -> None:
         for tenant in (MEASURED, 0):
             for run in measure_lists(url, args, tenant):
                 print(run.line())
-        compare(before, after)
+        pairs = [(before, after)]
+        for n in range(1, args.repeat + 1):
+            pairs.append((again_empty(args, n), again_seeded(url, args, n)))
+        compare(pairs)
     finally:
         if not args.keep:
             drop_database(url)
