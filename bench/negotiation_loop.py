@@ -179,6 +179,7 @@ class LoopRun:
     light: list[float]
     loaded: list[float]
     loops_per_second: float
+    cpu_per_loop: float  # seconds of Parley's processes per sustained loop (0: unknown)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -296,7 +297,7 @@ def measure(
         finally:
             for process in [proc, *workers]:
                 stop_parley(process)
-    return LoopRun(latencies, loaded, len(heavy) / elapsed)
+    return LoopRun(latencies, loaded, len(heavy) / elapsed, cpu / len(heavy))
 
 
 def _cpu_seconds(processes: list[Any]) -> float:

@@ -277,6 +277,7 @@ def _figures(one: Round) -> dict[str, float]:
     if one.loop:
         out["negotiation loop, light load median ms"] = statistics.median(one.loop.light) * 1000
         out["negotiation loop, sustained loops/s"] = one.loop.loops_per_second
+        out["negotiation loop, Parley ms CPU per loop"] = one.loop.cpu_per_loop * 1000
     return out
 
 
