@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from slots_http import free_port, wait_up
 
 from core.db.engine import make_engine, make_sessionmaker
 from core.db.migrate import upgrade
+from core.db.models import DEFAULT_TENANT
 from core.domain import AvailabilityPolicy, weekly_windows
 from core.logging import configure_logging
 from core.services.availability import put_availability
@@ -50,12 +52,15 @@ OVERLAPS = text(
     SELECT count(*) FROM holds a JOIN holds b
       ON a.provider_id = b.provider_id AND a.id < b.id
      AND a.start_at < b.end_at AND b.start_at < a.end_at
-     WHERE a.status = 'active' AND b.status = 'active'
+     WHERE a.status = 'active' AND b.status = 'active' AND a.provider_id = ANY(:ids)
     """
 )
 
 
-def seed(url: str, now: datetime) -> list[str]:
+def seed(
+    url: str, now: datetime, tenant_id: str = DEFAULT_TENANT, prefix: str = "hold"
+) -> list[str]:
+    """PROVIDERS providers of ``tenant_id`` (slugs ``prefix``0…), open around the clock."""
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -70,7 +75,7 @@ def seed(url: str, now: datetime) -> list[str]:
         for n in range(PROVIDERS):
             provider = create_provider(
                 session, name=f"P{n}", email=f"p{n}@example.org", timezone="Europe/Berlin",
-                slug=f"p{n}", now=now,
+                slug=f"{prefix}{n}", now=now, tenant_id=tenant_id,
             )  # fmt: skip
             put_availability(session, provider.id, policy, now, actor="bench")
             ids.append(provider.id)
@@ -154,45 +159,70 @@ def client_process(port: int, providers: list[str], first: float, seconds: float
     out.put((dict(tally), elapsed))
 
 
+@dataclass(frozen=True, slots=True)
+class HoldsRun:
+    """What one load run got: answers by status, its length, and the check afterwards."""
+
+    tally: Counter[int]
+    elapsed: float
+    workers: int
+    stored: int
+    overlaps: int
+
+    @property
+    def created_per_second(self) -> float:
+        return self.tally[201] / self.elapsed
+
+    def line(self) -> str:
+        created, taken = self.tally[201], self.tally[409]
+        other = sum(v for k, v in self.tally.items() if k not in (201, 409))
+        server = "parley serve --no-worker" if self.workers == 1 else f"{self.workers} workers"
+        return (
+            f"POST /holds, PostgreSQL, {CLIENTS} connections, {server}, {self.elapsed:.1f} s: "
+            f"{self.created_per_second:.0f} holds/s created ({created} × 201, {taken} × 409 "
+            f"slot_taken, {other} other (422: slot crosses midnight); "
+            f"{(created + taken) / self.elapsed:.0f} req/s); {self.stored} holds stored, "
+            f"{self.overlaps} overlapping pairs of active holds (double bookings)"
+        )
+
+
+def measure(
+    url: str, providers: list[str], now: datetime, workers: int, seconds: float
+) -> HoldsRun:
+    """The load run against a fresh server on the migrated database ``url``."""
+    first = (now + timedelta(days=1)).replace(hour=0, minute=0)
+    port = free_port()
+    server = serve(url, port, workers)
+    try:
+        wait_up(f"http://127.0.0.1:{port}")
+        results: Any = multiprocessing.Queue()
+        args = (port, providers, first.timestamp(), seconds, results)
+        client = multiprocessing.Process(target=client_process, args=args)
+        client.start()
+        counts, elapsed = results.get(timeout=seconds + 60)
+        client.join()
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        overlaps = conn.execute(OVERLAPS, {"ids": providers}).scalar_one()
+        stored = conn.execute(
+            text("SELECT count(*) FROM holds WHERE provider_id = ANY(:ids)"), {"ids": providers}
+        ).scalar_one()
+    engine.dispose()
+    return HoldsRun(Counter(counts), elapsed, workers, stored, overlaps)
+
+
 def run(workers: int, seconds: float) -> None:
     url = create_database(prefix="parley_bench")
     try:
         upgrade(url)
         now = datetime.now(UTC).replace(second=0, microsecond=0)
-        providers = seed(url, now)
-        first = (now + timedelta(days=1)).replace(hour=0, minute=0)
-        port = free_port()
-        server = serve(url, port, workers)
-        try:
-            wait_up(f"http://127.0.0.1:{port}")
-            results: Any = multiprocessing.Queue()
-            args = (port, providers, first.timestamp(), seconds, results)
-            client = multiprocessing.Process(target=client_process, args=args)
-            client.start()
-            counts, elapsed = results.get(timeout=seconds + 60)
-            client.join()
-            tally: Counter[int] = Counter(counts)
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            overlaps = conn.execute(OVERLAPS).scalar_one()
-            stored = conn.execute(text("SELECT count(*) FROM holds")).scalar_one()
-        engine.dispose()
+        result = measure(url, seed(url, now), now, workers, seconds)
     finally:
         drop_database(url)
-    created, taken = tally[201], tally[409]
-    other = sum(v for k, v in tally.items() if k not in (201, 409))
-    print(
-        f"POST /holds, PostgreSQL, {CLIENTS} connections, "
-        f"{'parley serve --no-worker' if workers == 1 else f'{workers} uvicorn workers'}, "
-        f"{elapsed:.1f} s: "
-        f"{created / elapsed:.0f} holds/s created ({created} × 201, {taken} × 409 slot_taken, "
-        f"{other} other (422: slot crosses midnight); {(created + taken) / elapsed:.0f} req/s); "
-        f"{stored} holds stored, "
-        f"{overlaps} overlapping pairs of active holds (double bookings)"
-    )
+    print(result.line())
 
 
 if __name__ == "__main__":

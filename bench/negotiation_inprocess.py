@@ -16,18 +16,21 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import event, select
+from sqlalchemy import Engine, event, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.negotiation_loop import ALL_DAY
+from bench.negotiation_loop import ALL_DAY, _calendar_fields, _parsed_calendar_fields
 from core.db.engine import make_engine, make_sessionmaker
 from core.db.migrate import upgrade
-from core.db.models import Booking, Invitation
+from core.db.models import DEFAULT_TENANT, Booking, Invitation, OutboundMessage, Tenant
 from core.logging import configure_logging
 from core.runtime import Runtime
 from core.services.bookings import actor_of
@@ -42,15 +45,33 @@ from tests.pg import create_database, drop_database
 ADMIN = "bench-admin-token-0123456789abcdef"
 
 
-def book(runtime: Runtime, count: int) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where the bookings are made: a tenant's id and slug (None: default)."""
+
+    tenant_id: str
+    slug: str | None
+
+
+def place_of(runtime: Runtime, slug: str | None) -> Place:
+    if slug is None:
+        return Place(DEFAULT_TENANT, None)
+    with runtime.sessions() as session:
+        return Place(session.scalars(select(Tenant.id).where(Tenant.slug == slug)).one(), slug)
+
+
+def book(runtime: Runtime, count: int, place: Place, slug: str = "ada") -> list[str]:
     headers = {"Authorization": f"Bearer {ADMIN}"}
+    if place.slug is not None:
+        headers["X-Parley-Tenant"] = place.slug
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     client = client_for(runtime, Clock(now))
     created = client.post(
         "/api/v1/providers",
-        json={"name": "Ada Host", "email": "ada@host.example", "timezone": "UTC", "slug": "ada"},
+        json={"name": "Ada Host", "email": "ada@host.example", "timezone": "UTC", "slug": slug},
         headers=headers,
     )
+    assert created.status_code == 201, created.text
     provider_id = created.json()["id"]
     client.put(f"/api/v1/providers/{provider_id}/availability", json=ALL_DAY, headers=headers)
     ids = []
@@ -69,8 +90,8 @@ def book(runtime: Runtime, count: int) -> list[str]:
 
 
 def answers(runtime: Runtime, booking_ids: list[str]) -> list[bytes]:
-    organizer = runtime.settings.organizer_email
-    local, _, domain = organizer.partition("@")
+    """A DECLINED from each booking's guest, to the organizer address of the invitation
+    the guest was sent (plus-addressed, in the booking's tenant)."""
     out = []
     with runtime.sessions() as session:
         for booking_id in booking_ids:
@@ -82,13 +103,145 @@ def answers(runtime: Runtime, booking_ids: list[str]) -> list[bytes]:
                 )
             )
             assert guest is not None
-            to = f"{local}+{guest.plus_tag}@{domain}"
+            request = session.scalars(
+                select(OutboundMessage.mime).where(
+                    OutboundMessage.booking_id == booking_id,
+                    OutboundMessage.method == "REQUEST",
+                    OutboundMessage.attendee == guest.address,
+                )
+            ).first()
+            assert request is not None
+            fields = _calendar_fields(request) or _parsed_calendar_fields(request)
+            to = fields["ORGANIZER"].rpartition("mailto:")[2]
             out.append(
                 mails.apple(
                     uid=booking.uid, sequence=0, attendee=guest.address, to=to, partstat="DECLINED"
                 )
             )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SettleRun:
+    """Seconds of wall and CPU time for ``count`` declines, and the statements they sent."""
+
+    count: int
+    wall: float
+    cpu: float
+    statements: int
+    last: list[str]
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu / self.count * 1000
+
+    def line(self) -> str:
+        return (
+            f"{self.count} declines settled on one thread: {self.wall / self.count * 1000:.2f} ms "
+            f"wall, {self.cpu_ms:.2f} ms CPU each ({self.count / self.wall:.0f}/s), "
+            f"{self.statements / self.count:.1f} SQL statements each"
+        )
+
+
+def runtime_for(url: str, workdir: Path) -> Runtime:
+    settings = Settings(
+        data_dir=workdir / "data", secret_key="bench-secret-key-0123456789abcdef",
+        admin_token=ADMIN, smtp_port=0, database_url=url, public_rate_limit_per_minute=0,
+    )  # fmt: skip
+    engine = make_engine(url)
+    return Runtime(
+        settings=settings, engine=engine, sessions=make_sessionmaker(engine),
+        secrets=Secrets(settings.secret_key.encode(), ADMIN, False),
+    )  # fmt: skip
+
+
+def measure(
+    url: str,
+    count: int,
+    tenant_slug: str | None = None,
+    profile: cProfile.Profile | None = None,
+    provider_slug: str = "ada",
+) -> SettleRun:
+    """Books ``count`` sessions in the tenant (None: default) on the migrated database
+    ``url``, stores a DECLINE for each and settles them one by one; 20 are warm-ups."""
+    runtime = runtime_for(url, Path(tempfile.mkdtemp(prefix="parley-bench-")))
+    try:
+        place = place_of(runtime, tenant_slug)
+        raws = answers(runtime, book(runtime, count, place, provider_slug))
+        runtime.clock = lambda: datetime.now(UTC)
+        stored = [
+            store_raw(
+                runtime.sessions,
+                raw,
+                channel="smtp",
+                now=runtime.clock(),
+                tenant_id=place.tenant_id,
+            ).id
+            for raw in raws
+        ]
+        context = ProcessingContext(
+            runtime.sessions,
+            runtime.settings,
+            AuthPolicy(),
+            runtime.clock,
+            actor_of(runtime, "mailbox"),
+            reader=MAIL_READER,
+        )
+        warm, timed = stored[:20], stored[20:]
+        for message_id in warm:
+            assert process_one(context, message_id) == "itip"
+        with _counting(runtime.engine, sqlite=url.startswith("sqlite")) as last:
+            wall, cpu = time.perf_counter(), time.process_time()
+            if profile:
+                profile.enable()
+            for message_id in timed:
+                last.clear()
+                assert process_one(context, message_id) == "itip"
+            if profile:
+                profile.disable()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return SettleRun(len(timed), wall, cpu, last.total, list(last))
+    finally:
+        runtime.close()
+
+
+class _Statements(list[str]):
+    """The statements since the last clear(); ``total`` counts them all."""
+
+    total = 0
+
+
+@contextmanager
+def _counting(engine: Engine, *, sqlite: bool) -> Iterator[_Statements]:
+    seen = _Statements()
+
+    def note(sql: object) -> None:
+        seen.total += 1
+        seen.append(" ".join(str(sql).split())[:110])
+
+    if sqlite:  # what goes through SQLAlchemy (the driver-level statements do not)
+
+        def counted_sa(conn: object, cursor: object, sql: str, *_: object) -> None:
+            note(sql)
+
+        event.listen(engine, "before_cursor_execute", counted_sa)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", counted_sa)
+        return
+    # every statement, SQLAlchemy's and the plain ones, reaches psycopg's cursor
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor: Any, query: Any, *rest: Any, **kw: Any) -> Any:
+        note(query)
+        return execute(cursor, query, *rest, **kw)
+
+    psycopg.Cursor.execute = counted  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -106,73 +259,13 @@ def main() -> None:
     url = sqlite if args.sqlite else create_database(prefix="parley_bench")
     try:
         upgrade(url)
-        settings = Settings(
-            data_dir=workdir / "data", secret_key="bench-secret-key-0123456789abcdef",
-            admin_token=ADMIN, smtp_port=0, database_url=url, public_rate_limit_per_minute=0,
-        )  # fmt: skip
-        engine = make_engine(url)
-        runtime = Runtime(
-            settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-            secrets=Secrets(settings.secret_key.encode(), ADMIN, False),
-        )  # fmt: skip
-        raws = answers(runtime, book(runtime, args.answers))
-        runtime.clock = lambda: datetime.now(UTC)
-        stored = [
-            store_raw(runtime.sessions, raw, channel="smtp", now=runtime.clock()).id for raw in raws
-        ]
-        context = ProcessingContext(
-            runtime.sessions,
-            settings,
-            AuthPolicy(),
-            runtime.clock,
-            actor_of(runtime, "mailbox"),
-            reader=MAIL_READER,
-        )
-        warm, timed = stored[:20], stored[20:]
-        for message_id in warm:
-            assert process_one(context, message_id) == "itip"
-        statements = [0]
-        last: list[str] = []
-
-        def note(sql: object) -> None:
-            statements[0] += 1
-            last.append(" ".join(str(sql).split())[:110])
-
-        if args.sqlite:  # what goes through SQLAlchemy (the driver-level statements do not)
-
-            @event.listens_for(engine, "before_cursor_execute")
-            def _count(conn: object, cursor: object, sql: str, *_: object) -> None:
-                note(sql)
-
-        else:  # every statement, SQLAlchemy's and the plain ones, reaches psycopg's cursor
-            execute = psycopg.Cursor.execute
-
-            def counted(cursor: Any, query: Any, *rest: Any, **kw: Any) -> Any:
-                note(query)
-                return execute(cursor, query, *rest, **kw)
-
-            psycopg.Cursor.execute = counted  # type: ignore[method-assign]
-
         profile = cProfile.Profile(time.process_time) if args.profile else None
-        wall, cpu = time.perf_counter(), time.process_time()
-        if profile:
-            profile.enable()
-        for message_id in timed:
-            last.clear()
-            assert process_one(context, message_id) == "itip"
-        if profile:
-            profile.disable()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(
-            f"{len(timed)} declines settled on one thread: {wall / len(timed) * 1000:.2f} ms "
-            f"wall, {cpu / len(timed) * 1000:.2f} ms CPU each ({len(timed) / wall:.0f}/s), "
-            f"{statements[0] / len(timed):.1f} SQL statements each"
-        )
+        result = measure(url, args.answers, profile=profile)
+        print(result.line())
         if args.show_sql:
-            print("\n".join(f"  {sql}" for sql in last))
+            print("\n".join(f"  {sql}" for sql in result.last))
         if profile:
             pstats.Stats(profile).sort_stats(args.profile).print_stats(45)
-        runtime.close()
     finally:
         if not args.sqlite:
             drop_database(url)

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -117,11 +118,15 @@ def _parsed_calendar_fields(raw: bytes) -> dict[str, str]:
     return {}
 
 
-def book_all(base: str, count: int, arrivals: Arrivals) -> list[tuple[str, str]]:
-    """count confirmed bookings (guest i, 30 min each); returns (uid, guest) once invited."""
-    http = httpx.Client(base_url=f"{base}/api/v1", headers=ADMIN, timeout=30)
+def book_all(
+    base: str, count: int, arrivals: Arrivals, tenant_slug: str | None = None, slug: str = "ada"
+) -> list[tuple[str, str]]:
+    """count confirmed bookings (guest i, 30 min each) in the tenant (None: default);
+    returns (uid, guest) once invited."""
+    headers = ADMIN | ({} if tenant_slug is None else {"X-Parley-Tenant": tenant_slug})
+    http = httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30)
     created = http.post(
-        "/providers", json={"name": "Ada Host", "email": HOST, "timezone": "UTC", "slug": "ada"}
+        "/providers", json={"name": "Ada Host", "email": HOST, "timezone": "UTC", "slug": slug}
     )
     provider_id = created.json()["id"]
     assert http.put(f"/providers/{provider_id}/availability", json=ALL_DAY).status_code == 200
@@ -135,7 +140,7 @@ def book_all(base: str, count: int, arrivals: Arrivals) -> list[tuple[str, str]]
             "end": (start + timedelta(minutes=30)).isoformat(), "guest_email": guest,
             "guest_name": f"Guest {index}",
         }  # fmt: skip
-        with httpx.Client(base_url=f"{base}/api/v1", headers=ADMIN, timeout=30) as client:
+        with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30) as client:
             hold = client.post("/holds", json=body)
             assert hold.status_code == 201, hold.text
             done = client.post(f"/holds/{hold.json()['id']}/confirm")
@@ -146,7 +151,7 @@ def book_all(base: str, count: int, arrivals: Arrivals) -> list[tuple[str, str]]
     with ThreadPoolExecutor(8) as pool:
         uids = list(pool.map(one, range(count)))
     arrivals.wait(
-        lambda: sum(len(v) == 2 for v in arrivals.invitations.values()) >= count, 60 + count / 5
+        lambda: all(len(arrivals.invitations.get(uid, ())) == 2 for uid in uids), 60 + count / 5
     )
     return [(uid, f"guest{i}@guests.example") for i, uid in enumerate(uids)]
 
@@ -167,113 +172,132 @@ def answer(kind: str, uid: str, guest: str, organizers: dict[str, str], now: dat
     return raw, to, guest, 1
 
 
-def run(args: argparse.Namespace) -> None:
-    import smtplib
+@dataclass(frozen=True, slots=True)
+class LoopRun:
+    """Seconds from 250 to the last resulting mail, one at a time and under load; loops/s."""
 
+    light: list[float]
+    loaded: list[float]
+    loops_per_second: float
+    cpu_per_loop: float  # seconds of Parley's processes per sustained loop (0: unknown)
+
+
+def run(args: argparse.Namespace) -> None:
     db_url = (
         f"sqlite:///{tempfile.mkdtemp()}/parley.db"
         if args.sqlite
         else create_database(prefix="parley_bench")
     )
-    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     try:
-        with running_relay() as (sink, relay_port):
-            arrivals = Arrivals()
-            sink.listeners.append(arrivals)
-            settings = dict(item.split("=", 1) for item in args.set)
-            proc, parley = serve_parley(
-                workdir, db_url, sink, relay_port, PARLEY_PUBLIC_RATE_LIMIT_PER_MINUTE="0",
-                **settings,
-            )  # fmt: skip
-            workers = [
-                start(["worker"], worker_env(workdir, db_url, relay_port, parley.base), workdir)
-                for _ in range(args.workers)
-            ]
-            try:
-                started = time.monotonic()
-                booked = book_all(parley.base, args.bookings, arrivals)
-                print(f"{len(booked)} bookings invited in {time.monotonic() - started:.1f} s")
-                now = datetime.now(UTC)
-                jobs = [
-                    answer(args.kind, uid, guest, arrivals.invitations[uid], now)
-                    for uid, guest in booked
-                ]
-                light, heavy = jobs[: args.light], jobs[args.light :]
-
-                def send_all(share: list[Any], due: list[float], sent_at: dict[str, float]) -> None:
-                    with smtplib.SMTP("127.0.0.1", parley.smtp_port, timeout=30) as client:
-                        for index, (raw, to, key, _) in enumerate(share):
-                            if due:  # an offered rate: wait for this answer's turn
-                                time.sleep(max(0.0, due[index] - time.monotonic()))
-                            sender = str(email.message_from_bytes(raw)["From"])
-                            client.sendmail(sender, [to], raw)
-                            sent_at[key] = time.monotonic()
-
-                def done(key: str, expected: int) -> bool:
-                    return len(arrivals.times.get(key, ())) >= expected
-
-                latencies = []
-                for job in light:
-                    sent: dict[str, float] = {}
-                    send_all([job], [], sent)
-                    arrivals.wait(lambda job=job: done(job[2], job[3]), 30)
-                    latencies.append(max(arrivals.times[job[2]]) - sent[job[2]])
-                report("light load (one at a time)", latencies)
-
-                cpu_before = _cpu_seconds([proc, *workers])
-                own_before, database_before = _cpu_seconds_of(os.getpid()), _postgres_cpu()
-                steal_before = _steal_seconds()
-                sent_heavy: dict[str, float] = {}
-                shares = [heavy[i :: args.clients] for i in range(args.clients)]
-                begin = time.monotonic()
-                # With --rate, answer n is due at begin + n / rate (open loop: a late one
-                # is sent at once, and the next keep their times); without it, flat out.
-                dues = [
-                    [begin + n / args.rate for n in range(i, len(heavy), args.clients)]
-                    if args.rate
-                    else []
-                    for i in range(args.clients)
-                ]
-                threads = [
-                    threading.Thread(target=send_all, args=(share, due, sent_heavy))
-                    for share, due in zip(shares, dues, strict=True)
-                ]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                accepted = time.monotonic() - begin
-                arrivals.wait(lambda: all(done(j[2], j[3]) for j in heavy), 120)
-                elapsed = max(max(arrivals.times[j[2]]) for j in heavy) - begin
-                loaded = [max(arrivals.times[j[2]]) - sent_heavy[j[2]] for j in heavy]
-                print(
-                    f"sustained: {len(heavy)} loops from {args.clients} SMTP clients"
-                    f"{f' offered at {args.rate:g}/s' if args.rate else ''} in "
-                    f"{elapsed:.2f} s = {len(heavy) / elapsed:.1f} loops/s "
-                    f"(SMTP accepted them all in {accepted:.2f} s = "
-                    f"{len(heavy) / accepted:.1f} msg/s)"
-                )
-                report("under sustained load", loaded)
-                cpu = _cpu_seconds([proc, *workers]) - cpu_before
-                own = _cpu_seconds_of(os.getpid()) - own_before
-                database = sum(
-                    used - database_before.get(pid, 0.0) for pid, used in _postgres_cpu().items()
-                )
-                steal = _steal_seconds() - steal_before
-                if cpu > 0:
-                    per = 1000 / len(heavy)
-                    print(
-                        f"CPU time per sustained loop: Parley {cpu * per:.1f} ms, this "
-                        f"benchmark (SMTP clients, relay sink) {own * per:.1f} ms, "
-                        f"PostgreSQL {database * per:.1f} ms (machine: {os.cpu_count()} cores, "
-                        f"{steal / elapsed / (os.cpu_count() or 1) * 100:.0f}% stolen by the host)"
-                    )
-            finally:
-                for process in [proc, *workers]:
-                    stop_parley(process)
+        measure(db_url, args)
     finally:
         if not args.sqlite:
             drop_database(db_url)
+
+
+def measure(
+    db_url: str, args: argparse.Namespace, tenant_slug: str | None = None, slug: str = "ada"
+) -> LoopRun:
+    """The loop on the database ``db_url`` (`parley serve` migrates it), booked in the
+    tenant (None: default); prints its lines and returns the figures."""
+    import smtplib
+
+    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    with running_relay() as (sink, relay_port):
+        arrivals = Arrivals()
+        sink.listeners.append(arrivals)
+        settings = dict(item.split("=", 1) for item in args.set)
+        proc, parley = serve_parley(
+            workdir, db_url, sink, relay_port, PARLEY_PUBLIC_RATE_LIMIT_PER_MINUTE="0",
+            **settings,
+        )  # fmt: skip
+        workers = [
+            start(["worker"], worker_env(workdir, db_url, relay_port, parley.base), workdir)
+            for _ in range(args.workers)
+        ]
+        try:
+            started = time.monotonic()
+            booked = book_all(parley.base, args.bookings, arrivals, tenant_slug, slug)
+            print(f"{len(booked)} bookings invited in {time.monotonic() - started:.1f} s")
+            now = datetime.now(UTC)
+            jobs = [
+                answer(args.kind, uid, guest, arrivals.invitations[uid], now)
+                for uid, guest in booked
+            ]
+            light, heavy = jobs[: args.light], jobs[args.light :]
+
+            def send_all(share: list[Any], due: list[float], sent_at: dict[str, float]) -> None:
+                with smtplib.SMTP("127.0.0.1", parley.smtp_port, timeout=30) as client:
+                    for index, (raw, to, key, _) in enumerate(share):
+                        if due:  # an offered rate: wait for this answer's turn
+                            time.sleep(max(0.0, due[index] - time.monotonic()))
+                        sender = str(email.message_from_bytes(raw)["From"])
+                        client.sendmail(sender, [to], raw)
+                        sent_at[key] = time.monotonic()
+
+            def done(key: str, expected: int) -> bool:
+                return len(arrivals.times.get(key, ())) >= expected
+
+            latencies = []
+            for job in light:
+                sent: dict[str, float] = {}
+                send_all([job], [], sent)
+                arrivals.wait(lambda job=job: done(job[2], job[3]), 30)
+                latencies.append(max(arrivals.times[job[2]]) - sent[job[2]])
+            report("light load (one at a time)", latencies)
+
+            cpu_before = _cpu_seconds([proc, *workers])
+            own_before, database_before = _cpu_seconds_of(os.getpid()), _postgres_cpu()
+            steal_before = _steal_seconds()
+            sent_heavy: dict[str, float] = {}
+            shares = [heavy[i :: args.clients] for i in range(args.clients)]
+            begin = time.monotonic()
+            # With --rate, answer n is due at begin + n / rate (open loop: a late one
+            # is sent at once, and the next keep their times); without it, flat out.
+            dues = [
+                [begin + n / args.rate for n in range(i, len(heavy), args.clients)]
+                if args.rate
+                else []
+                for i in range(args.clients)
+            ]
+            threads = [
+                threading.Thread(target=send_all, args=(share, due, sent_heavy))
+                for share, due in zip(shares, dues, strict=True)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            accepted = time.monotonic() - begin
+            arrivals.wait(lambda: all(done(j[2], j[3]) for j in heavy), 120)
+            elapsed = max(max(arrivals.times[j[2]]) for j in heavy) - begin
+            loaded = [max(arrivals.times[j[2]]) - sent_heavy[j[2]] for j in heavy]
+            print(
+                f"sustained: {len(heavy)} loops from {args.clients} SMTP clients"
+                f"{f' offered at {args.rate:g}/s' if args.rate else ''} in "
+                f"{elapsed:.2f} s = {len(heavy) / elapsed:.1f} loops/s "
+                f"(SMTP accepted them all in {accepted:.2f} s = "
+                f"{len(heavy) / accepted:.1f} msg/s)"
+            )
+            report("under sustained load", loaded)
+            cpu = _cpu_seconds([proc, *workers]) - cpu_before
+            own = _cpu_seconds_of(os.getpid()) - own_before
+            database = sum(
+                used - database_before.get(pid, 0.0) for pid, used in _postgres_cpu().items()
+            )
+            steal = _steal_seconds() - steal_before
+            if cpu > 0:
+                per = 1000 / len(heavy)
+                print(
+                    f"CPU time per sustained loop: Parley {cpu * per:.1f} ms, this "
+                    f"benchmark (SMTP clients, relay sink) {own * per:.1f} ms, "
+                    f"PostgreSQL {database * per:.1f} ms (machine: {os.cpu_count()} cores, "
+                    f"{steal / elapsed / (os.cpu_count() or 1) * 100:.0f}% stolen by the host)"
+                )
+        finally:
+            for process in [proc, *workers]:
+                stop_parley(process)
+    return LoopRun(latencies, loaded, len(heavy) / elapsed, cpu / len(heavy))
 
 
 def _cpu_seconds(processes: list[Any]) -> float:

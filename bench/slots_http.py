@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +25,15 @@ from starlette.applications import Starlette
 
 from core.db.engine import make_engine, make_sessionmaker
 from core.db.migrate import upgrade
-from core.db.models import Booking, ExternalEvent, ExternalSource, Hold, new_id
+from core.db.models import (
+    DEFAULT_TENANT,
+    Booking,
+    ExternalEvent,
+    ExternalSource,
+    Hold,
+    Provider,
+    new_id,
+)
 from core.domain import AvailabilityPolicy, weekly_windows
 from core.logging import configure_logging
 from core.services.availability import put_availability
@@ -37,8 +46,10 @@ DAYS = 60
 RUNS = 300
 
 
-def seed(url: str, now: datetime) -> str:
-    sessions = make_sessionmaker(make_engine(url))
+def seed(url: str, now: datetime, tenant_id: str = DEFAULT_TENANT, slug: str = "bench") -> str:
+    """One provider of ``tenant_id`` with the week's windows and BUSY busy intervals."""
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
     weekly = (
         *weekly_windows(["mon", "tue", "wed", "thu", "fri"], "09:00", "17:00"),
         *weekly_windows(["sat"], "10:00", "14:00"),
@@ -50,24 +61,30 @@ def seed(url: str, now: datetime) -> str:
             name="Bench",
             email="b@example.org",
             timezone="Europe/Berlin",
-            slug="bench",
+            slug=slug,
             now=now,
+            tenant_id=tenant_id,
         )
         policy = AvailabilityPolicy(
             "Europe/Berlin", weekly=weekly, lead_time_hours=0, booking_window_days=90
         )
         put_availability(session, provider.id, policy, now, actor="bench")
         source = ExternalSource(
-            id=new_id("src"), provider_id=provider.id, url="https://example.org/a.ics", kind="ics",
-            next_poll_at=now, created_at=now,
+            id=new_id("src"), tenant_id=tenant_id, provider_id=provider.id,
+            url="https://example.org/a.ics", kind="ics", next_poll_at=now, created_at=now,
         )  # fmt: skip
         session.add(source)
         session.flush()
-        session.add_all(_busy_rows(provider.id, source.id, now, random.Random(7)))
-        return provider.id
+        session.add_all(_busy_rows(provider, source.id, now, random.Random(7)))
+        ident = provider.id
+    engine.dispose()
+    return ident
 
 
-def _busy_rows(provider_id: str, source_id: str, now: datetime, rng: random.Random) -> list[object]:
+def _busy_rows(
+    provider: Provider, source_id: str, now: datetime, rng: random.Random
+) -> list[object]:
+    provider_id, tenant_id = provider.id, provider.tenant_id
     rows: list[object] = []
     for n in range(BUSY):
         start = now + timedelta(seconds=int(rng.uniform(0, DAYS * 86_400)))
@@ -75,19 +92,20 @@ def _busy_rows(provider_id: str, source_id: str, now: datetime, rng: random.Rand
         kind = n % 3
         if kind == 0:
             rows.append(ExternalEvent(
-                source_id=source_id, provider_id=provider_id, uid=f"e{n}", start_at=start,
-                end_at=end, content_hash="x", first_seen_at=now, last_seen_at=now,
+                tenant_id=tenant_id, source_id=source_id, provider_id=provider_id, uid=f"e{n}",
+                start_at=start, end_at=end, content_hash="x", first_seen_at=now, last_seen_at=now,
             ))  # fmt: skip
         elif kind == 1:
             rows.append(Booking(
-                id=new_id("bkg"), provider_id=provider_id, uid=f"b{n}@bench", status="confirmed",
+                id=new_id("bkg"), tenant_id=tenant_id, provider_id=provider_id,
+                uid=f"b{n}.{provider_id}@bench", status="confirmed",
                 start_at=start, end_at=end, host_email="b@example.org", guest_email="g@example.net",
                 created_at=now, updated_at=now,
             ))  # fmt: skip
         else:
             rows.append(Hold(
-                id=new_id("hld"), provider_id=provider_id, start_at=start, end_at=end,
-                expires_at=now + timedelta(days=365), created_at=now,
+                id=new_id("hld"), tenant_id=tenant_id, provider_id=provider_id, start_at=start,
+                end_at=end, expires_at=now + timedelta(days=365), created_at=now,
             ))  # fmt: skip
     return rows
 
@@ -137,41 +155,63 @@ def wait_up(base: str) -> None:
     raise SystemExit("server did not come up")
 
 
+@dataclass(frozen=True, slots=True)
+class SlotsRun:
+    """Milliseconds per request (sorted) and the slots the last answer held."""
+
+    samples: list[float]
+    slots: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def line(self, database: str) -> str:
+        s = self.samples
+        return (
+            f"GET /slots over HTTP, {database}, {DAYS}-day window, 30-min step, {BUSY} busy "
+            f"intervals, {self.slots} slots: median {self.median:.2f} ms, "
+            f"p90 {s[int(len(s) * 0.9)]:.2f} ms, min {s[0]:.2f} ms, {len(s)} requests"
+        )
+
+
+def measure(url: str, data_dir: Path, provider_id: str, now: datetime) -> SlotsRun:
+    """RUNS keep-alive requests for the provider's 60 days (after 20 warm-ups) to a fresh
+    uvicorn serving ``url``."""
+    port = free_port()
+    server = serve(url, data_dir, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_up(base)
+        params = {
+            "start": now.isoformat(),
+            "end": (now + timedelta(days=DAYS)).isoformat(),
+            "duration": "30",
+        }
+        samples, count = [], 0
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for n in range(RUNS + 20):
+                began = time.perf_counter()
+                answer = client.get(f"/api/v1/providers/{provider_id}/slots", params=params)
+                elapsed = (time.perf_counter() - began) * 1000
+                answer.raise_for_status()
+                count = len(answer.json()["slots"])
+                if n >= 20:
+                    samples.append(elapsed)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return SlotsRun(sorted(samples), count)
+
+
 def main() -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.db"
         upgrade(url)
         provider_id = seed(url, now)
-        port = free_port()
-        server = serve(url, Path(folder), port)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_up(base)
-            params = {
-                "start": now.isoformat(),
-                "end": (now + timedelta(days=DAYS)).isoformat(),
-                "duration": "30",
-            }
-            samples, count = [], 0
-            with httpx.Client(base_url=base, timeout=10) as client:
-                for n in range(RUNS + 20):
-                    began = time.perf_counter()
-                    answer = client.get(f"/api/v1/providers/{provider_id}/slots", params=params)
-                    elapsed = (time.perf_counter() - began) * 1000
-                    answer.raise_for_status()
-                    count = len(answer.json()["slots"])
-                    if n >= 20:
-                        samples.append(elapsed)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-    samples.sort()
-    print(
-        f"GET /slots over HTTP, SQLite, {DAYS}-day window, 30-min step, {BUSY} busy intervals, "
-        f"{count} slots: median {statistics.median(samples):.2f} ms, "
-        f"p90 {samples[int(len(samples) * 0.9)]:.2f} ms, min {samples[0]:.2f} ms, {RUNS} requests"
-    )
+        result = measure(url, Path(folder), provider_id, now)
+    print(result.line("SQLite"))
 
 
 if __name__ == "__main__":

@@ -299,6 +299,11 @@ class Booking(Base):
         CheckConstraint("mode in ('instant', 'request')", name="mode"),
         Index("ix_bookings_provider_span", "provider_id", "start_at", "end_at"),
         _fk("provider_id", "providers"),
+        # The operator's list: a tenant's bookings newest first (the keyset cursor's order),
+        # and its search by address, which the list compares in lower case.
+        Index("ix_bookings_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_bookings_tenant_guest_email", "tenant_id", text("lower(guest_email)")),
+        Index("ix_bookings_tenant_host_email", "tenant_id", text("lower(host_email)")),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
