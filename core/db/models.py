@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -73,6 +74,13 @@ count = Annotated[int, mapped_column(Integer, default=0, server_default="0")]
 
 def _provider_fk() -> Any:
     return mapped_column(String(40), ForeignKey("providers.id", ondelete="CASCADE"), index=True)
+
+
+def _operator_fk() -> ForeignKeyConstraint:
+    """(tenant_id, operator_id) → operators: a session or link of an operator dies with them."""
+    return ForeignKeyConstraint(
+        ["tenant_id", "operator_id"], ["operators.tenant_id", "operators.id"], ondelete="CASCADE"
+    )
 
 
 class Base(DeclarativeBase):
@@ -380,6 +388,7 @@ class MagicLink(Base):
             " 'decline_booking')",
             name="purpose",
         ),
+        _operator_fk(),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
@@ -394,6 +403,7 @@ class MagicLink(Base):
     provider_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("providers.id", ondelete="CASCADE"), nullable=True
     )
+    operator_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     actor_address: Mapped[address]
     actor_role: Mapped[short_null]
     created_at: Mapped[utc]
@@ -730,13 +740,20 @@ class AppPassword(Base):
 
 
 class WebSession(Base):
-    """A provider's signed-in browser session, revocable server-side."""
+    """A provider's or an operator's signed-in browser session, revocable server-side."""
 
     __tablename__ = "web_sessions"
-    __table_args__ = (UniqueConstraint("token_hash"),)
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        _operator_fk(),
+        CheckConstraint("(provider_id is null) <> (operator_id is null)", name="one_subject"),
+    )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = _provider_fk()
+    provider_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("providers.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    operator_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     token_hash: Mapped[str] = mapped_column(String(64))
     csrf_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[utc]
@@ -801,3 +818,22 @@ class AuditEntry(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# --- the operator console -------------------------------------------------------------------
+
+
+class Operator(Base):
+    """A person who runs a tenant from the console at /admin, with one of the key roles."""
+
+    __tablename__ = "operators"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "email"),
+        UniqueConstraint("tenant_id", "id"),  # the target of (tenant_id, operator_id) keys
+        CheckConstraint("role in ('owner', 'manager', 'staff', 'viewer')", name="role"),
+    )
+    id: Mapped[str_id]
+    tenant_id: Mapped[tenant]
+    email: Mapped[address]  # lower-case
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[utc]
