@@ -182,9 +182,7 @@ def check_sign_in_link(session: Session, secret: bytes, token: str, *, now: date
     return provider
 
 
-def check_link(
-    session: Session, secret: bytes, token: str, *, kind: str, now: datetime
-) -> Account:
+def check_link(session: Session, secret: bytes, token: str, *, kind: str, now: datetime) -> Account:
     """The account of ``kind`` a still usable sign-in link is for (nothing is changed)."""
     return _verified(session, secret, token, kind=kind, now=now, lock=False)[1]
 
