@@ -29,7 +29,9 @@ ORGANIZER = "scheduling@parley.localhost"
 def _guest_plus_address(runtime: Runtime, booking_id: str) -> str:
     with runtime.sessions() as session:
         guest = session.scalar(
-            select(Invitation).where(Invitation.booking_id == booking_id, Invitation.role == "guest")
+            select(Invitation).where(
+                Invitation.booking_id == booking_id, Invitation.role == "guest"
+            )
         )
         assert guest is not None
         return f"scheduling+{guest.plus_tag}@parley.localhost"
@@ -63,9 +65,13 @@ def test_the_mailbox_says_why_a_forwarded_reply_was_ignored(
 
     sign_in(client, runtime, "viewer@example.org")
     overview = client.get("/admin").text
-    assert re.search(r'id="answers-processed" href="/admin/mail\?box=in"><span class="n">1<', overview)
+    assert re.search(
+        r'id="answers-processed" href="/admin/mail\?box=in"><span class="n">1<', overview
+    )
     page = client.get("/admin/mail?box=in").text
-    row = re.search(r'<li class="inbound" id="in-(\d+)" data-outcome="ignored">(.*?)</li>', page, re.S)
+    row = re.search(
+        r'<li class="inbound" id="in-(\d+)" data-outcome="ignored">(.*?)</li>', page, re.S
+    )
     assert row, page
     assert "friend@else.example" in row[2]
     why = re.search(r'<span class="why">([^<]+)</span>', row[2])
@@ -74,7 +80,7 @@ def test_the_mailbox_says_why_a_forwarded_reply_was_ignored(
     download = client.get(f"/admin/mail/in/{row[1]}/raw")
     assert download.status_code == 200 and download.content == raw
     assert download.headers["content-disposition"].startswith("attachment")
-    assert "data-outcome=\"ignored\"" in client.get("/admin/mail?box=in&outcome=ignored").text
+    assert 'data-outcome="ignored"' in client.get("/admin/mail?box=in&outcome=ignored").text
     assert "No messages received" in client.get("/admin/mail?box=in&outcome=itip").text
     story = client.get(f"/admin/bookings/{booking_id}").text
     assert "friend@else.example" in story and "confirmed" in story
@@ -86,7 +92,9 @@ def _fail_guest_mail(runtime: Runtime) -> OutboundMessage:
     relay = Relay()
     relay.permanent.add(GUEST)
     with server_in_thread(relay.factory()) as port:
-        settings = runtime.settings.model_copy(update={"smtp_relay_url": f"smtp://127.0.0.1:{port}"})
+        settings = runtime.settings.model_copy(
+            update={"smtp_relay_url": f"smtp://127.0.0.1:{port}"}
+        )
         asyncio.run(OutboxSender(settings, runtime.sessions, runtime.clock).run())
     with runtime.sessions() as session:
         failed = session.scalars(
@@ -106,7 +114,9 @@ def test_a_manager_retries_a_refused_mail_and_a_viewer_may_not(
 
     viewer = client_for(runtime, runtime.clock)  # type: ignore[arg-type]
     sign_in(viewer, runtime, "viewer@example.org")
-    assert re.search(r'id="mail-failing" href="[^"]+"><span class="n">1<', viewer.get("/admin").text)
+    assert re.search(
+        r'id="mail-failing" href="[^"]+"><span class="n">1<', viewer.get("/admin").text
+    )
     listed = viewer.get("/admin/mail?box=out&status=failed").text
     assert f'id="out-{failed.id}" data-status="failed"' in listed
     assert "550" in listed and "Retry now" not in listed
