@@ -101,15 +101,12 @@ def _double_booking(api: Any, headers: dict[str, str], feeds: FeedServer) -> Non
 
 def _link_from_maildir(runtime: Runtime) -> str:
     deliver_outbox(runtime.settings, runtime.sessions, runtime.clock)
-    for path in sorted((runtime.settings.maildir / "new").iterdir(), key=lambda p: p.stat().st_mtime,
-                       reverse=True):  # fmt: skip
+    delivered = (runtime.settings.maildir / "new").iterdir()
+    for path in sorted(delivered, key=lambda p: p.stat().st_mtime, reverse=True):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         body = message.get_body(preferencelist=("plain",))
-        found = (
-            re.search(r"https?://\S+/admin/link\?t=[A-Za-z0-9_\-]+", body.get_content())
-            if body
-            else None
-        )
+        text = body.get_content() if body else ""
+        found = re.search(r"https?://\S+/admin/link\?t=[A-Za-z0-9_\-]+", text)
         if found:
             return found[0]
     raise AssertionError("no console sign-in link in the Maildir")
