@@ -3,7 +3,8 @@
 ``console_page`` wraps an endpoint: it resolves the cookie to the signed-in operator
 (through the same accounts machinery as /me), sends visitors without a session to the
 sign-in form, checks the CSRF token of every POST and the grant the action needs, and
-turns another tenant's ids into a 404 page and a refused action into a 403 page.
+turns another tenant's ids into a 404 page, a refused action into a 403 page and bad
+query values into a 400 page.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from core.db.models import OutboundMessage
 from core.runtime import Runtime
 from core.services import accounts, operators
 from core.services.access import Grant
-from core.services.errors import Forbidden, NotFoundError
+from core.services.errors import Forbidden, InvalidInput, NotFoundError
 from core.services.lists import PageRequest
 from web.api.lists import outbound_json
 from web.http import runtime_of
@@ -144,6 +145,8 @@ def console_page(
         except NotFoundError:
             text = "There is nothing with this id in your tenant."
             return message_page(request, "Not found", text, status=404, op=op)
+        except InvalidInput as bad:  # a hand-edited query, such as an old cursor
+            return message_page(request, "Cannot show this", str(bad), status=400, op=op)
 
     return endpoint
 
