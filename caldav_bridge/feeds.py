@@ -16,7 +16,9 @@ from core.itip.build import fold, text_line, utc_stamp
 
 PRODID = "-//Parley//CalDAV bridge//EN"
 CRLF = "\r\n"
-FEED_FORMATS = ("standard", "airbnb", "booking.com")
+FEED_FORMATS = ("standard", "airbnb", "booking.com", "vrbo", "generic")
+# How often a subscriber should poll (RFC 7986 REFRESH-INTERVAL, and Outlook's property).
+REFRESH = "PT15M"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class FeedEvent:
     status: str  # CONFIRMED or TENTATIVE
     sequence: int = 0
     stamp: datetime | None = None
+    unit: str | None = None  # the unit's name, in a feed of several units
+    zone: str | None = None  # the unit's zone there, when it is not the feed's
 
 
 def booking_summary(booking: Booking) -> str:
@@ -79,10 +83,13 @@ def _vevent(event: FeedEvent) -> list[str]:
     ]
 
 
-def _calendar(lines: Iterable[str], name: str | None = None) -> str:
+def _calendar(lines: Iterable[str], name: str | None = None, zone: str | None = None) -> str:
     head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
     if name:
         head += ["METHOD:PUBLISH", text_line("X-WR-CALNAME", name)]
+        if zone:
+            head.append(text_line("X-WR-TIMEZONE", zone))
+        head += [f"REFRESH-INTERVAL;VALUE=DURATION:{REFRESH}", f"X-PUBLISHED-TTL:{REFRESH}"]
     return "".join(fold(line) + CRLF for line in [*head, *lines, "END:VCALENDAR"])
 
 
@@ -91,25 +98,30 @@ def event_object(event: FeedEvent) -> str:
     return _calendar(_vevent(event))
 
 
-def render_feed(events: Sequence[FeedEvent], name: str) -> str:
+def render_feed(events: Sequence[FeedEvent], name: str, zone: str | None = None) -> str:
     """The standard feed: every event with its own UID, SEQUENCE and STATUS."""
     lines: list[str] = []
     for event in sorted(events, key=lambda e: (e.start, e.uid)):
         lines.extend(_vevent(event))
-    return _calendar(lines, name)
+    return _calendar(lines, name, zone)
 
 
 def render_platform_feed(
     events: Sequence[FeedEvent], name: str, platform: str, zone: ZoneInfo
 ) -> str:
-    """The form booking platforms import: whole days in the unit's zone (check-in to
-    check-out), SUMMARY "Reserved" for bookings and "Not available" for everything else."""
+    """The form booking platforms and channel managers import: whole days in the unit's
+    zone (check-in to check-out), SUMMARY "Reserved" for bookings and "Not available" for
+    everything else (Airbnb and VRBO take nothing else), STATUS for Booking.com and the
+    generic form. In a feed of several units each event names its unit in LOCATION (and,
+    in the generic form, in SUMMARY too)."""
     lines: list[str] = []
     for event in sorted(events, key=lambda e: (e.start, e.uid)):
-        first, last = _days(event, zone)
+        first, last = _days(event, ZoneInfo(event.zone) if event.zone else zone)
         # A stable DTSTAMP keeps the body, and so the ETag, unchanged between polls.
         stamp = utc_stamp(event.stamp or event.start)
         summary = "Reserved" if event.status == "CONFIRMED" else "Not available"
+        if event.unit and platform == "generic":
+            summary = f"{event.unit}: {summary}"
         lines += [
             "BEGIN:VEVENT",
             text_line("UID", event.uid),
@@ -118,10 +130,12 @@ def render_platform_feed(
             f"DTEND;VALUE=DATE:{last:%Y%m%d}",
             text_line("SUMMARY", summary),
         ]
-        if platform == "booking.com":
+        if event.unit:
+            lines.append(text_line("LOCATION", event.unit))
+        if platform in ("booking.com", "generic"):
             lines.append(f"STATUS:{event.status if event.status == 'CONFIRMED' else 'TENTATIVE'}")
-        lines.append("END:VEVENT")
-    return _calendar(lines, name)
+        lines += ["TRANSP:OPAQUE", "END:VEVENT"]
+    return _calendar(lines, name, zone.key)
 
 
 def _days(event: FeedEvent, zone: ZoneInfo) -> tuple[date, date]:

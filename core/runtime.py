@@ -31,6 +31,8 @@ class Runtime:
     # Asyncio connections for the hottest public path; PostgreSQL only.
     hot: HotConnections | None = field(default=None, init=False)
     _closed: bool = field(default=False, init=False)
+    # What services build once per process from this runtime (e.g. the tenants' mailboxes).
+    services: dict[str, object] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.hot = HotConnections.for_engine(self.engine)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.logging import get_logger
+from core.services.mailboxes import Mailboxes
 from core.services.outbox import (
     OutboxItem,
     SentMarks,
@@ -74,6 +75,8 @@ class OutboxSender:
         owner: str | None = None,
     ) -> None:
         self.settings = settings
+        # The envelope sender of each row is its tenant's organizer (bounces go back there).
+        self.mailboxes = Mailboxes.of_settings(settings, sessions)
         self.owner = owner  # the lease owner of the rows it claims (the worker's name)
         self.sessions = sessions
         self.clock = clock
@@ -186,7 +189,8 @@ class OutboxSender:
             except OSError as exc:
                 return DeliveryResult(False, False, f"maildir: {exc}")
             return DeliveryResult(True)
-        return await relay.send(self.settings.organizer_email, item.recipient, message)
+        sender = self.mailboxes.of(item.tenant_id).address
+        return await relay.send(sender, item.recipient, message)
 
     def _unsent(
         self, session: Session, item: OutboxItem, result: DeliveryResult, now: datetime

@@ -1,7 +1,7 @@
 """The organizer mailbox's SMTP listener (aiosmtpd).
 
-Accepts mail for the organizer address, its plus-addressed forms and the configured
-aliases; stores the raw message durably and only then answers 250. When the message
+Accepts mail for every tenant's organizer address, their plus-addressed forms and the
+configured aliases; stores the raw message durably and only then answers 250. When the message
 cannot be stored (database down) it answers 451 so the sending server retries.
 """
 
@@ -20,8 +20,10 @@ from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.hot import HotConnections
+from core.db.models import DEFAULT_TENANT
 from core.logging import get_logger
 from core.services.inbound import Inbox
+from core.services.mailboxes import Mailboxes, TenantMailbox
 
 _log = get_logger("parley.smtp")
 
@@ -49,20 +51,28 @@ def reply_for(error: Exception) -> Reply:
 
 
 class RecipientPolicy:
-    """Which envelope recipients belong to the organizer mailbox."""
+    """Which envelope recipients belong to the organizer mailbox: every tenant's organizer
+    address, the aliases and (with plus addressing) their tagged forms."""
 
     def __init__(self, organizer: str, aliases: Iterable[str] = (), plus: bool = True) -> None:
-        self._addresses = {organizer.lower(), *(a.lower() for a in aliases)}
-        self._plus = plus
+        default = TenantMailbox(DEFAULT_TENANT, organizer, "")
+        self._mailboxes = Mailboxes(default, aliases=aliases, plus=plus)
+
+    @classmethod
+    def of(cls, mailboxes: Mailboxes) -> RecipientPolicy:
+        policy = cls.__new__(cls)
+        policy._mailboxes = mailboxes
+        return policy
 
     def accepts(self, address: str) -> bool:
-        address = address.strip().strip("<>").lower()
-        if address in self._addresses:
+        return self._mailboxes.accepts(address)
+
+    async def admits(self, address: str) -> bool:
+        """``accepts``, reading the tenants' table (off the event loop) for an address the
+        table in memory does not know: a tenant may have been added since."""
+        if self._mailboxes.knows(address):
             return True
-        local, at, domain = address.rpartition("@")
-        if not at or not self._plus or "+" not in local:
-            return False
-        return f"{local.split('+', 1)[0]}@{domain}" in self._addresses
+        return await asyncio.to_thread(self._mailboxes.accepts, address)
 
 
 class InboundHandler:
@@ -93,7 +103,7 @@ class InboundHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        if not self._policy.accepts(address):
+        if not await self._policy.admits(address):
             return Reply.NO_SUCH_USER
         if len(envelope.rcpt_tos) >= self._max_recipients:
             return Reply.TOO_MANY_RECIPIENTS

@@ -16,6 +16,7 @@ from core.services.bookings import actor_of
 from core.services.expiry import expire_holds
 from core.services.inbound import PROCESS_JOB
 from core.services.mail_in import AuthPolicy, MailReader, ProcessingContext, process_pending
+from core.services.mailboxes import of_runtime as mailboxes_of
 from core.services.outbox import DELIVER_JOB
 from core.services.proposals import expire_proposals
 from core.services.ratelimit import purge as purge_rate_limits
@@ -34,8 +35,9 @@ def inbound_context(runtime: Runtime) -> ProcessingContext:
     auth = AuthPolicy.from_setting(runtime.settings.inbound_auth)
     actor = actor_of(runtime, "mailbox")
     return ProcessingContext(
-        runtime.sessions, runtime.settings, auth, runtime.clock, actor, reader=MAIL_READER
-    )
+        runtime.sessions, runtime.settings, auth, runtime.clock, actor, reader=MAIL_READER,
+        mailboxes=mailboxes_of(runtime),
+    )  # fmt: skip
 
 
 def _expire_holds(context: JobContext, payload: dict[str, Any]) -> None:

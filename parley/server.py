@@ -20,6 +20,7 @@ from core.logging import get_logger
 from core.runtime import Runtime
 from core.services import gauges
 from core.services.inbound import request_processing
+from core.services.mailboxes import of_runtime as mailboxes_of
 from mailagent.delivery import client_tls
 from mailagent.imap import ImapConfig, ImapPoller
 from mailagent.lmtp import LmtpHandler, lmtp_factory
@@ -92,9 +93,7 @@ def _server_tls(runtime: Runtime) -> ssl.SSLContext | None:
 async def _start_smtp(runtime: Runtime) -> list[asyncio.Server]:
     """The SMTP listener and, when PARLEY_LMTP_PORT is set, the LMTP one."""
     settings = runtime.settings
-    policy = RecipientPolicy(
-        settings.organizer_email, settings.organizer_aliases, plus=settings.plus_addressing
-    )
+    policy = RecipientPolicy.of(mailboxes_of(runtime))
     wake, tls, loop = _waker(runtime), _server_tls(runtime), asyncio.get_running_loop()
     servers = []
     if settings.smtp_port != 0:

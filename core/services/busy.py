@@ -54,26 +54,31 @@ class Related:
 
 
 def related_units(session: Session, provider_id: str) -> Related:
-    """Parent units that block this one, and children that block it only when all are busy."""
-    rows = session.execute(
-        select(
-            UnitRelationship.parent_id,
-            UnitRelationship.child_id,
-            UnitRelationship.block_child_on_parent,
-            UnitRelationship.block_parent_on_all_children,
-        ).where(
-            UnitRelationship.active.is_(True),
-            (UnitRelationship.child_id == provider_id)
-            | (UnitRelationship.parent_id == provider_id),
+    """Units above this one that block it (through links that block downwards, at any
+    depth: apartment → room → bed), and children that block it only when all are busy."""
+    link = UnitRelationship
+    children = session.scalars(
+        select(link.child_id).where(
+            link.active.is_(True),
+            link.parent_id == provider_id,
+            link.block_parent_on_all_children.is_(True),
         )
     ).all()
-    parents = sorted(
-        r.parent_id for r in rows if r.child_id == provider_id and r.block_child_on_parent
-    )
-    children = sorted(
-        r.child_id for r in rows if r.parent_id == provider_id and r.block_parent_on_all_children
-    )
-    return Related(tuple(parents), tuple(children))
+    parents: set[str] = set()
+    level = {provider_id}
+    for _ in range(16):
+        found = session.scalars(
+            select(link.parent_id).where(
+                link.active.is_(True),
+                link.child_id.in_(level),
+                link.block_child_on_parent.is_(True),
+            )
+        ).all()
+        level = set(found) - parents - {provider_id}
+        if not level:
+            break
+        parents |= level
+    return Related(tuple(sorted(parents)), tuple(sorted(children)))
 
 
 # --- busy rows -------------------------------------------------------------------------------

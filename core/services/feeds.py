@@ -27,7 +27,10 @@ from core.metrics import FEED_TOKEN_REGENERATIONS
 from core.services import dav
 from core.services.errors import InvalidInput, NotFoundError
 
-FORMATS = ("standard", "airbnb", "booking.com")
+FORMATS = ("standard", "airbnb", "booking.com", "vrbo", "generic")
+# Whole-day forms for booking platforms and channel managers: units only. "generic" is
+# for a channel that is none of the named platforms (every imported calendar is in it).
+PLATFORM_FORMATS = FORMATS[1:]
 PAST = timedelta(days=30)
 HORIZON = timedelta(days=540)
 
@@ -60,13 +63,10 @@ def issue_token(
     session: Session, provider_id: str, now: datetime, *, include_holds: bool, fmt: str
 ) -> str:
     """A new feed token; earlier tokens of the same format stop working at once."""
-    if fmt not in FORMATS:
-        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}", code="invalid_format")
     provider = session.get(Provider, provider_id)
     if provider is None:
         raise NotFoundError("provider", provider_id)
-    if fmt != "standard" and provider.kind != "unit":
-        raise InvalidInput("platform exports are for units only", code="invalid_format")
+    check_format(provider, fmt)
     revoked = session.execute(
         update(FeedToken)
         .where(
@@ -109,14 +109,35 @@ def feed_for_token(session: Session, token: str, now: datetime) -> FeedContent:
     provider = session.get(Provider, row.provider_id) if row else None
     if row is None or provider is None:
         raise NotFoundError("feed", "…")
+    return feed_content(session, provider, row.format, now, include_holds=row.include_holds)
+
+
+def feed_content(
+    session: Session, provider: Provider, fmt: str, now: datetime, *, include_holds: bool = False
+) -> FeedContent:
+    """What a feed of provider in format fmt shows now: its confirmed bookings (and
+    active holds when asked); for a platform export also the busy time from every other
+    platform and from the provider's own blocking calendars, never the events imported
+    from that platform itself (they would echo back)."""
+    check_format(provider, fmt)
     bookings = [
         b
         for b in dav.bookings_in_range(session, provider.id, now - PAST, now + HORIZON)
         if b.status == "confirmed"
     ]
-    holds = dav.active_holds(session, provider.id, now) if row.include_holds else []
-    others = _other_busy(session, provider.id, row.format, now) if row.format != "standard" else []
-    return FeedContent(provider, row.format, bookings, holds, others, row.include_holds)
+    holds = dav.active_holds(session, provider.id, now) if include_holds else []
+    others = _other_busy(session, provider.id, fmt, now) if fmt != "standard" else []
+    return FeedContent(provider, fmt, bookings, holds, others, include_holds)
+
+
+def check_format(provider: Provider, fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}", code="invalid_format")
+    if fmt != "standard" and provider.kind != "unit":
+        raise InvalidInput(
+            "platform exports are for units only (PATCH the provider with kind 'unit')",
+            code="invalid_format",
+        )
 
 
 def _other_busy(

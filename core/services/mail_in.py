@@ -28,7 +28,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.driver import dialect_time, driver_batch, driver_rows, engine_of
-from core.db.models import InboundMessage, Invitation
+from core.db.models import DEFAULT_TENANT, InboundMessage, Invitation
 from core.imip.errors import BadAddress
 from core.imip.mail import Outcome, ParsedMail, split_plus
 from core.itip.read import Attendee, ItipMessage
@@ -36,6 +36,7 @@ from core.logging import get_logger
 from core.metrics import BOUNCES
 from core.services import replies
 from core.services.bookings import Actor
+from core.services.mailboxes import Mailboxes
 from core.settings import Settings
 
 _log = get_logger("parley.inbound")
@@ -90,6 +91,13 @@ class ProcessingContext:
     clock: Callable[[], datetime]
     actor: Actor | None = None
     reader: MailReader = field(kw_only=True)
+    # Whose organizer each message was sent to; by default read from settings and sessions.
+    mailboxes: Mailboxes = field(default=None, kw_only=True)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.mailboxes is None:
+            mailboxes = Mailboxes.of_settings(self.settings, self.sessions)
+            object.__setattr__(self, "mailboxes", mailboxes)
 
 
 def process_pending(context: ProcessingContext, *, limit: int = 100) -> int:
@@ -198,12 +206,12 @@ def _outcome_after_claims(context: ProcessingContext, message_id: int) -> str:
 
 
 _CLAIM = (
-    "SELECT id, raw, envelope_to FROM inbound_messages WHERE outcome = 'pending'{only}"
+    "SELECT id, raw, envelope_to, tenant_id FROM inbound_messages WHERE outcome = 'pending'{only}"
     " ORDER BY received_at, id LIMIT 1{lock}"
 )
 _FACTS = (
-    "from_address", "subject", "method", "uid", "sequence", "dtstamp", "attendee", "partstat",
-    "outcome", "outcome_reason", "booking_id", "processed_at",
+    "tenant_id", "from_address", "subject", "method", "uid", "sequence", "dtstamp", "attendee",
+    "partstat", "outcome", "outcome_reason", "booking_id", "processed_at",
 )  # fmt: skip
 
 
@@ -233,8 +241,10 @@ def _settle_one(context: ProcessingContext, message_id: int | None) -> str | Non
             found = driver_rows(session, claim, {"id": message_id})
             if not found:
                 return None
-            message_id, raw, envelope_to = found[0]
-            row = InboundMessage(id=message_id, raw=bytes(raw), envelope_to=envelope_to)
+            message_id, raw, envelope_to, tenant_id = found[0]
+            row = InboundMessage(
+                id=message_id, raw=bytes(raw), envelope_to=envelope_to, tenant_id=tenant_id
+            )
             try:
                 outcome = _decide_and_write(session, context, row)
             except Exception as exc:
@@ -251,6 +261,9 @@ def _decide_and_write(session: Session, context: ProcessingContext, row: Inbound
     row.outcome = "pending"
     now = context.clock()
     parsed = context.reader.parse(row.raw)
+    # The tenant whose organizer it was sent to; only that tenant's bookings are matched.
+    found = context.mailboxes.tenant_among(_recipients(row, parsed))
+    row.tenant_id = found or row.tenant_id or DEFAULT_TENANT
     _record_facts(row, parsed)
     _decide(session, row, parsed, context, now)
     if row.outcome == "pending":  # a hook that decided nothing: do not loop on it
@@ -395,14 +408,14 @@ def _decide(
         _settle(row, "unparseable", now, f"calendar part unreadable: {parsed.error}")
     elif parsed.outcome is Outcome.BOUNCE:
         BOUNCES.inc()
-        _settle(row, "bounce", now, _mark_undeliverable(session, parsed, now))
+        _settle(row, "bounce", now, _mark_undeliverable(session, row.tenant_id, parsed, now))
     elif parsed.outcome is Outcome.AUTO_REPLY:
         _settle(row, "auto_reply", now, parsed.auto_reason)
     elif parsed.outcome is Outcome.ITIP and parsed.itip is not None:
         itip = parsed.itip
 
         def vouched() -> frozenset[str]:
-            return _vouched_addresses(session, row, parsed, context.settings, itip.uid)
+            return _vouched_addresses(session, row, parsed, context.mailboxes, itip.uid)
 
         failure = check_sender(row.raw, parsed, parsed.itip, context.auth, context.reader, vouched)
         if failure is not None:
@@ -410,7 +423,7 @@ def _decide(
         else:
             apply_itip(session, row, parsed, now, context)
     else:
-        invitation = answered_invitation(session, row, parsed, context.settings)
+        invitation = answered_invitation(session, row, parsed, context.mailboxes)
         if invitation is None:
             _settle(row, "ignored", now, "no calendar data and answers no invitation")
         else:
@@ -509,8 +522,8 @@ def check_sender(
 # --- bounces and plain answers -------------------------------------------------------------
 
 
-def _mark_undeliverable(session: Session, parsed: ParsedMail, now: datetime) -> str:
-    """Mark the invitations a bounce names (by Message-ID or recipient); say which."""
+def _mark_undeliverable(session: Session, tenant_id: str, parsed: ParsedMail, now: datetime) -> str:
+    """Mark tenant_id's invitations a bounce names (by Message-ID or recipient); say which."""
     clauses = []
     if parsed.bounced_message_id:
         bare = parsed.bounced_message_id.strip("<>")
@@ -520,7 +533,8 @@ def _mark_undeliverable(session: Session, parsed: ParsedMail, now: datetime) -> 
         clauses.append(Invitation.address.in_(recipients))
     if not clauses:
         return "bounce names no message or recipient"
-    found = list(session.scalars(select(Invitation).where(or_(*clauses))))
+    mine = Invitation.tenant_id == tenant_id
+    found = list(session.scalars(select(Invitation).where(mine, or_(*clauses))))
     if parsed.bounced_message_id and any(
         i.last_message_id and i.last_message_id.strip("<>") == parsed.bounced_message_id.strip("<>")
         for i in found
@@ -538,61 +552,57 @@ def _mark_undeliverable(session: Session, parsed: ParsedMail, now: datetime) -> 
 
 
 def answered_invitation(
-    session: Session, row: InboundMessage, parsed: ParsedMail, settings: Settings
+    session: Session, row: InboundMessage, parsed: ParsedMail, mailboxes: Mailboxes
 ) -> Invitation | None:
-    """The invitation a non-iTIP message answers: by In-Reply-To/References or plus tag."""
+    """The invitation of row's tenant a non-iTIP message answers: by In-Reply-To /
+    References or by plus tag."""
+    mine = Invitation.tenant_id == row.tenant_id
     # The thread's root (the invitation) is the first reference, the parent the last.
     refs = parsed.references
     ids = list(dict.fromkeys(i for i in (parsed.in_reply_to, *refs[:20], *refs[-20:]) if i))
     if ids:
         wanted = [*ids, *(f"<{i}>" for i in ids)]
         found = session.scalar(
-            select(Invitation).where(Invitation.last_message_id.in_(wanted)).limit(1)
+            select(Invitation).where(mine, Invitation.last_message_id.in_(wanted)).limit(1)
         )
         if found is not None:
             return found
-    organizer = _base(settings.organizer_email)
-    envelope = (row.envelope_to or "").split(",")
-    for address in (*envelope, *parsed.delivered_to, *parsed.to_addresses, *parsed.cc_addresses):
-        tag = _plus_tag_for(address, organizer)
-        if tag:
-            found = session.scalar(select(Invitation).where(Invitation.plus_tag == tag))
-            if found is not None:
-                return found
+    for tag in _tags_of(_recipients(row, parsed), mailboxes, row.tenant_id)[:20]:
+        found = session.scalar(select(Invitation).where(mine, Invitation.plus_tag == tag))
+        if found is not None:
+            return found
     return None
 
 
 def _vouched_addresses(
-    session: Session, row: InboundMessage, parsed: ParsedMail, settings: Settings, uid: str
+    session: Session, row: InboundMessage, parsed: ParsedMail, mailboxes: Mailboxes, uid: str
 ) -> frozenset[str]:
-    """Addresses of the invitations to booking uid whose plus-address tags this message
-    was sent to (envelope recipient, Delivered-To, To or Cc)."""
-    organizer = _base(settings.organizer_email)
-    tags = sorted(
-        {
-            tag
-            for address in _recipients(row, parsed)
-            if (tag := _plus_tag_for(address, organizer)) is not None
-        }
-    )[:20]
+    """Addresses of the invitations to booking uid (of row's tenant) whose plus-address
+    tags this message was sent to (envelope recipient, Delivered-To, To or Cc)."""
+    tags = sorted(set(_tags_of(_recipients(row, parsed), mailboxes, row.tenant_id)))[:20]
     if not tags:
         return frozenset()
     names = ", ".join(f":t{i}" for i in range(len(tags)))
     found = driver_rows(
         session,
         "SELECT i.address FROM invitations i JOIN bookings b ON b.id = i.booking_id"
-        f" WHERE b.uid = :uid AND i.plus_tag IN ({names})",
-        {"uid": uid, **{f"t{i}": tag for i, tag in enumerate(tags)}},
+        f" WHERE b.uid = :uid AND b.tenant_id = :tenant AND i.plus_tag IN ({names})",
+        {"uid": uid, "tenant": row.tenant_id, **{f"t{i}": tag for i, tag in enumerate(tags)}},
     )
     return frozenset(address.lower() for (address,) in found)
 
 
-def _plus_tag_for(address: str, organizer: str | None) -> str | None:
-    try:
-        local, tag, domain = split_plus(address)
-    except BadAddress:
-        return None
-    return tag if tag and f"{local}@{domain}" == organizer else None
+def _tags_of(addresses: tuple[str, ...], mailboxes: Mailboxes, tenant_id: str) -> list[str]:
+    """The plus tags of those addresses that are tenant_id's organizer's, in order."""
+    tags = []
+    for address in addresses:
+        try:
+            local, tag, domain = split_plus(address)
+        except BadAddress:
+            continue
+        if tag and mailboxes.tenant_of(f"{local}@{domain}") == tenant_id:
+            tags.append(tag)
+    return tags
 
 
 # --- hooks for the negotiation layer -------------------------------------------------------

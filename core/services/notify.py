@@ -44,6 +44,8 @@ from core.itip.build import (
     build_request,
 )
 from core.runtime import Runtime
+from core.services.mailboxes import Mailboxes, TenantMailbox
+from core.services.mailboxes import of_runtime as mailboxes_of
 from core.services.outbox import deliver_soon, outbox_row
 
 Change = Literal["invitation", "update", "cancellation"]
@@ -56,10 +58,9 @@ _KIND = {
 
 @dataclass(frozen=True)
 class Mailer:
-    """The organizer's identity and the knobs that shape outgoing mail."""
+    """Who sends each tenant's mail, and the knobs that shape it."""
 
-    organizer_email: str
-    organizer_name: str
+    mailboxes: Mailboxes
     base_url: str
     secret: bytes
     plus_addressing: bool
@@ -69,25 +70,26 @@ class Mailer:
     def from_runtime(cls, runtime: Runtime) -> Mailer:
         settings = runtime.settings
         return cls(
-            organizer_email=settings.organizer_email,
-            organizer_name=settings.organizer_name,
+            mailboxes=mailboxes_of(runtime),
             base_url=settings.effective_base_url,
             secret=runtime.secrets.secret_key,
             plus_addressing=settings.plus_addressing,
             approve_ttl=timedelta(hours=settings.proposal_ttl_hours),
         )
 
-    @property
-    def domain(self) -> str:
-        return self.organizer_email.rpartition("@")[2]
+    def organizer(self, tenant_id: str) -> TenantMailbox:
+        return self.mailboxes.of(tenant_id)
 
     def organizer_for(self, invitation: Invitation) -> str:
+        """The address an invitation's mail comes from: its tenant's, tagged for it."""
+        address = self.organizer(invitation.tenant_id).address
         if not self.plus_addressing:
-            return self.organizer_email
-        return tokens.plus_address(self.organizer_email, invitation.plus_tag)
+            return address
+        return tokens.plus_address(address, invitation.plus_tag)
 
-    def sender(self) -> Mailbox:
-        return Mailbox(self.organizer_email, self.organizer_name)
+    def sender(self, tenant_id: str) -> Mailbox:
+        box = self.organizer(tenant_id)
+        return Mailbox(box.address, box.name)
 
     def url(self, path: str, token: str) -> str:
         return f"{self.base_url}{path}{quote(token, safe='')}"
@@ -217,7 +219,7 @@ def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> Event
         description=f"{booking.title} with {_other_name(booking, invitation)}.",
         location="",
         organizer_address=mailer.organizer_for(invitation),
-        organizer_name=mailer.organizer_name,
+        organizer_name=mailer.organizer(booking.tenant_id).name,
         status=status,  # type: ignore[arg-type]
     )
 
@@ -323,12 +325,12 @@ def itip_row(
         ics = build_cancel(event, recipient, dtstamp=now)
     else:
         ics = build_request(event, recipient, dtstamp=now, reschedule_url=reschedule_url)
-    message_id = message_id_for(key, mailer.domain)
+    message_id = message_id_for(key, mailer.organizer(booking.tenant_id).domain)
     message = compose_itip(
         kind=_KIND[change], ics=ics, event=event,
         recipient=Mailbox(invitation.address, invitation.name or ""), message_id=message_id,
         date=now, zone_name=zone_name, reschedule_url=reschedule_url,
-        sender=Mailbox(event.organizer_address, mailer.organizer_name),
+        sender=Mailbox(event.organizer_address, event.organizer_name),
     )  # fmt: skip
     return outbox_row(
         idempotency_key=key, kind=f"itip.{change}", uid=booking.uid if plain_key else None,
@@ -367,7 +369,7 @@ def send_declinecounter(
     event = _snapshot(mailer, booking, invitation)
     recipient = Recipient(invitation.address, invitation.name or "", partstat="NEEDS-ACTION")
     ics = build_declinecounter(event, recipient, dtstamp=now, comment=comment)
-    message_id = message_id_for(key, mailer.domain)
+    message_id = message_id_for(key, mailer.organizer(booking.tenant_id).domain)
     message = compose_itip(
         kind=ItipKind.DECLINE_COUNTER,
         ics=ics,
@@ -376,7 +378,7 @@ def send_declinecounter(
         message_id=message_id,
         date=now,
         zone_name=_zone(session, booking, invitation),
-        sender=Mailbox(event.organizer_address, mailer.organizer_name),
+        sender=Mailbox(event.organizer_address, event.organizer_name),
     )
     session.add(
         outbox_row(
@@ -432,11 +434,13 @@ def notice_row(
     """The outbox row of a notice, composed, not yet in any session (``send_notice``).
 
     tenant_id: whose mail it is, when there is no booking (a sign-in link)."""
-    message_id = message_id_for(key, mailer.domain)
+    owner = booking.tenant_id if booking else (tenant_id or DEFAULT_TENANT)
+    sender = mailer.sender(owner)
+    message_id = message_id_for(key, sender.address.rpartition("@")[2])
     message = compose_notice(
         template=template,
-        context={"organizer_name": mailer.organizer_name, **context},
-        sender=mailer.sender(),
+        context={"organizer_name": sender.name, **context},
+        sender=sender,
         recipient=to,
         message_id=message_id,
         date=now,
@@ -446,8 +450,7 @@ def notice_row(
     return outbox_row(
         idempotency_key=key, kind=f"notice.{template}", uid=None, sequence=None,
         attendee=None, method=None, booking_id=booking.id if booking else None,
-        recipient=to.address, message=message, message_id=message_id, now=now,
-        tenant_id=booking.tenant_id if booking else (tenant_id or DEFAULT_TENANT),
+        recipient=to.address, message=message, message_id=message_id, now=now, tenant_id=owner,
     )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ class OutboxItem:
     mime: bytes
     attempts: int
     created_at: datetime
+    tenant_id: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def outbox_row(
 _TABLE = cast(Table, OutboundMessage.__table__)
 _CLAIMED = (
     _TABLE.c.id, _TABLE.c.idempotency_key, _TABLE.c.recipient, _TABLE.c.message_id,
-    _TABLE.c.mime, _TABLE.c.attempts, _TABLE.c.created_at,
+    _TABLE.c.mime, _TABLE.c.attempts, _TABLE.c.created_at, _TABLE.c.tenant_id,
 )  # fmt: skip
 
 
@@ -169,7 +170,7 @@ def claim_due(
         return [_item(row) for row in rows]
 
 
-def _item(row: Row[Any, Any, Any, Any, Any, Any, Any]) -> OutboxItem:
+def _item(row: Row[Any, Any, Any, Any, Any, Any, Any, Any]) -> OutboxItem:
     """The claimed row as the sender sees it (attempts already counts this try)."""
     return OutboxItem(
         id=row.id,
@@ -179,6 +180,7 @@ def _item(row: Row[Any, Any, Any, Any, Any, Any, Any]) -> OutboxItem:
         mime=row.mime,
         attempts=row.attempts + 1,
         created_at=row.created_at,
+        tenant_id=row.tenant_id,
     )
 
 

@@ -18,7 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.driver import driver_rows
-from core.db.models import DEFAULT_TENANT, AvailabilitySettings, Provider, Tenant, new_id
+from core.db.models import (
+    DEFAULT_TENANT,
+    AvailabilitySettings,
+    Provider,
+    Tenant,
+    UnitRelationship,
+    new_id,
+)
 from core.domain import parse_zone
 from core.services.busy import Related
 from core.services.errors import InvalidInput, NotFoundError, SlugTaken
@@ -96,6 +103,40 @@ def create_provider(
     return provider
 
 
+def update_provider(
+    session: Session,
+    provider: Provider,
+    *,
+    now: datetime,
+    name: str | None = None,
+    timezone: str | None = None,
+    kind: str | None = None,
+) -> Provider:
+    """Change a provider's name, zone or kind (a unit in a relationship stays a unit)."""
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            raise InvalidInput("name must be 1–200 characters", code="invalid_name")
+        provider.name = name.strip()
+    if timezone is not None:
+        parse_zone(timezone)
+        provider.timezone = timezone
+    if kind is not None:
+        if kind not in ("person", "unit"):
+            raise InvalidInput("kind must be 'person' or 'unit'", code="invalid_kind")
+        linked = select(UnitRelationship.id).where(
+            (UnitRelationship.parent_id == provider.id) | (UnitRelationship.child_id == provider.id)
+        )
+        if kind == "person" and session.scalar(linked.limit(1)) is not None:
+            raise InvalidInput(
+                "this unit has parent or child units: delete those relationships first",
+                code="unit_in_use",
+            )
+        provider.kind = kind
+    provider.updated_at = now
+    session.flush()
+    return provider
+
+
 def booking_path(session: Session, provider: Provider) -> str:
     """Where the provider's booking page is: /book/{slug}, under /t/{tenant} for a tenant
     other than the default one (two tenants may each have an ``anna``)."""
@@ -169,17 +210,25 @@ class Scope:
     tenant_id: str = DEFAULT_TENANT
 
 
-# The provider, its settings and the related units that can block it. With FOR UPDATE
+# The provider, its settings and the related units that can block it: every unit above it
+# through links that block downwards, at any depth, and the children that block it only
+# all together. With FOR UPDATE
 # (PostgreSQL) it also locks all of them, in id order so that two transactions touching
 # the same units never deadlock; SQLite's BEGIN IMMEDIATE already serializes writers.
 _SCOPE = """
+    WITH RECURSIVE above(id, depth) AS (
+        SELECT parent_id, 1 FROM unit_relationships
+         WHERE child_id = :provider AND active AND block_child_on_parent
+        UNION
+        SELECT r.parent_id, a.depth + 1
+          FROM unit_relationships r JOIN above a ON r.child_id = a.id
+         WHERE r.active AND r.block_child_on_parent AND a.depth < 16
+    )
     SELECT p.id, p.name, p.email, p.timezone,
            s.lead_time_hours, s.booking_window_days, s.min_duration_minutes,
            s.slot_step_minutes, s.buffer_before_minutes, s.buffer_after_minutes,
            s.instant_book, s.provider_id,
-           EXISTS (SELECT 1 FROM unit_relationships r
-                    WHERE r.child_id = :provider AND r.parent_id = p.id
-                      AND r.active AND r.block_child_on_parent),
+           p.id IN (SELECT id FROM above),
            EXISTS (SELECT 1 FROM unit_relationships r
                     WHERE r.parent_id = :provider AND r.child_id = p.id
                       AND r.active AND r.block_parent_on_all_children),
@@ -188,8 +237,7 @@ _SCOPE = """
      WHERE p.id IN (
            SELECT CAST(:provider AS VARCHAR(40))
            UNION ALL
-           SELECT parent_id FROM unit_relationships
-            WHERE child_id = :provider AND active AND block_child_on_parent
+           SELECT id FROM above
            UNION ALL
            SELECT child_id FROM unit_relationships
             WHERE parent_id = :provider AND active AND block_parent_on_all_children)

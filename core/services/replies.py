@@ -25,6 +25,7 @@ from core.imip.compose import Mailbox, is_message_id
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, ServiceError
+from core.services.mailboxes import Mailboxes
 from core.services.notify import (
     Change,
     Mailer,
@@ -65,12 +66,14 @@ def _audit(
     session.add(booking_service.booking_audit(booking, actor, action, now, **data))
 
 
-def plus_tags(addresses: tuple[str, ...] | list[str], organizer: str) -> set[str]:
-    base = organizer.lower()
+def plus_tags(
+    addresses: tuple[str, ...] | list[str], mailboxes: Mailboxes, tenant_id: str
+) -> set[str]:
+    """The plus-address tags of the addresses that are tenant_id's organizer's."""
     found = set()
     for address in addresses:
         plain, tag = tokens.split_plus_address(address.lower())
-        if tag and plain == base:
+        if tag and mailboxes.tenant_of(plain) == tenant_id:
             found.add(tag)
     return found
 
@@ -152,10 +155,14 @@ def apply_itip(
         done = apply_counter_hot(session, mailer, row, itip, recipients=recipients, now=now)
     if done is not None:
         return done
-    booking = session.scalar(select(Booking).where(Booking.uid == itip.uid))
+    # Only the bookings of the tenant whose organizer the message was sent to.
+    tenant_id = row.tenant_id
+    booking = session.scalar(
+        select(Booking).where(Booking.uid == itip.uid, Booking.tenant_id == tenant_id)
+    )
     if booking is None:
         return Decision("ignored", f"no booking has UID {itip.uid!r}")
-    tags = plus_tags(recipients, mailer.organizer_email)
+    tags = plus_tags(recipients, mailer.mailboxes, tenant_id)
     invitation, why = match_invitation(session, booking, itip, tags)
     if invitation is None:
         sender = row.from_address or "?"
@@ -362,14 +369,15 @@ _I = (
 )  # fmt: skip
 _BOOKING_BY_UID = (
     f"SELECT {', '.join('b.' + c for c in _B)}, p.timezone FROM bookings b"
-    " JOIN providers p ON p.id = b.provider_id WHERE b.uid = :uid"
+    " JOIN providers p ON p.id = b.provider_id WHERE b.uid = :uid AND b.tenant_id = :tenant"
 )
 _INVITATIONS_BY_UID = (
     f"SELECT {', '.join(_I)} FROM invitations WHERE booking_id ="
-    " (SELECT id FROM bookings WHERE uid = :uid) ORDER BY role"
+    " (SELECT id FROM bookings WHERE uid = :uid AND tenant_id = :tenant) ORDER BY role"
 )
 _CANCELS_QUEUED = (
     "SELECT idempotency_key FROM outbound_messages WHERE uid = :uid AND method = 'CANCEL'"
+    " AND tenant_id = :tenant"
 )
 _ANSWERED = (
     "UPDATE invitations SET partstat = :partstat, last_reply_dtstamp = :stamp,"
@@ -403,21 +411,23 @@ class _Matched:
 def _match_hot(
     session: Session,
     mailer: Mailer,
+    tenant_id: str,
     itip: ItipMessage,
     recipients: tuple[str, ...],
     *,
     cancels: bool,
 ) -> _Matched | None:
-    """Read the booking (locked), its invitations and (cancels) the CANCELs queued for it,
-    in one batch; None unless an invited attendee answers the current SEQUENCE."""
+    """Read tenant_id's booking (locked), its invitations and (cancels) the CANCELs queued
+    for it, in one batch; None unless an invited attendee answers the current SEQUENCE."""
     dialect = session.get_bind().dialect.name
     lock = " FOR UPDATE OF b" if dialect == "postgresql" else ""
+    where = {"uid": itip.uid, "tenant": tenant_id}
     statements = [
-        (_BOOKING_BY_UID + lock, {"uid": itip.uid}),
-        (_INVITATIONS_BY_UID, {"uid": itip.uid}),
+        (_BOOKING_BY_UID + lock, where),
+        (_INVITATIONS_BY_UID, where),
     ]
     if cancels:
-        statements.append((_CANCELS_QUEUED, {"uid": itip.uid}))
+        statements.append((_CANCELS_QUEUED, where))
     found, rows, *queued = driver_batch(session, statements)
     if not found:
         return None
@@ -428,7 +438,7 @@ def _match_hot(
     for inv in invitations:
         stamp = inv.last_reply_dtstamp
         inv.last_reply_dtstamp = None if stamp is None else as_utc(stamp)
-    tags = plus_tags(recipients, mailer.organizer_email)
+    tags = plus_tags(recipients, mailer.mailboxes, tenant_id)
     invitation, _ = pick_invitation(invitations, itip, tags)
     if invitation is None or itip.sequence < booking.sequence:
         return None
@@ -458,7 +468,7 @@ def apply_reply_hot(
     mismatched sender, a stale SEQUENCE, an unknown PARTSTAT, an older answer) writes
     nothing and returns None, for ``apply_itip`` to decide and explain.
     """
-    matched = _match_hot(session, mailer, itip, recipients, cancels=True)
+    matched = _match_hot(session, mailer, row.tenant_id, itip, recipients, cancels=True)
     if matched is None:
         return None
     booking, invitation = matched.booking, matched.invitation
@@ -534,7 +544,7 @@ def apply_counter_hot(
     row. A COUNTER that ``create_proposal`` would refuse, or that needs explaining,
     writes nothing and returns None.
     """
-    matched = _match_hot(session, mailer, itip, recipients, cancels=False)
+    matched = _match_hot(session, mailer, row.tenant_id, itip, recipients, cancels=False)
     if matched is None:
         return None
     booking, invitation = matched.booking, matched.invitation

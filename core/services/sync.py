@@ -108,6 +108,15 @@ class SyncPolicy:
     peak_hours: tuple[int, int] = (14, 22)
     peak_factor: float = 0.5
     rng: random.Random = field(default_factory=random.Random)
+    # The freshness gate's limit (PARLEY_SOURCE_STALE_MINUTES): a source that answers is
+    # checked again well within it, however quiet it is, so it never goes stale.
+    stale_after: timedelta = timedelta(minutes=180)
+
+    @property
+    def healthy_max(self) -> timedelta:
+        """The longest wait after a successful poll: PARLEY_POLL_MAX_MINUTES, but at most
+        half the stale limit (room for jitter, a busy poll queue and one failed try)."""
+        return max(self.min_interval, min(self.max_interval, self.stale_after / 2))
 
     @classmethod
     def from_settings(cls, settings: Settings, secret_key: bytes) -> SyncPolicy:
@@ -118,13 +127,14 @@ class SyncPolicy:
             max_interval=timedelta(minutes=settings.poll_max_minutes),
             peak_hours=settings.poll_peak_hours,
             peak_factor=settings.poll_peak_factor,
+            stale_after=timedelta(minutes=settings.source_stale_minutes),
         )
 
 
 def next_interval(current: timedelta, changed: bool, policy: SyncPolicy) -> timedelta:
     """A source that changed is polled twice as often; a quiet one half again as rarely."""
     scaled = current / 2 if changed else current * 1.5
-    return max(policy.min_interval, min(policy.max_interval, scaled))
+    return max(policy.min_interval, min(policy.healthy_max, scaled))
 
 
 def poll_delay(interval: timedelta, local_hour: int, policy: SyncPolicy) -> timedelta:
@@ -132,7 +142,7 @@ def poll_delay(interval: timedelta, local_hour: int, policy: SyncPolicy) -> time
     start, end = policy.peak_hours
     peak = start <= local_hour < end if start <= end else local_hour >= start or local_hour < end
     delay = interval * (policy.peak_factor if peak else 1.0)
-    delay = max(policy.min_interval, min(policy.max_interval, delay))
+    delay = max(policy.min_interval, min(policy.healthy_max, delay))
     return delay * policy.rng.uniform(0.9, 1.1)
 
 

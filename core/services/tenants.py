@@ -9,7 +9,7 @@ and stored only as its SHA-256.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,8 +35,12 @@ def create_tenant(
     organizer_email: str,
     organizer_name: str | None,
     now: datetime,
+    reserved: Iterable[str] = (),
 ) -> Tenant:
-    """A new tenant (system token only)."""
+    """A new tenant (system token only).
+
+    reserved: addresses no tenant may take (the default tenant's organizer and aliases).
+    """
     caller.require(Grant.SYSTEM)
     slug = slug.strip().lower()
     if not _SLUG.fullmatch(slug) or slug in RESERVED_SLUGS or slug == DEFAULT_TENANT:
@@ -49,6 +53,13 @@ def create_tenant(
     if organizer_name is not None and len(organizer_name) > 200:
         raise InvalidInput("organizer_name must be at most 200 characters", code="invalid_name")
     address = check_email(organizer_email, "organizer_email").lower()
+    if "+" in address.partition("@")[0]:
+        raise InvalidInput(
+            "organizer_email must not carry a plus tag: Parley adds one per invitation",
+            code="invalid_email",
+        )
+    if address in {r.strip().lower() for r in reserved}:
+        raise TenantTaken(f"{address!r} is the default tenant's organizer address or alias")
     clash = select(Tenant.id).where(
         (Tenant.slug == slug) | (func.lower(Tenant.organizer_email) == address)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from web.api import bookings, conflicts, holds, lists, providers, stats, tenants
+from web.api import bookings, conflicts, exports, holds, lists, providers, stats, tenants, units
 from web.api import dav as dav_api
 from web.api import sources as source_api
 from web.pages import negotiation as negotiation_pages
@@ -21,4 +21,6 @@ def api_routes() -> list[BaseRoute]:
     routes += negotiation_pages.api()
     routes += stats.routes()
     routes += tenants.routes()
+    routes += units.routes()
+    routes += exports.routes()
     return routes

@@ -46,7 +46,7 @@ class AppPasswordList(BaseModel):
 class FeedTokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     include_holds: StrictBool = False
-    format: Literal["standard", "airbnb", "booking.com"] = "standard"
+    format: Literal["standard", "airbnb", "booking.com", "vrbo", "generic"] = "standard"
 
 
 class FeedTokenOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy.orm import Session
@@ -76,6 +76,13 @@ class ProviderIn(Strict):
     email: StrictStr = Field(min_length=3, max_length=320)
     timezone: StrictStr = Field(min_length=1, max_length=64)
     slug: StrictStr = Field(min_length=1, max_length=80)
+    kind: Literal["person", "unit"] = "person"
+
+
+class ProviderPatch(Strict):
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    timezone: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+    kind: Literal["person", "unit"] | None = None
 
 
 class ProviderOut(BaseModel):
@@ -85,6 +92,7 @@ class ProviderOut(BaseModel):
     email: str
     timezone: str
     dav_username: str
+    kind: str
     booking_url: str
 
 
@@ -250,11 +258,27 @@ async def create_provider(request: Request) -> JSONResponse:
             timezone=body.timezone,
             slug=body.slug,
             now=now,
+            kind=body.kind,
             tenant_id=caller.tenant_id,
         )
         return provider_json(request, session, provider)
 
     return json_response(await in_transaction(request, work), status=201)
+
+
+async def patch_provider(request: Request) -> JSONResponse:
+    caller = await authorize(request, Grant.WRITE)
+    provider_id = request.path_params["provider_id"]
+    body = await read_json(request, ProviderPatch)
+
+    def work(session: Session, now: datetime) -> dict[str, Any]:
+        provider = visible_provider(session, caller, provider_id)
+        changed = providers.update_provider(
+            session, provider, now=now, name=body.name, timezone=body.timezone, kind=body.kind
+        )
+        return provider_json(request, session, changed)
+
+    return json_response(await in_transaction(request, work))
 
 
 async def get_provider(request: Request) -> JSONResponse:
@@ -339,6 +363,17 @@ def routes() -> list[BaseRoute]:
             get_provider,
             "GET",
             ApiDoc("A provider", response=ProviderOut),
+        ),
+        api_route(
+            "/providers/{provider_id}",
+            patch_provider,
+            "PATCH",
+            ApiDoc(
+                "Change a provider's name, zone or kind",
+                request=ProviderPatch,
+                response=ProviderOut,
+                errors=(400, 404),
+            ),
         ),
         api_route(
             "/providers/{provider_id}/availability",

@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from core.db.models import ApiKey, Operator, Tenant
-from core.services import operators, tenants
+from core.services import mailboxes, operators, tenants
 from core.services.access import Grant
-from web.http import authorize, in_transaction, json_response, read_json, rfc3339
+from web.http import authorize, in_transaction, json_response, read_json, rfc3339, runtime_of
 from web.openapi import ApiDoc, api_route
 
 
@@ -81,14 +81,20 @@ async def create_tenant(request: Request) -> JSONResponse:
     caller = await authorize(request, Grant.SYSTEM)
     body = await read_json(request, TenantIn)
 
+    settings = runtime_of(request).settings
+    reserved = (settings.organizer_email, *settings.organizer_aliases)
+
     def work(session: Session, now: datetime) -> dict[str, Any]:
         made = tenants.create_tenant(
             session, caller, name=body.name, slug=body.slug,
             organizer_email=body.organizer_email, organizer_name=body.organizer_name, now=now,
+            reserved=reserved,
         )  # fmt: skip
         return tenant_json(made)
 
-    return json_response(await in_transaction(request, work), status=201)
+    created = await in_transaction(request, work)
+    mailboxes.changed()  # the mail listener accepts the new address at once
+    return json_response(created, status=201)
 
 
 async def list_tenants(request: Request) -> JSONResponse:

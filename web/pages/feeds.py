@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +22,8 @@ from web.http import runtime_of
 CACHE_CONTROL = "private, max-age=60"
 
 
-def _events(content: feeds.FeedContent) -> list[render.FeedEvent]:
+def feed_events(content: feeds.FeedContent, *, tagged: bool = False) -> list[render.FeedEvent]:
+    """The feed's events; tagged: each names its unit and zone (a feed of several units)."""
     events = [render.booking_event(b) for b in content.bookings]
     events += [render.hold_event(h) for h in content.holds]
     events += [
@@ -34,15 +36,28 @@ def _events(content: feeds.FeedContent) -> list[render.FeedEvent]:
         )
         for o in content.others
     ]
+    if tagged:
+        unit, zone = content.provider.name, content.provider.timezone
+        events = [replace(event, unit=unit, zone=zone) for event in events]
     return events
 
 
-def _body(content: feeds.FeedContent) -> str:
+def feed_body(content: feeds.FeedContent) -> str:
+    """The iCalendar text of one provider's feed."""
     name = f"{content.provider.name} (Parley)"
+    zone = content.provider.timezone
     if content.format == "standard":
-        return render.render_feed(_events(content), name)
-    zone = ZoneInfo(content.provider.timezone)
-    return render.render_platform_feed(_events(content), name, content.format, zone)
+        return render.render_feed(feed_events(content), name, zone)
+    return render.render_platform_feed(feed_events(content), name, content.format, ZoneInfo(zone))
+
+
+def calendar_response(request: Request, body: str) -> Response:
+    """body as text/calendar with its ETag, or 304 when the poller has it already."""
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:40] + '"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
 
 
 async def feed(request: Request) -> Response:
@@ -52,28 +67,24 @@ async def feed(request: Request) -> Response:
     def load() -> tuple[feeds.FeedContent, str]:
         with runtime.sessions.begin() as session:
             content = feeds.feed_for_token(session, token, runtime.clock())
-            return content, _body(content)
+            return content, feed_body(content)
 
     try:
         content, body = await run_in_threadpool(load)
     except NotFoundError:
         link_rejected("feed", "invalid")
         return PlainTextResponse("no such feed\n", status_code=404)
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:40] + '"'
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    not_modified = etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+    response = calendar_response(request, body)
     FEED_DOWNLOADS.labels(format=content.format).inc()
     record(
         "cal.ics.feed.requested",
         provider_id=content.provider.id,
         format=content.format,
         include_holds=content.include_holds,
-        status=304 if not_modified else 200,
+        status=response.status_code,
         events=len(content.bookings) + len(content.holds) + len(content.others),
     )
-    if not_modified:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
+    return response
 
 
 def routes() -> list[BaseRoute]:

@@ -128,7 +128,10 @@ def test_polling_cadence() -> None:
     assert next_interval(hour, True, policy) == timedelta(minutes=30)
     assert next_interval(timedelta(minutes=20), True, policy) == timedelta(minutes=15)
     assert next_interval(hour, False, policy) == timedelta(minutes=90)
-    assert next_interval(timedelta(hours=5), False, policy) == timedelta(hours=6)
+    # A quiet source backs off to half the stale limit (3 h), never to the 6 h maximum.
+    assert next_interval(timedelta(hours=5), False, policy) == timedelta(minutes=90)
+    lenient = SyncPolicy(secret_key=b"k", stale_after=timedelta(hours=24))
+    assert next_interval(timedelta(hours=5), False, lenient) == timedelta(hours=6)
     quiet = [poll_delay(hour, 9, policy) for _ in range(50)]
     peak = [poll_delay(hour, 15, policy) for _ in range(50)]
     assert all(timedelta(minutes=54) <= d <= timedelta(minutes=66) for d in quiet)

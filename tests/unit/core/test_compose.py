@@ -36,7 +36,8 @@ from core.itip.build import (
     build_request,
 )
 
-HERE = Path(__file__).parent
+# The ical.js checker and its node_modules live with the mail agent's tests.
+ICALJS = Path(__file__).resolve().parents[1] / "mailagent"
 DTSTAMP = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 DATE = datetime(2025, 3, 1, 9, 0, 5, tzinfo=UTC)
 EVENT = EventSnapshot(
@@ -385,10 +386,10 @@ def test_neither_party_sees_the_other_address(
 def run_icaljs(texts: list[str]) -> list[dict[str, object]]:
     if shutil.which("node") is None:
         pytest.skip("node is not installed; cannot cross-check with ical.js")
-    if not (HERE / "js" / "node_modules" / "ical.js").is_dir():
+    if not (ICALJS / "js" / "node_modules" / "ical.js").is_dir():
         pytest.skip("ical.js missing: run `npm install` in tests/unit/mailagent/js")
     result = subprocess.run(
-        ["node", str(HERE / "icaljs_check.mjs")],
+        ["node", str(ICALJS / "icaljs_check.mjs")],
         input=json.dumps(texts),
         capture_output=True,
         text=True,
