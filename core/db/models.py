@@ -87,6 +87,13 @@ def _fk(column: str, parent: str, ondelete: str | None = "CASCADE") -> ForeignKe
     )
 
 
+def _operator_fk() -> ForeignKeyConstraint:
+    """(tenant_id, operator_id) → operators: a session or link of an operator dies with them."""
+    return ForeignKeyConstraint(
+        ["tenant_id", "operator_id"], ["operators.tenant_id", "operators.id"], ondelete="CASCADE"
+    )
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -410,6 +417,7 @@ class MagicLink(Base):
             " 'decline_booking', 'manage')",
             name="purpose",
         ),
+        _operator_fk(),
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
@@ -418,6 +426,7 @@ class MagicLink(Base):
     booking_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     proposal_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     provider_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    operator_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     actor_address: Mapped[address]
     actor_role: Mapped[short_null]
     created_at: Mapped[utc]
@@ -762,13 +771,19 @@ class AppPassword(Base):
 
 
 class WebSession(Base):
-    """A provider's signed-in browser session, revocable server-side."""
+    """A provider's or an operator's signed-in browser session, revocable server-side."""
 
     __tablename__ = "web_sessions"
-    __table_args__ = (UniqueConstraint("tenant_id", "token_hash"), _fk("provider_id", "providers"))
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "token_hash"),
+        _fk("provider_id", "providers"),
+        _operator_fk(),
+        CheckConstraint("(provider_id is null) <> (operator_id is null)", name="one_subject"),
+    )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    provider_id: Mapped[str] = _provider_fk()
+    provider_id: Mapped[str | None] = mapped_column(String(40), index=True, nullable=True)
+    operator_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     token_hash: Mapped[str] = mapped_column(String(64))
     csrf_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[utc]
@@ -833,3 +848,22 @@ class AuditEntry(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# --- the operator console -------------------------------------------------------------------
+
+
+class Operator(Base):
+    """A person who runs a tenant from the console at /admin, with one of the key roles."""
+
+    __tablename__ = "operators"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "email"),
+        UniqueConstraint("tenant_id", "id"),  # the target of (tenant_id, operator_id) keys
+        CheckConstraint("role in ('owner', 'manager', 'staff', 'viewer')", name="role"),
+    )
+    id: Mapped[str_id]
+    tenant_id: Mapped[tenant]
+    email: Mapped[address]  # lower-case
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[utc]

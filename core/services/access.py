@@ -7,7 +7,7 @@ its own tenant only. Roles, each including the ones below it:
 - viewer: read everything it may see;
 - staff: also sync a calendar now, approve or decline a request to book;
 - manager: also create and change providers, availability, sources, bookings, feeds;
-- owner: also manage the tenant's keys (and, later, its operators).
+- owner: also manage the tenant's keys and operators.
 
 A key limited to some providers sees only those. Anything of another tenant, or of a
 provider the key may not see, is "not found" (never "forbidden", so ids cannot be
@@ -56,6 +56,7 @@ class Caller:
     role: str  # one of ROLES, or "system"
     providers: frozenset[str] | None = None  # None: every provider of the tenant
     key_id: str | None = None
+    operator_id: str | None = None  # an operator signed in to the console at /admin
 
     @property
     def grant(self) -> Grant:
@@ -64,6 +65,8 @@ class Caller:
     @property
     def name(self) -> str:
         """How the audit log names this caller."""
+        if self.operator_id is not None:
+            return f"operator:{self.operator_id}"
         return "admin" if self.key_id is None else f"key:{self.key_id}"
 
     def require(self, needed: Grant) -> None:

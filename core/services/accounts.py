@@ -1,6 +1,7 @@
-"""Provider accounts: password-less sign-in links, browser sessions, and what an account owns.
+"""Accounts: password-less sign-in links, browser sessions, and what a provider owns.
 
-A sign-in link is a signed token (core.tokens) stored only as its hash in magic_links,
+Providers (/me) and operators (/admin) sign in through the same machinery. A sign-in
+link is a signed token (core.tokens) stored only as its hash in magic_links,
 single-use and short-lived. Redeeming it opens a server-side web_sessions row whose random
 cookie value is also kept only as a hash, so any session can be revoked. The owned-object
 lookups answer ``NotFoundError`` for another provider's ids, exactly as for unknown ones.
@@ -23,6 +24,7 @@ from core.db.models import (
     FeedToken,
     Invitation,
     MagicLink,
+    Operator,
     Proposal,
     Provider,
     WebSession,
@@ -39,7 +41,26 @@ from core.services.providers import check_email
 
 SIGN_IN = "sign_in"
 PROVIDER_ROLE = "provider"
+OPERATOR_ROLE = "operator"
 _TOUCH_EVERY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Whom a sign-in link or a session is for: a provider (/me) or an operator (/admin)."""
+
+    kind: str  # PROVIDER_ROLE or OPERATOR_ROLE
+    id: str
+    tenant_id: str
+    email: str
+    name: str
+    timezone: str | None = None
+
+    @classmethod
+    def of(cls, row: Provider | Operator) -> Account:
+        if isinstance(row, Provider):
+            return cls(PROVIDER_ROLE, row.id, row.tenant_id, row.email, row.name, row.timezone)
+        return cls(OPERATOR_ROLE, row.id, row.tenant_id, row.email, row.email)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +69,7 @@ class OpenedSession:
 
     cookie: str
     session_id: str
-    provider_id: str
+    account: Account
     expires_at: datetime
 
 
@@ -58,6 +79,15 @@ class Viewer:
 
     session_id: str
     provider_id: str
+    csrf_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorViewer:
+    """An operator's valid session, and the CSRF token of its forms."""
+
+    session_id: str
+    operator_id: str
     csrf_token: str
 
 
@@ -79,48 +109,62 @@ def request_sign_in(
         .limit(5)
     ).all()
     for provider in found:
-        link_id, token = _issue_sign_in(session, mailer, provider, now=now, ttl=ttl)
-        send_notice(
-            session,
-            mailer,
-            template="sign_in_link",
-            key=f"sign-in:{link_id}",
-            booking=None,
-            to=Mailbox(provider.email, provider.name),
-            context={
-                "recipient_name": provider.name,
-                "link_url": mailer.url("/me/link?t=", token),
-                "expires_at": now + ttl,
-            },
-            now=now,
-            zone_name=provider.timezone,
-            tenant_id=provider.tenant_id,
-        )
+        send_sign_in_link(session, mailer, Account.of(provider), "/me/link?t=", now=now, ttl=ttl)
     record("web.sign_in.requested", sent=len(found))
     return len(found)
 
 
+def send_sign_in_link(
+    session: Session,
+    mailer: Mailer,
+    account: Account,
+    path: str,
+    *,
+    now: datetime,
+    ttl: timedelta,
+) -> None:
+    """Issue a single-use sign-in link for ``account`` and queue the mail that carries it."""
+    link_id, token = _issue_sign_in(session, mailer, account, now=now, ttl=ttl)
+    send_notice(
+        session,
+        mailer,
+        template="sign_in_link",
+        key=f"sign-in:{link_id}",
+        booking=None,
+        to=Mailbox(account.email, account.name),
+        context={
+            "recipient_name": account.name if account.kind == PROVIDER_ROLE else None,
+            "link_url": mailer.url(path, token),
+            "expires_at": now + ttl,
+        },
+        now=now,
+        zone_name=account.timezone,
+        tenant_id=account.tenant_id,
+    )
+
+
 def _issue_sign_in(
-    session: Session, mailer: Mailer, provider: Provider, *, now: datetime, ttl: timedelta
+    session: Session, mailer: Mailer, account: Account, *, now: datetime, ttl: timedelta
 ) -> tuple[str, str]:
     token = tokens.issue(
         mailer.secret,
-        booking_id=provider.id,  # the token's subject field: here the provider
-        role=PROVIDER_ROLE,
-        address=provider.email,
+        booking_id=account.id,  # the token's subject field: here the provider or operator
+        role=account.kind,
+        address=account.email,
         purpose=SIGN_IN,
         expires_at=now + ttl,
         nonce=secrets.token_bytes(16),
     )
     link = MagicLink(
         id=new_id("lnk"),
-        tenant_id=provider.tenant_id,
+        tenant_id=account.tenant_id,
         token_hash=tokens.token_hash(token),
         purpose=SIGN_IN,
         booking_id=None,
-        provider_id=provider.id,
-        actor_address=provider.email,
-        actor_role=PROVIDER_ROLE,
+        provider_id=account.id if account.kind == PROVIDER_ROLE else None,
+        operator_id=account.id if account.kind == OPERATOR_ROLE else None,
+        actor_address=account.email,
+        actor_role=account.kind,
         created_at=now,
         expires_at=now + ttl,
     )
@@ -131,20 +175,41 @@ def _issue_sign_in(
 
 def check_sign_in_link(session: Session, secret: bytes, token: str, *, now: datetime) -> Provider:
     """The provider a still usable sign-in link is for (nothing is changed)."""
-    return _verified(session, secret, token, now=now, lock=False)[1]
+    account = check_link(session, secret, token, kind=PROVIDER_ROLE, now=now)
+    provider = session.get(Provider, account.id)
+    if provider is None:
+        raise SignInProblem("invalid", "This sign-in link is not valid.")
+    return provider
+
+
+def check_link(session: Session, secret: bytes, token: str, *, kind: str, now: datetime) -> Account:
+    """The account of ``kind`` a still usable sign-in link is for (nothing is changed)."""
+    return _verified(session, secret, token, kind=kind, now=now, lock=False)[1]
+
+
+def _account(session: Session, link: MagicLink | None, kind: str) -> Account | None:
+    if link is None:
+        return None
+    if kind == PROVIDER_ROLE and link.provider_id:
+        provider = session.get(Provider, link.provider_id)
+        return Account.of(provider) if provider else None
+    if kind == OPERATOR_ROLE and link.operator_id:
+        operator = session.get(Operator, link.operator_id)
+        return Account.of(operator) if operator else None
+    return None
 
 
 def _verified(
-    session: Session, secret: bytes, token: str, *, now: datetime, lock: bool
-) -> tuple[MagicLink, Provider]:
+    session: Session, secret: bytes, token: str, *, kind: str, now: datetime, lock: bool
+) -> tuple[MagicLink, Account]:
     query = select(MagicLink).where(
         MagicLink.token_hash == tokens.token_hash(token), MagicLink.purpose == SIGN_IN
     )
     if lock and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     link = session.scalar(query) if token else None
-    provider = session.get(Provider, link.provider_id) if link and link.provider_id else None
-    if link is None or provider is None:
+    account = _account(session, link, kind)
+    if link is None or account is None:
         raise SignInProblem("invalid", "This sign-in link is not valid.")
     try:
         claims = tokens.verify(secret, token, now=now, purpose=SIGN_IN)
@@ -152,20 +217,35 @@ def _verified(
         raise SignInProblem("expired", "This sign-in link has expired.") from None
     except TokenError:
         raise SignInProblem("invalid", "This sign-in link is not valid.") from None
-    if claims.booking_id != provider.id or not tokens.claims_match_address(
-        secret, claims, link.actor_address
+    if (
+        claims.booking_id != account.id
+        or claims.role != kind
+        or not tokens.claims_match_address(secret, claims, link.actor_address)
     ):
         raise SignInProblem("invalid", "This sign-in link is not valid.")
     if link.used_at is not None:
         raise SignInProblem("used", "This sign-in link has already been used.")
-    return link, provider
+    return link, account
 
 
 def redeem_sign_in(
     session: Session, secret: bytes, token: str, *, now: datetime, lifetime: timedelta
 ) -> OpenedSession:
-    """Use up a sign-in link and open a session for its provider."""
-    link, provider = _verified(session, secret, token, now=now, lock=True)
+    """Use up a provider's sign-in link and open a session for the provider."""
+    return redeem_link(session, secret, token, kind=PROVIDER_ROLE, now=now, lifetime=lifetime)
+
+
+def redeem_link(
+    session: Session,
+    secret: bytes,
+    token: str,
+    *,
+    kind: str,
+    now: datetime,
+    lifetime: timedelta,
+) -> OpenedSession:
+    """Use up a sign-in link for an account of ``kind`` and open a session for it."""
+    link, account = _verified(session, secret, token, kind=kind, now=now, lock=True)
     # Guarded update: of two concurrent redemptions only one sees its row change.
     used = session.execute(
         update(MagicLink)
@@ -177,8 +257,9 @@ def redeem_sign_in(
     cookie = tokens.random_token()
     row = WebSession(
         id=new_id("wss"),
-        tenant_id=provider.tenant_id,
-        provider_id=provider.id,
+        tenant_id=account.tenant_id,
+        provider_id=account.id if kind == PROVIDER_ROLE else None,
+        operator_id=account.id if kind == OPERATOR_ROLE else None,
         token_hash=tokens.token_hash(cookie),
         csrf_secret=secrets.token_hex(32),
         created_at=now,
@@ -187,8 +268,8 @@ def redeem_sign_in(
     )
     session.add(row)
     session.flush()
-    record("web.session.opened", provider_id=provider.id)
-    return OpenedSession(cookie, row.id, provider.id, row.expires_at)
+    record("web.session.opened", **{f"{kind}_id": account.id})
+    return OpenedSession(cookie, row.id, account, row.expires_at)
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -204,6 +285,17 @@ def _live(session: Session, cookie: str, now: datetime) -> WebSession | None:
     return row
 
 
+def live_session(session: Session, cookie: str, *, kind: str, now: datetime) -> WebSession | None:
+    """The live session of an account of ``kind`` a cookie opens (its last use noted), or None."""
+    row = _live(session, cookie, now)
+    subject = None if row is None else (row.provider_id, row.operator_id)[kind == OPERATOR_ROLE]
+    if row is None or subject is None:
+        return None
+    if row.last_seen_at is None or now - row.last_seen_at >= _TOUCH_EVERY:
+        row.last_seen_at = now
+    return row
+
+
 def signed_in(session: Session, cookie: str, *, now: datetime) -> tuple[Viewer, Provider] | None:
     """The live session a cookie opens and its provider, or None (unknown, expired, gone)."""
     viewer = open_session(session, cookie, now=now)
@@ -214,16 +306,14 @@ def signed_in(session: Session, cookie: str, *, now: datetime) -> tuple[Viewer, 
 
 
 def open_session(session: Session, cookie: str, *, now: datetime) -> Viewer | None:
-    """The viewer behind a session cookie, or None when it is unknown, expired or revoked."""
-    row = _live(session, cookie, now)
-    if row is None:
+    """The provider behind a session cookie, or None when it is unknown, expired or revoked."""
+    row = live_session(session, cookie, kind=PROVIDER_ROLE, now=now)
+    if row is None or row.provider_id is None:
         return None
-    if row.last_seen_at is None or now - row.last_seen_at >= _TOUCH_EVERY:
-        row.last_seen_at = now
     return Viewer(row.id, row.provider_id, row.csrf_secret)
 
 
-def csrf_ok(viewer: Viewer, presented: str) -> bool:
+def csrf_ok(viewer: Viewer | OperatorViewer, presented: str) -> bool:
     """True when a form's CSRF token is the one bound to this session (constant time)."""
     return bool(presented) and hmac.compare_digest(viewer.csrf_token, presented)
 

@@ -46,6 +46,18 @@ class TenantTaken(ServiceError):
     code = "tenant_taken"
 
 
+class OperatorExists(ServiceError):
+    """Raised when a tenant already has an operator with the address being added."""
+
+    code = "operator_exists"
+
+
+class AlreadyResolved(ServiceError):
+    """Raised when a conflict a person already settled is asked to be resolved again."""
+
+    code = "already_resolved"
+
+
 class InvalidInput(ServiceError):
     """Raised when a value is well-formed JSON but not acceptable (bad slug, email, range)."""
 

@@ -779,6 +779,8 @@ def _store_conflicts(
             )  # fmt: skip
             session.add(row)
             CONFLICTS_DETECTED.inc()
+        elif row.resolved_by and not row.resolved_by.startswith("rule:"):
+            continue  # a person settled it (conflicts.resolve): later polls keep that
         row.conflict_type = found.conflict_type.value
         row.overlap_start, row.overlap_end = found.overlap_start, found.overlap_end
         row.resolution, row.winner_id, row.warning = found.strategy, winner, found.warning

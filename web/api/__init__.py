@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from web.api import bookings, exports, holds, lists, providers, stats, tenants, units
+from web.api import bookings, conflicts, exports, holds, lists, providers, stats, tenants, units
 from web.api import dav as dav_api
 from web.api import sources as source_api
 from web.pages import negotiation as negotiation_pages
@@ -16,6 +16,7 @@ def api_routes() -> list[BaseRoute]:
     routes += [*providers.routes(), *holds.routes(), *bookings.routes()]
     routes += source_api.routes()
     routes += lists.routes()
+    routes += conflicts.routes()
     routes += dav_api.routes()
     routes += negotiation_pages.api()
     routes += stats.routes()

@@ -1,4 +1,5 @@
-"""Tenants and API keys: /tenants (system token) and /tenants/{id}/api-keys (owner)."""
+"""Tenants, API keys and operators: /tenants (system token), /tenants/{id}/api-keys and
+/tenants/{id}/operators (owner)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from core.db.models import ApiKey, Tenant
-from core.services import mailboxes, tenants
+from core.db.models import ApiKey, Operator, Tenant
+from core.services import mailboxes, operators, tenants
 from core.services.access import Grant
 from web.http import authorize, in_transaction, json_response, read_json, rfc3339, runtime_of
 from web.openapi import ApiDoc, api_route
@@ -45,6 +46,19 @@ class KeyOut(BaseModel):
     id: str
     key: str
     role: str
+
+
+class OperatorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: StrictStr = Field(min_length=3, max_length=320)
+    role: StrictStr
+
+
+class OperatorOut(BaseModel):
+    id: str
+    email: str
+    role: str
+    created_at: str
 
 
 def tenant_json(tenant: Tenant) -> dict[str, Any]:
@@ -129,8 +143,50 @@ async def revoke_key(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def operator_json(row: Operator) -> dict[str, Any]:
+    return {"id": row.id, "email": row.email, "role": row.role,
+            "created_at": rfc3339(row.created_at)}  # fmt: skip
+
+
+async def add_operator(request: Request) -> JSONResponse:
+    caller = await authorize(request, Grant.KEYS)
+    body = await read_json(request, OperatorIn)
+    tenant_id = request.path_params["tenant_id"]
+
+    def work(session: Session, now: datetime) -> dict[str, Any]:
+        made = operators.add_operator(
+            session, caller, tenant_id, email=body.email, role=body.role, now=now
+        )
+        return operator_json(made)
+
+    return json_response(await in_transaction(request, work), status=201)
+
+
+async def list_operators(request: Request) -> JSONResponse:
+    caller = await authorize(request, Grant.KEYS)
+    tenant_id = request.path_params["tenant_id"]
+
+    def work(session: Session, now: datetime) -> dict[str, Any]:
+        found = operators.list_operators(session, caller, tenant_id)
+        return {"items": [operator_json(row) for row in found]}
+
+    return json_response(await in_transaction(request, work))
+
+
+async def remove_operator(request: Request) -> Response:
+    caller = await authorize(request, Grant.KEYS)
+    tenant_id, operator_id = request.path_params["tenant_id"], request.path_params["operator_id"]
+
+    def work(session: Session, now: datetime) -> None:
+        operators.remove_operator(session, caller, tenant_id, operator_id, now)
+
+    await in_transaction(request, work)
+    return Response(status_code=204)
+
+
 def routes() -> list[BaseRoute]:
     keys = "/tenants/{tenant_id}/api-keys"
+    people = "/tenants/{tenant_id}/operators"
     return [
         api_route(
             "/tenants", create_tenant, "POST",
@@ -147,5 +203,15 @@ def routes() -> list[BaseRoute]:
         api_route(
             f"{keys}/{{key_id}}", revoke_key, "DELETE",
             ApiDoc("Revoke an API key at once", status=204, errors=(403, 404)),
+        ),
+        api_route(
+            people, add_operator, "POST",
+            ApiDoc("Add an operator of the console at /admin", request=OperatorIn,
+                   response=OperatorOut, status=201, errors=(400, 403, 404, 409)),
+        ),
+        api_route(people, list_operators, "GET", ApiDoc("The tenant's operators")),
+        api_route(
+            f"{people}/{{operator_id}}", remove_operator, "DELETE",
+            ApiDoc("Remove an operator and end their sessions", status=204, errors=(403, 404)),
         ),
     ]  # fmt: skip

@@ -1,9 +1,10 @@
-"""Server-rendered pages (landing, booking, reschedule, approve/decline, /me) and feeds."""
+"""Server-rendered pages (landing, booking, reschedule, approve/decline, /me, /admin) and feeds."""
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from web.pages import admin as console_pages
 from web.pages import booking as booking_pages
 from web.pages import feeds as feed_pages
 from web.pages import landing as landing_pages
@@ -21,4 +22,5 @@ def page_routes() -> list[BaseRoute]:
     routes += negotiation_pages.routes()
     routes += manage_pages.routes()
     routes += provider_pages.routes()
+    routes += console_pages.routes()
     return routes

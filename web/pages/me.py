@@ -78,7 +78,7 @@ async def _home(ctx: Ctx) -> Response:
     return render(ctx.request, "me/home.html", context, me=me)
 
 
-def _limit(runtime: Runtime, request: Request, address: str | None) -> None:
+def limit_sign_in(runtime: Runtime, request: Request, address: str | None) -> None:
     """Per-IP and per-address budgets; the address is hashed so the key reveals nothing."""
     settings, now = runtime.settings, runtime.clock()
     host = request.client.host if request.client else "unknown"
@@ -101,9 +101,9 @@ def _limit(runtime: Runtime, request: Request, address: str | None) -> None:
 
 
 def _send_link(runtime: Runtime, request: Request, address: str) -> None:
-    _limit(runtime, request, None)
+    limit_sign_in(runtime, request, None)
     checked = check_email(address)
-    _limit(runtime, request, checked)
+    limit_sign_in(runtime, request, checked)
     mailer = Mailer.from_runtime(runtime)
     ttl = timedelta(minutes=runtime.settings.sign_in_link_minutes)
 

@@ -110,9 +110,9 @@ def render(
     return response
 
 
-def pre_token(request: Request) -> str:
+def pre_token(request: Request, cookie: str = PRE_COOKIE) -> str:
     """The anonymous form token: the visitor's pre-session cookie, or a fresh one."""
-    current = request.cookies.get(PRE_COOKIE, "")
+    current = request.cookies.get(cookie, "")
     if 20 <= len(current) <= 100:
         return current
     cached = getattr(request.state, "pre_token", None)
@@ -123,9 +123,9 @@ def pre_token(request: Request) -> str:
     return fresh
 
 
-def pre_token_ok(request: Request, presented: str) -> bool:
-    cookie = request.cookies.get(PRE_COOKIE, "")
-    return bool(cookie) and bool(presented) and secrets.compare_digest(cookie, presented)
+def pre_token_ok(request: Request, presented: str, cookie: str = PRE_COOKIE) -> bool:
+    value = request.cookies.get(cookie, "")
+    return bool(value) and bool(presented) and secrets.compare_digest(value, presented)
 
 
 def message_page(
