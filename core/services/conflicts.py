@@ -18,7 +18,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db.models import AuditEntry, Conflict, ExternalEvent, ExternalSource, Provider
+from core.db.models import (
+    AuditEntry,
+    Conflict,
+    ExternalEvent,
+    ExternalSource,
+    Operator,
+    Provider,
+)
 from core.events import record
 from core.imip.compose import Mailbox
 from core.services.access import Caller, Grant
@@ -130,12 +137,22 @@ def no_reviewers(session: Session, tenant_id: str) -> list[Mailbox]:
     return []
 
 
+def tenant_reviewers(session: Session, tenant_id: str) -> list[Mailbox]:
+    """The tenant's console owners and managers: those who may resolve a conflict."""
+    rows = session.scalars(
+        select(Operator.email).where(
+            Operator.tenant_id == tenant_id, Operator.role.in_(("owner", "manager"))
+        )
+    ).all()
+    return [Mailbox(address, "") for address in rows]
+
+
 def notify_open_conflicts(
     session: Session,
     mailer: Mailer,
     now: datetime,
     *,
-    reviewers: Reviewers = no_reviewers,
+    reviewers: Reviewers = tenant_reviewers,
 ) -> int:
     """Mail each open conflict of the last week to its unit's provider and the tenant's
     reviewers, once per address (the outbox key says so); returns how many mails."""

@@ -77,13 +77,19 @@ def test_a_double_booking_is_listed_in_words_and_mailed_once(
     assert "overlap on 5–6 June at Casa Azul" in sentence and "kept" in sentence
     assert sentence.endswith("needs review."), sentence
 
+    for address, role in (("owner@host.example", "owner"), ("viewer@host.example", "viewer")):
+        added = api.post("/api/v1/tenants/default/operators", json={"email": address,
+                         "role": role}, headers=admin_headers)  # fmt: skip
+        assert added.status_code == 201, added.text
     assert _conflict_mails(api, admin_headers) == []
     _notify(runtime)
     for source in sources:  # polled again: the same conflict, not a new one
         assert sync_now(api, admin_headers, source)["status"] == "ok"
     _notify(runtime)
-    (mail,) = _conflict_mails(api, admin_headers)
-    assert mail["recipient"] == "casa@host.example"
+    # The unit's provider and the console's owner (a viewer may not resolve: not told).
+    mails = _conflict_mails(api, admin_headers)
+    assert sorted(m["recipient"] for m in mails) == ["casa@host.example", "owner@host.example"]
+    mail = next(m for m in mails if m["recipient"] == "casa@host.example")
     with runtime.sessions() as session:
         row = session.get(OutboundMessage, mail["id"])
         assert row is not None
@@ -100,10 +106,10 @@ def test_a_double_booking_is_listed_in_words_and_mailed_once(
     feed_server.put("/booking.ics", more)
     assert sync_now(api, admin_headers, sources[1])["status"] == "ok"
     _notify(runtime)
-    assert len(_conflict_mails(api, admin_headers)) == 2
+    assert len(_conflict_mails(api, admin_headers)) == 4
     with runtime.sessions() as session:
         kinds = session.scalars(select(OutboundMessage.kind)).all()
-    assert kinds.count("notice.conflict_review") == 2
+    assert kinds.count("notice.conflict_review") == 4
 
 
 def test_one_guest_on_two_platforms_is_one_stay_not_a_conflict(
