@@ -8,6 +8,7 @@ the same per-IP and per-address budgets apply. An operator signs in to their ten
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +20,7 @@ import web.pages.admin_bookings as admin_bookings
 import web.pages.admin_calendars as admin_calendars
 import web.pages.admin_mail as admin_mail
 from core.runtime import Runtime
-from core.services import accounts, console, operators
+from core.services import accounts, console, operators, stats
 from core.services.errors import InvalidInput, RateLimited, SignInProblem
 from core.services.notify import Mailer
 from core.services.outbox import deliver_soon
@@ -50,11 +51,26 @@ async def admin_home(request: Request) -> Response:
     return await console_page(_overview)(request)
 
 
+KPI_PERIODS = {"1": "the last day", "7": "the last 7 days", "30": "the last 30 days",
+               "90": "the last 90 days"}  # fmt: skip
+
+
 async def _overview(ctx: Ctx) -> Response:
     stale = timedelta(minutes=ctx.runtime.settings.source_stale_minutes)
     caller = ctx.op.caller
-    figures = await ctx.run(lambda s, now: console.overview(s, caller, now, stale))
-    return render(ctx.request, "admin/overview.html", {"o": figures}, op=ctx.op)
+    days = ctx.request.query_params.get("days", "7")
+    days = days if days in KPI_PERIODS else "7"
+
+    def work(session: Session, now: datetime) -> tuple[Any, stats.Stats]:
+        period = stats.Period(now - timedelta(days=int(days)), now)
+        scope = stats.Scope(tenant_id=caller.tenant_id)
+        return console.overview(session, caller, now, stale), stats.compute(
+            session, period, now, scope
+        )
+
+    figures, kpis = await ctx.run(work)
+    context = {"o": figures, "k": kpis, "days": days, "periods": KPI_PERIODS}
+    return render(ctx.request, "admin/overview.html", context, op=ctx.op)
 
 
 def _send_link(runtime: Runtime, request: Request, address: str) -> None:

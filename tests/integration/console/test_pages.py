@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 from core.runtime import Runtime
+from core.services.expiry import expire_holds
 from tests.integration.api.helpers import NOW, Clock, client_for, hold_body, make_provider
 from tests.integration.console.helpers import add_operator, sign_in
 
@@ -65,3 +67,38 @@ def test_bookings_are_found_by_address_uid_and_the_overview(
                      overview)  # fmt: skip
     clock.now = clock.now.replace(day=3)
     assert ids(day="today") == []
+
+
+def test_the_overview_shows_the_kpis_of_the_stats_api_for_a_chosen_period(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    # #17 item 3: the same KPI numbers on the console overview as GET /api/v1/stats.
+    clock = Clock(NOW)
+    client = client_for(runtime, clock)
+    ada = make_provider(client, admin_headers, "ada", lead_time_hours=0)
+    for hour in (9, 10, 11):
+        start, end = f"2027-03-01T{hour:02}:00:00Z", f"2027-03-01T{hour:02}:30:00Z"
+        hold = client.post("/api/v1/holds", json=hold_body(ada, start, end))
+        assert hold.status_code == 201, hold.text
+        if hour != 11:  # the third hold is left to expire
+            assert client.post(f"/api/v1/holds/{hold.json()['id']}/confirm").status_code == 201
+    clock.now = NOW + timedelta(hours=1)
+    expire_holds(runtime.sessions, clock.now)  # the worker's holds.expire job
+    add_operator(client, admin_headers, "default", "ops@example.org", "viewer")
+    sign_in(client, runtime, "ops@example.org")
+    start = (clock.now - timedelta(days=1)).isoformat()
+    api = client.get("/api/v1/stats", params={"from": start, "to": clock.now.isoformat()},
+                     headers=admin_headers).json()  # fmt: skip
+    page = client.get("/admin", params={"days": "1"}).text
+    assert "How it went over the last day" in page
+
+    def cell(name: str) -> str:
+        found = re.search(rf'id="kpi-{name}">([^<]*)<', page)
+        assert found, name
+        return found[1].strip()
+
+    assert api["instant_book_success_rate"] == 1.0 and cell("ib") == "100 %"
+    expired = api["holds_expired_unused_ratio"]
+    assert expired is not None and cell("holds") == f"{expired * 100:.0f} %"
+    assert cell("bookings").startswith("2 / 0 / 0")
+    assert client.get("/admin", params={"days": "99999"}).status_code == 200  # falls back
