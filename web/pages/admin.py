@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -19,14 +18,7 @@ from starlette.routing import BaseRoute, Route
 import web.pages.admin_bookings as admin_bookings
 import web.pages.admin_calendars as admin_calendars
 import web.pages.admin_mail as admin_mail
-from core.runtime import Runtime
 from core.services import accounts, console, operators, stats
-from core.services.errors import InvalidInput, RateLimited, SignInProblem
-from core.services.notify import Mailer
-from core.services.outbox import deliver_soon
-from core.services.providers import check_email
-from web.errors import link_rejected
-from web.http import runtime_of
 from web.pages.admin_common import (
     COOKIE,
     COOKIE_PATH,
@@ -37,10 +29,8 @@ from web.pages.admin_common import (
     message_page,
     pre_ok,
     render,
-    transact,
 )
-from web.pages.me import limit_sign_in
-from web.pages.me_common import read_form, secure_cookies
+from web.pages.sign_in import SignIn
 
 
 async def admin_home(request: Request) -> Response:
@@ -73,84 +63,19 @@ async def _overview(ctx: Ctx) -> Response:
     return render(ctx.request, "admin/overview.html", context, op=ctx.op)
 
 
-def _send_link(runtime: Runtime, request: Request, address: str) -> None:
-    limit_sign_in(runtime, request, None)
-    checked = check_email(address)
-    limit_sign_in(runtime, request, checked)
-    mailer = Mailer.from_runtime(runtime)
-    ttl = timedelta(minutes=runtime.settings.sign_in_link_minutes)
-
-    def work(session: Session, now: datetime) -> None:
-        if operators.request_sign_in(session, mailer, checked, now=now, ttl=ttl):
-            deliver_soon(session, now)
-
-    transact(runtime, work)
-
-
-async def sign_in_submit(request: Request) -> Response:
-    form, _ = await read_form(request)
-    if not pre_ok(request, form.get("csrf", "")):
-        return form_expired(request)
-    runtime = runtime_of(request)
-    address = form.get("email", "")[:320]
-    try:
-        await run_in_threadpool(_send_link, runtime, request, address)
-    except InvalidInput:
-        errors = {"email": "Enter an email address, like name@example.org."}
-        context = {"expired": False, "errors": errors, "email": address}
-        return render(request, "admin/sign_in.html", context, status=400)
-    except RateLimited as limited:
-        minutes = max(1, limited.retry_after // 60)
-        text = f"Too many sign-in requests. Try again in about {minutes} min."
-        return message_page(request, "Please wait", text, status=429)
-    minutes = runtime.settings.sign_in_link_minutes
-    return render(request, "admin/check_mail.html", {"email": address, "minutes": minutes})
-
-
-async def link_page(request: Request) -> Response:
-    runtime = runtime_of(request)
-    token = request.query_params.get("t", "")[:500]
-
-    def work(session: Session, now: datetime) -> str:
-        secret = runtime.secrets.secret_key
-        return operators.check_sign_in_link(session, secret, token, now=now)
-
-    try:
-        name = await run_in_threadpool(transact, runtime, work)
-    except SignInProblem as problem:
-        return _link_problem(request, problem)
-    return render(request, "admin/link.html", {"token": token, "name": name})
-
-
-def _link_problem(request: Request, problem: SignInProblem) -> Response:
-    link_rejected("sign_in", problem.reason)
-    status = 410 if problem.reason in ("expired", "used") else 404
-    context = {"message": problem.message, "reason": problem.reason}
-    return render(request, "admin/link_problem.html", context, status=status)
-
-
-async def link_submit(request: Request) -> Response:
-    form, _ = await read_form(request)
-    if not pre_ok(request, form.get("csrf", "")):
-        return form_expired(request)
-    runtime = runtime_of(request)
-    lifetime = timedelta(hours=runtime.settings.session_lifetime_hours)
-    token = form.get("t", "")[:500]
-
-    def work(session: Session, now: datetime) -> accounts.OpenedSession:
-        secret = runtime.secrets.secret_key
-        return operators.redeem_sign_in(session, secret, token, now=now, lifetime=lifetime)
-
-    try:
-        opened = await run_in_threadpool(transact, runtime, work)
-    except SignInProblem as problem:
-        return _link_problem(request, problem)
-    response = RedirectResponse("/admin", status_code=303)
-    response.set_cookie(
-        COOKIE, opened.cookie, max_age=int(lifetime.total_seconds()), path=COOKIE_PATH,
-        httponly=True, secure=secure_cookies(runtime), samesite="lax",
-    )  # fmt: skip
-    return response
+SIGN_IN = SignIn(
+    home="/admin", folder="admin", cookie=COOKIE, cookie_path=COOKIE_PATH, render=render,
+    message=message_page, pre_ok=pre_ok, refused=form_expired,
+    request_link=lambda s, mailer, address, now, ttl: operators.request_sign_in(
+        s, mailer, address, now=now, ttl=ttl
+    ),
+    check_link=lambda s, secret, token, now: operators.check_sign_in_link(
+        s, secret, token, now=now
+    ),
+    redeem=lambda s, secret, token, now, lifetime: operators.redeem_sign_in(
+        s, secret, token, now=now, lifetime=lifetime
+    ),
+)  # fmt: skip
 
 
 async def _sign_out(ctx: Ctx) -> Response:
@@ -164,9 +89,7 @@ async def _sign_out(ctx: Ctx) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/admin", admin_home, methods=["GET"]),
-        Route("/admin/sign-in", sign_in_submit, methods=["POST"]),
-        Route("/admin/link", link_page, methods=["GET"]),
-        Route("/admin/link", link_submit, methods=["POST"]),
+        *SIGN_IN.routes(),
         Route("/admin/sign-out", console_page(_sign_out), methods=["POST"]),
         *admin_mail.routes(),
         *admin_bookings.routes(),
