@@ -21,9 +21,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import cast
 
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from core.db.driver import engine_of
+from core.db.engine import make_engine
 from core.db.models import DEFAULT_TENANT
 from core.logging import get_logger
 from core.runtime import Runtime
@@ -109,6 +112,8 @@ class Mailboxes:
 
     def of(self, tenant_id: str) -> TenantMailbox:
         """The organizer tenant_id's mail is sent from (the default one if it has none)."""
+        if tenant_id == DEFAULT_TENANT:
+            return self.default
         self._fresh()
         box = self._boxes.get(tenant_id)
         if box is None and self._refresh_if(miss=True):
@@ -200,12 +205,16 @@ _TENANT_MAILBOXES = (
 
 
 def _table_loader(sessions: sessionmaker[Session], fallback_name: str) -> Loader:
-    engine = engine_of(sessions)
+    url = engine_of(sessions).url.render_as_string(hide_password=False)
+    # A connection of its own, not from the pool: the caller may be inside a transaction
+    # (the SQLite write lock held, every pooled connection taken by requests waiting for
+    # it), and a plain SELECT outside any transaction reads without waiting.
+    if url.startswith("sqlite"):
+        engine = make_engine(url, poolclass=NullPool)
+    else:
+        engine = create_engine(url, poolclass=NullPool)
 
     def load() -> list[TenantMailbox]:
-        # On a driver connection of its own, outside any transaction: the caller may be
-        # inside one that holds SQLite's write lock (which a new BEGIN IMMEDIATE would
-        # wait for), and a plain SELECT there reads without taking it.
         connection = engine.raw_connection()
         try:
             cursor = connection.cursor()

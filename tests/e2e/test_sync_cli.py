@@ -65,8 +65,11 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 
 def test_parley_sync_all_and_one(tmp_path: Path, feeds: str) -> None:
+    # The key the sources' URLs are sealed with, shared with the command.
+    key = "sync-cli-test-secret-key-0123456789abcdef"
     env = parley_env(tmp_path / "data", PARLEY_IMPORT_ALLOW_PRIVATE="true",
-                     PARLEY_SMTP_PORT="0", PARLEY_LOG_LEVEL="warning", COLUMNS="200")  # fmt: skip
+                     PARLEY_SMTP_PORT="0", PARLEY_LOG_LEVEL="warning", COLUMNS="200",
+                     PARLEY_SECRET_KEY=key)  # fmt: skip
     assert _run(["migrate"], env, tmp_path).returncode == 0
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'parley.db'}")
     sessions = make_sessionmaker(engine)
@@ -75,7 +78,7 @@ def test_parley_sync_all_and_one(tmp_path: Path, feeds: str) -> None:
         provider = create_provider(session, name="Cli", email="cli@example.com",
                                    timezone="Europe/Berlin", slug="cli", now=now)  # fmt: skip
         good = create_source(session, provider.id, NewSource(url=f"{feeds}/good.ics"), now=now,
-                             secret_key=b"k", max_sources=5)  # fmt: skip
+                             secret_key=key.encode(), max_sources=5)  # fmt: skip
     done = _run(["sync", "--source", good], env, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert good in done.stdout and "ok" in done.stdout
@@ -83,7 +86,7 @@ def test_parley_sync_all_and_one(tmp_path: Path, feeds: str) -> None:
         assert session.scalar(select(func.count()).select_from(ExternalEvent)) == 3
     with sessions.begin() as session:
         create_source(session, provider.id, NewSource(url=f"{feeds}/login.ics"), now=now,
-                      secret_key=b"k", max_sources=5)  # fmt: skip
+                      secret_key=key.encode(), max_sources=5)  # fmt: skip
     failed = _run(["sync", "--all"], env, tmp_path)
     assert failed.returncode == 1
     assert "2 source(s) synced" in failed.stdout and "HTML" in failed.stdout
