@@ -1,5 +1,5 @@
-"""The `parley` command line: serve, migrate, worker, mail ingest, sync, demo, provider add,
-tenant create/list, key create/list/revoke, backup, doctor.
+"""The `parley` command line: serve, migrate, worker, mail ingest|list|show, sync, demo,
+provider add, tenant create/list, key create/list/revoke, backup, doctor.
 
 Every command reads settings once; a bad setting ends the command with one line on
 stderr and exit status 2, never a traceback.
@@ -171,6 +171,71 @@ def mail_ingest(
     out.print(f"{state} inbound message {stored.id}", highlight=False)
 
 
+@mail_app.command("list")
+def mail_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
+    to: Annotated[str | None, typer.Option(help="Only messages to this address.")] = None,
+) -> None:
+    """The local mail folder (mail sent while no relay is set), newest first."""
+    from rich.table import Table
+
+    from core.services import local_mail
+
+    settings = _settings()
+    found = local_mail.list_mail(settings.maildir, limit=limit, to=to)
+    if not found:
+        _say(f"No mail in {settings.maildir} yet.")
+        if settings.smtp_relay_url:
+            _say("Mail goes to the relay (PARLEY_SMTP_RELAY_URL), not to this folder.")
+        return
+    table = Table(box=None, pad_edge=False)
+    for name in ("key", "when (UTC)", "to", "method", "subject"):
+        table.add_column(name, overflow="fold")
+    for mail in found:
+        table.add_row(
+            mail.key[:10], mail.received.strftime("%Y-%m-%d %H:%M"), ", ".join(mail.to),
+            mail.method or "", mail.subject,
+        )  # fmt: skip
+    out.print(table)
+    _say("Read one: parley mail show KEY")
+
+
+@mail_app.command("show")
+def mail_show(
+    key: Annotated[str, typer.Argument(help="A key from `parley mail list` (or its start).")],
+    raw: Annotated[bool, typer.Option("--raw", help="Print the message as stored.")] = False,
+) -> None:
+    """One message of the local mail folder, decoded: headers, text and its links."""
+    from core.services import local_mail
+
+    settings = _settings()
+    try:
+        mail = local_mail.find(settings.maildir, key)
+    except local_mail.AmbiguousKey as exc:
+        err.print(f"parley: {exc}; give more of the key", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if mail is None:
+        err.print(f"parley: no message with key {key!r} in {settings.maildir}", highlight=False)
+        raise typer.Exit(1)
+    if raw:
+        sys.stdout.buffer.write(mail.raw)
+        return
+    _say(f"From:    {mail.sender}")
+    _say(f"To:      {', '.join(mail.to)}")
+    _say(f"Date:    {mail.received.strftime('%Y-%m-%d %H:%M')} UTC")
+    _say(f"Subject: {mail.subject}")
+    if mail.method:
+        _say(f"Invitation: METHOD:{mail.method} (a calendar app shows its buttons)")
+    _say(f"File:    {mail.path}")
+    _say("")
+    _say(mail.text)
+    if mail.links:
+        _say("")
+        _say("Links:")
+        for link in mail.links:
+            _say(f"  {link}")
+
+
 def _ingest(runtime: Runtime, raw: bytes) -> Stored:
     """Store raw through core's Inbox, as every listener does, then wake inbound.process."""
     from core.services.inbound import Inbox, request_processing
@@ -255,29 +320,53 @@ def demo() -> None:
     finally:
         runtime.close()
 
-    _say_demo(result)
+    _say_demo(result, _unreachable(settings.effective_base_url))
 
 
 def _say(text: str) -> None:
     out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def _say_demo(result: DemoResult) -> None:
-    """What the demo made, its times in the demo provider's zone, and what to try next."""
+def _unreachable(base_url: str) -> str:
+    """Why nothing Parley-like answers GET base_url/healthz, or "" when it does."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{base_url}/healthz", timeout=3.0)
+    except httpx.HTTPError as exc:
+        return str(exc) or type(exc).__name__
+    if answer.status_code != 200:
+        return f"/healthz answered {answer.status_code}"
+    return ""
+
+
+def _say_demo(result: DemoResult, unreachable: str) -> None:
+    """What the demo made, its times in the demo provider's zone, and what to try next.
+
+    Links are printed only when the server they point at answers: a newcomer who runs the
+    demo before `parley serve`, or with other settings than the server, would otherwise be
+    handed links that do not open."""
     from web.templating import local_time
 
     when = f"{local_time(result.start, result.timezone)} ({result.timezone})"
-    _say(f"Booking page:          {result.booking_page}")
     _say(f"Demo booking:          {result.booking_id} on {when}")
     _say(f"Mail folder (Maildir): {result.maildir / 'new'}")
     for recipient, path in result.invitations:
         where = str(path) if path else "(not delivered yet: run `parley serve`)"
         _say(f"  invitation to {recipient}: {where}")
+    _say("  read them with: parley mail list, then parley mail show KEY")
+    if unreachable:
+        _say(f"No links printed: nothing answers at {result.base_url} ({unreachable}).")
+        _say("Start `parley serve` with the same settings in another terminal, then run")
+        _say("`parley demo` again for the booking page, the guest's link and how to sign in.")
+        return
+    _say(f"Booking page:          {result.booking_page}")
     if result.reschedule_link:
-        _say("Guest's 'Request a new time' link (open it while `parley serve` runs):")
+        _say("Guest's 'Request a new time' link:")
         _say(f"  {result.reschedule_link}")
-    _say(f"Sign in as the demo provider: open {result.sign_in_page} while `parley serve` runs,")
-    _say(f"  enter {result.host_email}; the sign-in link arrives in the mail folder above.")
+    _say(f"Sign in as the demo provider: open {result.sign_in_page},")
+    _say(f"  enter {result.host_email}; the sign-in link arrives in the mail folder above")
+    _say("  (parley mail list shows it).")
 
 
 @provider_app.command("add")

@@ -35,6 +35,7 @@ _LINK = re.compile(r"https?://\S+/reschedule\?r=[A-Za-z0-9_\-%.~]+")
 
 @dataclass(frozen=True)
 class DemoResult:
+    base_url: str
     booking_page: str
     sign_in_page: str
     host_email: str
@@ -127,6 +128,7 @@ def run_demo(runtime: Runtime) -> DemoResult:
     guest_mime = next((mime for to, _, mime in files if to == GUEST[1]), b"")
     base = runtime.settings.effective_base_url
     return DemoResult(
+        base_url=base,
         booking_page=f"{base}/book/{DEMO_SLUG}",
         sign_in_page=f"{base}/me",
         host_email=HOST[1],

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -39,3 +40,27 @@ def wait_healthy(base_url: str, timeout: float = 10.0) -> float:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{base_url}/healthz did not answer 200 within {timeout} s")
+
+
+@contextmanager
+def serving(data_dir: Path, cwd: Path, **extra: str) -> Iterator[tuple[dict[str, str], str]]:
+    """`parley serve` on data_dir on free ports: the environment every other command of the
+    test should run with (the same settings, so its links point at this server) and its URL."""
+    from tests.conftest import free_port
+
+    http_port, smtp_port = free_port(), free_port()
+    env = parley_env(
+        data_dir, PARLEY_HTTP_PORT=str(http_port), PARLEY_SMTP_PORT=str(smtp_port), **extra
+    )
+    proc = start(["serve"], env, cwd)
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_healthy(base, timeout=20)
+        yield env, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -20,7 +20,7 @@ import pytest
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.helpers import PARLEY, parley_env
+from tests.e2e.helpers import PARLEY, parley_env, serving
 from tests.integration.api.helpers import HOURS, TestClient, client_for, make_provider
 from tests.integration.me.helpers import sign_in
 from web.app import create_app
@@ -71,11 +71,14 @@ def test_demo_prints_local_times_and_how_to_sign_in(
 ) -> None:
     # Catches: UTC ISO times, no /me hint and no address to sign in with.
     data = tmp_path / "data"
-    result = _run(data, "demo")
+    with serving(data, tmp_path) as (env, base):
+        result = subprocess.run(
+            [*PARLEY, "demo"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert "http://127.0.0.1:8000/book/demo" in out
-    assert "open http://127.0.0.1:8000/me" in out and "enter dana@demo.parley.localhost" in out
+    assert f"{base}/book/demo" in out
+    assert f"open {base}/me" in out and "enter dana@demo.parley.localhost" in out
     found = re.search(r"Demo booking: +(\S+) on (.+) \(Europe/Berlin\)", out)
     assert found, out
     assert "+00:00" not in out and not re.search(r"\d{4}-\d{2}-\d{2}T", out)
