@@ -31,8 +31,10 @@ def test_mail_list_and_show_decode_the_demo_invitations(tmp_path: Path) -> None:
     assert _run(env, tmp_path, "demo").returncode == 0
     # A message the folder may also hold: broken charset, no Date, no text part.
     junk = data / "maildir" / "new" / "1.0badc0ffee00.host.eml"
-    junk.write_bytes(b"From: x@y\r\nTo: nobody@example.org\r\nSubject: =?bogus?q?x?=\r\n"
-                     b"Content-Type: text/plain; charset=no-such\r\n\r\n\xff\xfe odd\r\n")  # fmt: skip
+    junk.write_bytes(
+        b"From: x@y\r\nTo: nobody@example.org\r\nSubject: =?bogus?q?x?=\r\n"
+        b"Content-Type: text/plain; charset=no-such\r\n\r\n\xff\xfe odd\r\n"
+    )
 
     listed = _run(env, tmp_path, "mail", "list")
     assert listed.returncode == 0, listed.stderr
