@@ -138,10 +138,6 @@ class Mailboxes:
                 return tenant
         return None
 
-    def organizer_address(self, address: str, tenant_id: str) -> bool:
-        """Whether address is tenant_id's organizer address, an alias or a tagged form."""
-        return self.tenant_of(address) == tenant_id
-
     def accepts(self, address: str) -> bool:
         return self.tenant_of(address) is not None
 
@@ -191,11 +187,6 @@ class Mailboxes:
         for alias in self._aliases:
             owners.setdefault(alias, DEFAULT_TENANT)
         self._boxes, self._owners = by_tenant, owners  # swapped whole: readers need no lock
-
-    def addresses(self) -> set[str]:
-        """Every organizer address and alias this table knows (for a diagnostic)."""
-        self._fresh()
-        return set(self._owners)
 
 
 _TENANT_MAILBOXES = (
