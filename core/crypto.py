@@ -30,10 +30,13 @@ def seal(secret_key: bytes, plaintext: str, *, purpose: bytes = _INFO) -> bytes:
     return _fernet(secret_key, purpose).encrypt(plaintext.encode())
 
 
-def unseal(secret_key: bytes, token: bytes, *, purpose: bytes = _INFO) -> str:
-    """The plaintext of a token made by seal(); raises CannotDecrypt when it does not verify."""
+def unseal(
+    secret_key: bytes, token: bytes, *, purpose: bytes = _INFO, ttl: int | None = None
+) -> str:
+    """The plaintext of a token made by seal() (at most ttl seconds ago, when given); raises
+    CannotDecrypt when it does not verify or is older."""
     try:
-        return _fernet(secret_key, purpose).decrypt(token).decode()
+        return _fernet(secret_key, purpose).decrypt(token, ttl=ttl).decode()
     except (InvalidToken, UnicodeDecodeError):
         raise CannotDecrypt("stored secret cannot be decrypted with this secret key") from None
 

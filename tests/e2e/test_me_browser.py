@@ -118,6 +118,22 @@ def test_provider_uses_the_self_service_pages(
         _shot(driver, runtime, "connect")
         with caldav.DAVClient(url=dav_url, username=username, password=password) as client:
             assert client.principal().calendars()
+        # The copy button puts the password on the clipboard; a reload makes no second one.
+        driver.execute_cdp_cmd(
+            "Browser.grantPermissions",
+            {"origin": base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+        )
+        copy = driver.find_element(By.ID, "copy-app-password")
+        assert copy.is_displayed()
+        copy.click()
+        _wait(driver, "#copy-app-password", "Copied")
+        pasted = driver.execute_async_script(
+            "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('!' + e));"
+        )
+        assert pasted == password
+        driver.refresh()
+        assert not driver.find_elements(By.ID, "app-password")
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".app-password")) == 1
 
         slots = api.get(
             f"/api/v1/providers/{provider_id}/slots",

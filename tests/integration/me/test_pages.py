@@ -270,6 +270,38 @@ def test_app_passwords_and_feed(runtime: Runtime, admin_headers: dict[str, str])
     assert long_label.status_code == 400
 
 
+def test_a_new_secret_survives_no_reload(runtime: Runtime, admin_headers: dict[str, str]) -> None:
+    # Catches: a reload of the page that showed a new app password making another one, the
+    # secret travelling in a URL, and the one-time cookie opening for someone else.
+    client, _ = _client(runtime, admin_headers)
+    csrf = csrf_of(client.get("/me/connect").text)
+    made = client.post(
+        "/me/connect/app-passwords", data={"csrf": csrf, "label": "phone"}, follow_redirects=False
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/me/connect"
+    cookie = client.cookies.get("parley_reveal")
+    assert cookie and "phone" not in made.text
+    shown = client.get("/me/connect")
+    password = re.search(r'id="app-password">([^<]+)<', shown.text)
+    assert password and password[1] not in cookie
+    assert 'id="copy-app-password"' in shown.text
+    reloaded = client.get("/me/connect")
+    assert password[1] not in reloaded.text and 'id="new-password"' not in reloaded.text
+    assert reloaded.text.count('class="app-password"') == 1  # one password, not two
+    # The same sealed cookie presented by another provider's session shows nothing.
+    other = client_for(runtime)
+    make_provider(other, admin_headers, slug="bob")
+    sign_in(other, runtime, "bob@example.org")
+    other.cookies.set("parley_reveal", cookie, path="/me/connect")
+    assert 'id="new-password"' not in other.get("/me/connect").text
+    other.cookies.set("parley_reveal", "garbage", path="/me/connect")
+    assert other.get("/me/connect").status_code == 200
+    feed = client.post("/me/connect/feed", data={"csrf": csrf}, follow_redirects=False)
+    assert feed.status_code == 303 and "/feeds/" not in feed.headers["location"]
+    url = re.search(r'id="feed-url">([^<]+)<', client.get("/me/connect").text)
+    assert url and url[1] not in client.get("/me/connect").text
+
+
 def test_other_providers_ids_answer_404(runtime: Runtime, admin_headers: dict[str, str]) -> None:
     client, _ = _client(runtime, admin_headers)
     other = make_provider(client, admin_headers, slug="bob")
