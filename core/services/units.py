@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from core.db.models import AuditEntry, Provider, UnitRelationship, new_id
 from core.services.access import Caller, Grant, visible_provider
-from core.services.errors import InvalidInput, NotFoundError, RelationshipRefused
+from core.services.errors import Forbidden, InvalidInput, NotFoundError, RelationshipRefused
+from core.services.providers import create_provider
 
 # Far deeper than any property (building → apartment → room → bed is four).
 MAX_DEPTH = 16
@@ -105,6 +106,86 @@ def relationships_of(session: Session, caller: Caller, provider_id: str) -> list
     names = {ident: name for ident, name in named}
     links = [Link(r, names.get(r.parent_id, ""), names.get(r.child_id, "")) for r in rows]
     return sorted(links, key=lambda link: link.row.parent_id == unit.id)
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """A unit in the tenant's tree, with the link that put it there (None for a root)."""
+
+    unit: Provider
+    link: UnitRelationship | None
+    children: list[TreeNode]
+
+
+@dataclass(frozen=True)
+class UnitTree:
+    roots: list[TreeNode]
+    units: list[Provider]  # every unit the caller sees, by name
+
+
+# A unit with several parents shows under each; a tree this big is not read on one page.
+MAX_TREE_NODES = 2000
+
+
+def unit_tree(session: Session, caller: Caller) -> UnitTree:
+    """The caller's units as a forest: roots are units without a visible parent."""
+    query = select(Provider).where(Provider.tenant_id == caller.tenant_id, Provider.kind == "unit")
+    if caller.providers is not None:
+        query = query.where(Provider.id.in_(caller.providers))
+    units = list(session.scalars(query.order_by(Provider.name, Provider.id)))
+    by_id = {u.id: u for u in units}
+    links = session.scalars(
+        select(UnitRelationship)
+        .where(
+            UnitRelationship.tenant_id == caller.tenant_id,
+            UnitRelationship.parent_id.in_(by_id),
+            UnitRelationship.child_id.in_(by_id),
+        )
+        .order_by(UnitRelationship.created_at, UnitRelationship.id)
+    ).all()
+    below: dict[str, list[UnitRelationship]] = {}
+    for link in links:
+        below.setdefault(link.parent_id, []).append(link)
+    budget = [MAX_TREE_NODES]
+
+    def grow(unit: Provider, link: UnitRelationship | None, depth: int) -> TreeNode:
+        budget[0] -= 1
+        kids = below.get(unit.id, []) if depth < MAX_DEPTH and budget[0] > 0 else []
+        ordered = sorted(kids, key=lambda k: by_id[k.child_id].name)
+        return TreeNode(unit, link, [grow(by_id[k.child_id], k, depth + 1) for k in ordered])
+
+    children = {link.child_id for link in links}
+    roots = [grow(u, None, 0) for u in units if u.id not in children]
+    return UnitTree(roots, units)
+
+
+def add_child_unit(
+    session: Session,
+    caller: Caller,
+    *,
+    parent_id: str,
+    name: str,
+    slug: str,
+    email: str | None,
+    now: datetime,
+) -> Link:
+    """A new unit under parent_id (its zone, and its address unless another is given),
+    blocked whenever the parent is booked."""
+    caller.require(Grant.WRITE)
+    if caller.providers is not None:
+        raise Forbidden("a manager of some units only may link them, not create units")
+    parent = visible_provider(session, caller, parent_id)
+    if parent.kind != "unit":
+        raise InvalidInput(f"{parent.name} is a person, not a unit", code="not_a_unit")
+    child = create_provider(
+        session, name=name, email=email or parent.email, timezone=parent.timezone, slug=slug,
+        now=now, kind="unit", tenant_id=parent.tenant_id,
+    )  # fmt: skip
+    session.flush()
+    return create_relationship(
+        session, caller, parent_id=parent.id, child_id=child.id, block_child_on_parent=True,
+        block_parent_on_all_children=False, now=now,
+    )  # fmt: skip
 
 
 def ancestors(session: Session, unit_id: str) -> set[str]:

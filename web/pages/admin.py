@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 import web.pages.admin_bookings as admin_bookings
 import web.pages.admin_calendars as admin_calendars
 import web.pages.admin_mail as admin_mail
+import web.pages.admin_units as admin_units
 from core.services import accounts, console, operators, stats
 from web.pages.admin_common import (
     COOKIE,
@@ -94,4 +95,5 @@ def routes() -> list[BaseRoute]:
         *admin_mail.routes(),
         *admin_bookings.routes(),
         *admin_calendars.routes(),
+        *admin_units.routes(),
     ]
