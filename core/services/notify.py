@@ -242,15 +242,18 @@ def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> Event
     )
 
 
-def _already_sent(session: Session, key: str) -> bool:
-    return key in _sent_keys(session, [key])
+def _already_sent(session: Session, tenant_id: str, key: str) -> bool:
+    return key in _sent_keys(session, tenant_id, [key])
 
 
-def _sent_keys(session: Session, keys: list[str]) -> set[str]:
-    """Which of keys are in the outbox already (one query for all of them)."""
+def _sent_keys(session: Session, tenant_id: str, keys: list[str]) -> set[str]:
+    """Which of keys are in tenant_id's outbox already (one query for all of them, on the
+    (tenant_id, idempotency_key) unique index: without the tenant it would scan the table)."""
     if not keys:
         return set()
-    query = select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.in_(keys))
+    query = select(OutboundMessage.idempotency_key).where(
+        OutboundMessage.tenant_id == tenant_id, OutboundMessage.idempotency_key.in_(keys)
+    )
     return set(session.scalars(query))
 
 
@@ -277,7 +280,7 @@ def send_itip(
         else itip_key(booking, invitation, method)
         for invitation in targets
     ]
-    sent = _sent_keys(session, keys)
+    sent = _sent_keys(session, booking.tenant_id, keys)
     queued = 0
     for invitation, key in zip(targets, keys, strict=True):
         if key not in sent:
@@ -387,7 +390,7 @@ def send_declinecounter(
 ) -> None:
     """RFC 5546 DECLINECOUNTER to the attendee whose COUNTER was refused."""
     key = f"declinecounter:{proposal_id}:{invitation.address}"
-    if _already_sent(session, key):
+    if _already_sent(session, booking.tenant_id, key):
         return
     event = _snapshot(mailer, booking, invitation)
     recipient = Recipient(invitation.address, invitation.name or "", partstat="NEEDS-ACTION")
@@ -429,7 +432,8 @@ def send_notice(
     tenant_id: str | None = None,
 ) -> bool:
     """Queue a notice (no calendar) once per key; False when it was queued before."""
-    if _already_sent(session, key):
+    owner = booking.tenant_id if booking else (tenant_id or DEFAULT_TENANT)
+    if _already_sent(session, owner, key):
         return False
     session.add(
         notice_row(
