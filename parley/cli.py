@@ -207,11 +207,12 @@ def mail_show(
 ) -> None:
     """One message of the local mail folder, decoded: headers, text and its links."""
     from core.services import local_mail
+    from core.services.errors import AmbiguousKey
 
     settings = _settings()
     try:
         mail = local_mail.find(settings.maildir, key)
-    except local_mail.AmbiguousKey as exc:
+    except AmbiguousKey as exc:
         err.print(f"parley: {exc}; give more of the key", markup=False, highlight=False)
         raise typer.Exit(2) from None
     if mail is None:

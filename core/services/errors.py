@@ -287,3 +287,9 @@ class NotHeld(SourceError):
     """Raised when a removal is confirmed for a source that is not held."""
 
     code = "not_held"
+
+
+class AmbiguousKey(ServiceError):
+    """Raised when a key prefix of the local mail folder names more than one message."""
+
+    code = "ambiguous_key"

@@ -130,9 +130,15 @@ def feed_content(
     return FeedContent(provider, fmt, bookings, holds, others, include_holds)
 
 
-def check_format(provider: Provider, fmt: str) -> None:
+def known_format(fmt: str) -> str:
+    """fmt when it is one of FORMATS; else InvalidInput naming them."""
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}", code="invalid_format")
+    return fmt
+
+
+def check_format(provider: Provider, fmt: str) -> None:
+    known_format(fmt)
     if fmt != "standard" and provider.kind != "unit":
         raise InvalidInput(
             "platform exports are for units only (PATCH the provider with kind 'unit')",

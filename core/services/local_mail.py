@@ -23,6 +23,8 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from pathlib import Path
 
+from core.services.errors import AmbiguousKey
+
 MIN_KEY = 4
 _LINK = re.compile(r"https?://[^\s<>\"')\]]+")
 _METHOD = re.compile(r"^METHOD:([A-Z-]+)\s*$", re.MULTILINE)
@@ -141,10 +143,6 @@ def list_mail(
         if len(found) >= limit:
             break
     return found
-
-
-class AmbiguousKey(ValueError):
-    """Raised by ``find`` when a key prefix names more than one message."""
 
 
 def find(root: Path, key: str) -> LocalMail | None:

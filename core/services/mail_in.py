@@ -568,7 +568,7 @@ def answered_invitation(
         )
         if found is not None:
             return found
-    for tag in _tags_of(_recipients(row, parsed), mailboxes, row.tenant_id)[:20]:
+    for tag in replies.plus_tags(_recipients(row, parsed), mailboxes, row.tenant_id)[:20]:
         found = session.scalar(select(Invitation).where(mine, Invitation.plus_tag == tag))
         if found is not None:
             return found
@@ -580,7 +580,7 @@ def _vouched_addresses(
 ) -> frozenset[str]:
     """Addresses of the invitations to booking uid (of row's tenant) whose plus-address
     tags this message was sent to (envelope recipient, Delivered-To, To or Cc)."""
-    tags = sorted(set(_tags_of(_recipients(row, parsed), mailboxes, row.tenant_id)))[:20]
+    tags = sorted(set(replies.plus_tags(_recipients(row, parsed), mailboxes, row.tenant_id)))[:20]
     if not tags:
         return frozenset()
     names = ", ".join(f":t{i}" for i in range(len(tags)))
@@ -591,19 +591,6 @@ def _vouched_addresses(
         {"uid": uid, "tenant": row.tenant_id, **{f"t{i}": tag for i, tag in enumerate(tags)}},
     )
     return frozenset(address.lower() for (address,) in found)
-
-
-def _tags_of(addresses: tuple[str, ...], mailboxes: Mailboxes, tenant_id: str) -> list[str]:
-    """The plus tags of those addresses that are tenant_id's organizer's, in order."""
-    tags = []
-    for address in addresses:
-        try:
-            local, tag, domain = split_plus(address)
-        except BadAddress:
-            continue
-        if tag and mailboxes.tenant_of(f"{local}@{domain}") == tenant_id:
-            tags.append(tag)
-    return tags
 
 
 # --- hooks for the negotiation layer -------------------------------------------------------

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import tokens
 from core.db.driver import as_utc, dialect_time, driver_batch, driver_rows, insert_of
 from core.db.models import Booking, InboundMessage, Invitation
 from core.events import record
 from core.imip.compose import Mailbox, is_message_id
+from core.imip.errors import BadAddress
+from core.imip.mail import split_plus
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, ServiceError
@@ -68,14 +69,18 @@ def _audit(
 
 def plus_tags(
     addresses: tuple[str, ...] | list[str], mailboxes: Mailboxes, tenant_id: str
-) -> set[str]:
-    """The plus-address tags of the addresses that are tenant_id's organizer's."""
-    found = set()
+) -> list[str]:
+    """The plus-address tags of the addresses that are tenant_id's organizer's, in order,
+    each once."""
+    tags: dict[str, None] = {}
     for address in addresses:
-        plain, tag = tokens.split_plus_address(address.lower())
-        if tag and mailboxes.tenant_of(plain) == tenant_id:
-            found.add(tag)
-    return found
+        try:
+            local, tag, domain = split_plus(address)
+        except BadAddress:
+            continue
+        if tag and mailboxes.tenant_of(f"{local}@{domain}") == tenant_id:
+            tags[tag] = None
+    return list(tags)
 
 
 def match_invitation(
@@ -162,7 +167,7 @@ def apply_itip(
     )
     if booking is None:
         return Decision("ignored", f"no booking has UID {itip.uid!r}")
-    tags = plus_tags(recipients, mailer.mailboxes, tenant_id)
+    tags = set(plus_tags(recipients, mailer.mailboxes, tenant_id))
     invitation, why = match_invitation(session, booking, itip, tags)
     if invitation is None:
         sender = row.from_address or "?"
@@ -438,7 +443,7 @@ def _match_hot(
     for inv in invitations:
         stamp = inv.last_reply_dtstamp
         inv.last_reply_dtstamp = None if stamp is None else as_utc(stamp)
-    tags = plus_tags(recipients, mailer.mailboxes, tenant_id)
+    tags = set(plus_tags(recipients, mailer.mailboxes, tenant_id))
     invitation, _ = pick_invitation(invitations, itip, tags)
     if invitation is None or itip.sequence < booking.sequence:
         return None

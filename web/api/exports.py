@@ -34,12 +34,7 @@ MAX_UNITS = 200
 
 
 def _format(request: Request, default: str = "generic") -> str:
-    fmt = request.query_params.get("format", default)
-    if fmt not in feeds.FORMATS:
-        raise InvalidInput(
-            f"format must be one of {', '.join(feeds.FORMATS)}", code="invalid_format"
-        )
-    return fmt
+    return feeds.known_format(request.query_params.get("format", default))
 
 
 def _merged(session: Session, units: list[Provider], fmt: str, name: str, now: datetime) -> str:

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.services import console, lists, local_mail, mailboxes
 from core.services.access import Grant
-from core.services.errors import Forbidden, NotFoundError, NotRetryable
+from core.services.errors import AmbiguousKey, Forbidden, NotFoundError, NotRetryable
 from web.pages.admin_common import Ctx, back, console_page, render, subject_of
 
 NOTICES = {
@@ -65,7 +65,7 @@ async def _local_message(ctx: Ctx) -> Response:
         raise Forbidden("only owners read the local mail folder, and only without a relay")
     try:
         mail = await run_in_threadpool(local_mail.find, ctx.runtime.settings.maildir, key)
-    except local_mail.AmbiguousKey:
+    except AmbiguousKey:
         mail = None
     if mail is None or not _tenant_sender(ctx)(mail.sender):
         raise NotFoundError("message", key)
