@@ -220,7 +220,8 @@ def itip_key(booking: Booking, invitation: Invitation, method: str) -> str:
     return f"{booking.uid}:{booking.sequence}:{invitation.address}:{method}"
 
 
-def _other_name(booking: Booking, invitation: Invitation) -> str:
+def other_name(booking: Booking, invitation: Invitation) -> str:
+    """Whom the attendee meets, as their mails and pages name them."""
     if invitation.role == "host":
         return booking.guest_name or "your guest"
     return booking.host_name or "your host"
@@ -234,7 +235,7 @@ def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> Event
         start_utc=booking.start_at,
         end_utc=booking.end_at,
         summary=booking.title,
-        description=f"{booking.title} with {_other_name(booking, invitation)}.",
+        description=f"{booking.title} with {other_name(booking, invitation)}.",
         location="",
         organizer_address=mailer.organizer_for(invitation),
         organizer_name=mailer.organizer(booking.tenant_id).name,

@@ -20,7 +20,7 @@ from core.runtime import Runtime
 from core.services import manage
 from core.services.bookings import ACTIVE_STATUSES, actor_of
 from core.services.errors import InvalidInput, LinkProblem
-from core.services.notify import Mailer
+from core.services.notify import Mailer, attendee_zone, other_name
 from web.errors import LINK_STATUS, link_rejected
 from web.http import limit_public, runtime_of
 from web.templating import templates
@@ -29,18 +29,15 @@ _STAMP = "%Y%m%dT%H%M%SZ"
 
 
 def _zone(managed: manage.Managed) -> str:
-    invitation, booking = managed.invitation, managed.booking
-    if invitation.timezone:
-        return invitation.timezone
-    if invitation.role == "guest" and booking.guest_timezone:
-        return booking.guest_timezone
-    return managed.provider.timezone
+    """The zone the page shows times in: the mails' choice, else the provider's."""
+    provider_zone = managed.provider.timezone
+    found = attendee_zone(managed.booking, managed.invitation, lambda: provider_zone)
+    return found or provider_zone
 
 
 def _title(managed: manage.Managed) -> str:
     booking = managed.booking
-    other = booking.host_name if managed.invitation.role == "guest" else booking.guest_name
-    return f"{booking.title} with {other}" if other else booking.title
+    return f"{booking.title} with {other_name(booking, managed.invitation)}"
 
 
 def _add_links(managed: manage.Managed) -> dict[str, str]:

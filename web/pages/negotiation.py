@@ -26,7 +26,7 @@ from core.runtime import Runtime
 from core.services import accounts
 from core.services import bookings as booking_service
 from core.services.errors import BookingFacts, LinkProblem, ServiceError
-from core.services.notify import Mailer, invitations_of
+from core.services.notify import Mailer, attendee_zone, invitations_of
 from core.services.proposals import (
     approve,
     decline,
@@ -60,11 +60,13 @@ class Shown:
 
 
 def _zone_for(session: Session, booking: Booking, invitation: Invitation | None) -> str:
-    if invitation is not None and invitation.timezone:
-        return invitation.timezone
-    if invitation is not None and invitation.role == "guest" and booking.guest_timezone:
-        return booking.guest_timezone
-    return get_provider(session, booking.provider_id).timezone
+    """The zone the page shows times in: the mails' choice, else the provider's."""
+
+    def provider_zone() -> str:
+        return get_provider(session, booking.provider_id).timezone
+
+    found = attendee_zone(booking, invitation, provider_zone) if invitation else None
+    return found or provider_zone()
 
 
 def _look(runtime: Runtime, token: str, want: set[str]) -> Shown:
