@@ -252,7 +252,11 @@ def _settle_one(context: ProcessingContext, message_id: int | None) -> str | Non
     except _Undecided as undecided:
         return _undecided(context, undecided.row, undecided.cause)
     _strikes.pop(message_id, None)
+    # Counted once committed, both together: a scrape never sees one without the other,
+    # and a rolled-back decision counts nothing.
     INBOUND.labels(outcome=outcome).inc()
+    if outcome == "bounce":
+        BOUNCES.inc()
     _log.info("mail.inbound.processed", id=message_id, outcome=outcome)
     return outcome
 
@@ -408,7 +412,6 @@ def _decide(
     elif parsed.outcome is Outcome.BAD_CALENDAR:
         _settle(row, "unparseable", now, f"calendar part unreadable: {parsed.error}")
     elif parsed.outcome is Outcome.BOUNCE:
-        BOUNCES.inc()
         _settle(row, "bounce", now, _mark_undeliverable(session, row.tenant_id, parsed, now))
     elif parsed.outcome is Outcome.AUTO_REPLY:
         _settle(row, "auto_reply", now, parsed.auto_reason)
