@@ -34,6 +34,8 @@ class FeedEvent:
     stamp: datetime | None = None
     unit: str | None = None  # the unit's name, in a feed of several units
     zone: str | None = None  # the unit's zone there, when it is not the feed's
+    location: str | None = None  # the meeting type's place or video link
+    description: str | None = None
 
 
 def booking_summary(booking: Booking) -> str:
@@ -51,6 +53,8 @@ def booking_event(booking: Booking) -> FeedEvent:
         status=status,
         sequence=booking.sequence,
         stamp=booking.updated_at,
+        location=booking.location,
+        description=booking.description,
     )
 
 
@@ -77,6 +81,8 @@ def _vevent(event: FeedEvent) -> list[str]:
         f"DTSTART:{utc_stamp(event.start)}",
         f"DTEND:{utc_stamp(event.end)}",
         text_line("SUMMARY", event.summary),
+        *([text_line("LOCATION", event.location)] if event.location else []),
+        *([text_line("DESCRIPTION", event.description)] if event.description else []),
         f"STATUS:{event.status}",
         "TRANSP:OPAQUE",
         "END:VEVENT",

@@ -174,6 +174,34 @@ class AvailabilitySettings(Base):
     updated_at: Mapped[utc]
 
 
+class MeetingType(Base):
+    """What a provider offers to book (seed 003's "service"): a title, a place, the lengths
+    guests may choose and, when set, its own buffers and lead time over the provider's."""
+
+    __tablename__ = "meeting_types"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "provider_id", "slug"),
+        _fk("provider_id", "providers"),
+    )
+    id: Mapped[str_id]
+    tenant_id: Mapped[tenant]
+    provider_id: Mapped[str] = _provider_fk()
+    slug: Mapped[str] = mapped_column(String(80))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[text_null]
+    location: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Minutes, comma-separated, the first the default ("30,60").
+    durations: Mapped[str] = mapped_column(String(100))
+    buffer_before_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    buffer_after_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lead_time_hours: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active: Mapped[flag_true]
+    position: Mapped[count]
+    created_at: Mapped[utc]
+    updated_at: Mapped[utc]
+
+
 class WeeklyRule(Base):
     """A local wall-clock window on one weekday; end_minute may be 1440 ("24:00")."""
 
@@ -288,6 +316,8 @@ class Hold(Base):
     guest_email: Mapped[address_null]
     guest_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     guest_timezone: Mapped[short_null]
+    # The meeting type the guest chose (its title, place and rules), if any.
+    meeting_type_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     booking_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[utc]
 
@@ -328,6 +358,10 @@ class Booking(Base):
     guest_email: Mapped[address]
     guest_timezone: Mapped[short_null]
     hold_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    meeting_type_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Copied from the meeting type when booked: the invitation's LOCATION and DESCRIPTION.
+    location: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    description: Mapped[text_null]
     cancel_reason: Mapped[text_null]
     created_at: Mapped[utc]
     updated_at: Mapped[utc]

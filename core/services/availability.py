@@ -41,6 +41,7 @@ from core.domain.slots import BusyRow, compute_slots_from_rows, duration_seconds
 from core.domain.windows import window_count
 from core.events import record
 from core.metrics import FEASIBILITY_SECONDS, FEASIBILITY_SLOTS, FEASIBILITY_TRUNCATED
+from core.services import meeting_types
 from core.services.busy import Exclude, Related, busy_rows, load_busy
 from core.services.errors import InvalidInput, SlotTaken, SlotUnavailable
 from core.services.providers import Scope, get_provider, load_scope, lock_providers
@@ -286,19 +287,29 @@ def find_slots(
     provider_id: str,
     start: datetime,
     end: datetime,
-    duration: timedelta,
+    duration: timedelta | None,
     now: datetime,
     *,
     exclude: Exclude = Exclude(),
     surface: str = "api",
+    meeting_type: str | None = None,
 ) -> SlotList:
     """Every free slot of ``duration`` for the provider whose start lies in [start, end).
 
-    surface: who asked (api, page, proposal), for the feasibility metrics.
+    surface: who asked (api, page, proposal), for the feasibility metrics. meeting_type:
+    the provider's type (id or slug) whose lengths, buffers and lead time apply; without
+    a duration its first length is taken.
     """
     started = time.perf_counter()
     scope = load_scope(session, provider_id)
     policy = policy_of(session, scope)
+    if meeting_type is not None:
+        kind = meeting_types.bookable_type(session, scope.id, meeting_type)
+        duration = duration or timedelta(minutes=meeting_types.durations_of(kind)[0])
+        meeting_types.check_length(kind, duration)
+        policy = meeting_types.policy_for(policy, kind)
+    if duration is None:
+        raise InvalidInput("duration is required", code="invalid_duration")
     check_query(policy, start, end, duration)
     low = max(start, now + timedelta(hours=policy.lead_time_hours))
     high = min(end, now + timedelta(days=policy.booking_window_days) + timedelta(seconds=1))

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import tokens
-from core.db.models import AuditEntry, Booking, Hold, Invitation, Provider, new_id
+from core.db.models import AuditEntry, Booking, Hold, Invitation, MeetingType, Provider, new_id
 from core.domain import AvailabilityPolicy, Slot
 from core.events import record
 from core.metrics import (
@@ -169,6 +169,7 @@ def book_hold(
 ) -> Booking:
     """A booking for an active, re-checked hold (called by ``holds.confirm_hold``)."""
     instant = policy.instant_book and _sources_fresh(session, provider.id, actor, now)
+    kind = session.get(MeetingType, hold.meeting_type_id) if hold.meeting_type_id else None
     booking = Booking(
         id=new_id("bkg"),
         tenant_id=provider.tenant_id,
@@ -188,6 +189,9 @@ def book_hold(
         created_at=now,
         updated_at=now,
     )
+    if kind is not None:  # copied: a later edit of the type does not rewrite what was sent
+        booking.title, booking.meeting_type_id = kind.title, kind.id
+        booking.location, booking.description = kind.location, kind.description
     session.add(booking)
     session.flush()
     host_partstat = "accepted" if instant else "needs-action"

@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy.orm import Session
 
 from core.db.driver import Deferred, db_time, driver_batch, driver_rows, for_driver, pipelined_async
-from core.db.models import Booking, Hold, new_id
+from core.db.models import Booking, Hold, MeetingType, new_id
 from core.domain import AvailabilityPolicy, Busy
 from core.domain.errors import InvalidInterval
 from core.domain.slots import require_aware
@@ -33,7 +33,7 @@ from core.metrics import (
     HOLDS_RELEASED,
 )
 from core.runtime import Runtime
-from core.services import ratelimit
+from core.services import meeting_types, ratelimit
 from core.services.availability import (
     RULES,
     busy_for_span,
@@ -85,6 +85,7 @@ class HoldRequest:
     guest_timezone: str | None = None
     idempotency_key: str | None = None
     source: str = "api"  # where the request came from (api, page), for the metrics
+    meeting_type: str | None = None  # the provider's meeting type, by id or slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +125,22 @@ def create_hold(
     loaded = _load_for_hold(session, request, now)
     if isinstance(loaded, Hold):  # the same idempotency key was used before
         return HoldResult(_same_or_mismatch(loaded, request), created=False)
-    scope, policy = loaded.scope, loaded.policy
+    scope, policy, busy = loaded.scope, loaded.policy, loaded.busy
+    kind = None
+    if request.meeting_type is not None:
+        kind = meeting_types.bookable_type(session, scope.id, request.meeting_type)
+        meeting_types.check_length(kind, request.end - request.start)
+        typed = meeting_types.policy_for(policy, kind)
+        if padded(typed, (request.start, request.end)) != padded(
+            policy, (request.start, request.end)
+        ):
+            span = (request.start, request.end)
+            busy = busy_for_span(session, scope.id, typed, span, now, related=scope.related)
+        policy = typed
     check_rules(policy, request.start, request.end, now)
-    _check_free(policy, loaded.busy, request, now)
+    _check_free(policy, busy, request, now)
     hold = _new_hold(scope, request, now, ttl_seconds)
+    hold.meeting_type_id = kind.id if kind is not None else None
     _insert(session, hold, request)
     _created(hold, request.source)
     return HoldResult(hold, created=True)
@@ -151,6 +164,8 @@ async def create_hold_hot(
     ``create_hold``: then nothing is written here and the answer is None.
     """
     _check_request(request)
+    if request.meeting_type is not None:
+        return None  # its own buffers and lengths: create_hold reads the type
     provider_id = request.provider_id
     guess, low, high = _guessed_span(request)
     statements: list[tuple[str, Mapping[str, Any]]] = [
@@ -348,15 +363,15 @@ def _remember(provider_id: str, seen: tuple[tuple[str, ...], int, int]) -> None:
 _INSERT = """
     INSERT INTO holds (id, tenant_id, provider_id, start_at, end_at, expires_at, status,
                        purpose, idempotency_key, guest_email, guest_name, guest_timezone,
-                       created_at)
+                       meeting_type_id, created_at)
     VALUES (:id, :tenant_id, :provider_id, :start_at, :end_at, :expires_at, :status,
             :purpose, :idempotency_key, :guest_email, :guest_name, :guest_timezone,
-            :created_at)
+            :meeting_type_id, :created_at)
 """
 _TIMES = ("start_at", "end_at", "expires_at", "created_at")
 _COLUMNS = (
     "id", "tenant_id", "provider_id", "status", "purpose", "idempotency_key", "guest_email",
-    "guest_name", "guest_timezone",
+    "guest_name", "guest_timezone", "meeting_type_id",
 )  # fmt: skip
 
 
@@ -436,7 +451,8 @@ def confirm_hold(
         if booking is not None:
             return booking
     provider = get_provider(session, hold.provider_id)
-    policy = load_policy(session, provider)
+    kind = session.get(MeetingType, hold.meeting_type_id) if hold.meeting_type_id else None
+    policy = meeting_types.policy_for(load_policy(session, provider), kind)
     try:
         if hold_status(hold, now) != "active":
             raise HoldExpired(hold.id)

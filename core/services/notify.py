@@ -227,6 +227,12 @@ def other_name(booking: Booking, invitation: Invitation) -> str:
     return booking.host_name or "your host"
 
 
+def _description(booking: Booking, invitation: Invitation) -> str:
+    """Whom the attendee meets, then what the meeting type says about itself."""
+    said = f"{booking.title} with {other_name(booking, invitation)}."
+    return f"{said}\n\n{booking.description}" if booking.description else said
+
+
 def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> EventSnapshot:
     status = {"requested": "TENTATIVE", "cancelled": "CANCELLED"}.get(booking.status, "CONFIRMED")
     return EventSnapshot(
@@ -235,8 +241,8 @@ def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> Event
         start_utc=booking.start_at,
         end_utc=booking.end_at,
         summary=booking.title,
-        description=f"{booking.title} with {other_name(booking, invitation)}.",
-        location="",
+        description=_description(booking, invitation),
+        location=booking.location or "",
         organizer_address=mailer.organizer_for(invitation),
         organizer_name=mailer.organizer(booking.tenant_id).name,
         status=status,  # type: ignore[arg-type]

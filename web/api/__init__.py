@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from web.api import bookings, conflicts, exports, holds, lists, providers, stats, tenants, units
 from web.api import dav as dav_api
+from web.api import meeting_types as meeting_type_api
 from web.api import sources as source_api
 from web.pages import negotiation as negotiation_pages
 
@@ -22,5 +23,6 @@ def api_routes() -> list[BaseRoute]:
     routes += stats.routes()
     routes += tenants.routes()
     routes += units.routes()
+    routes += meeting_type_api.routes()
     routes += exports.routes()
     return routes

@@ -41,6 +41,10 @@ class BookingOut(BaseModel):
     start: str
     end: str
     provider_id: str
+    title: str
+    location: str | None
+    description: str | None
+    meeting_type_id: str | None
     host: PartyOut
     guest: PartyOut
 
@@ -71,6 +75,10 @@ def booking_json(view: BookingView) -> dict[str, Any]:
         "start": rfc3339(booking.start_at),
         "end": rfc3339(booking.end_at),
         "provider_id": booking.provider_id,
+        "title": booking.title,
+        "location": booking.location,
+        "description": booking.description,
+        "meeting_type_id": booking.meeting_type_id,
         "cancel_reason": booking.cancel_reason,
         "host": {"email": view.host.email, "name": view.host.name, "partstat": view.host.partstat},
         "guest": {

@@ -42,6 +42,7 @@ class HoldIn(Strict):
     guest_name: StrictStr | None = Field(default=None, max_length=200)
     guest_timezone: StrictStr | None = Field(default=None, max_length=64)
     idempotency_key: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    meeting_type: StrictStr | None = Field(default=None, min_length=1, max_length=80)
 
 
 class ConfirmIn(Strict):
@@ -84,6 +85,7 @@ async def create_hold(request: Request) -> JSONResponse:
             guest_name=body.guest_name,
             guest_timezone=body.guest_timezone,
             idempotency_key=body.idempotency_key,
+            meeting_type=body.meeting_type,
         )
 
     result = await public_call_hot(

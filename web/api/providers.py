@@ -323,8 +323,15 @@ async def get_slots(request: Request) -> Response:
     def work(session: Session, now: datetime) -> bytes:
         start = parse_instant(query.get("start"), "start")
         end = parse_instant(query.get("end"), "end")
-        duration = parse_minutes(query.get("duration"), "duration")
-        found = availability.find_slots(session, provider_id, start, end, duration, now)
+        kind = query.get("type") or None
+        duration = (
+            parse_minutes(query.get("duration"), "duration")
+            if query.get("duration") or kind is None
+            else None
+        )
+        found = availability.find_slots(
+            session, provider_id, start, end, duration, now, meeting_type=kind
+        )
         if any(s.start.microsecond or s.start.utcoffset() for s in found.slots[:1]):
             return json.dumps(slots_json(found.timezone, found.slots)).encode()
         return slots_body(found.timezone, found.slots)

@@ -105,7 +105,8 @@ async def manage_ics(request: Request) -> Response:
     event = FeedEvent(
         uid=booking.uid, start=booking.start_at, end=booking.end_at, summary=_title(managed),
         status=status if booking.status in ACTIVE_STATUSES else "CANCELLED",
-        sequence=booking.sequence, stamp=booking.updated_at,
+        sequence=booking.sequence, stamp=booking.updated_at, location=booking.location,
+        description=booking.description,
     )  # fmt: skip
     headers = {"Content-Disposition": 'attachment; filename="booking.ics"'}
     return Response(event_object(event), media_type="text/calendar; charset=utf-8", headers=headers)
