@@ -684,6 +684,14 @@ class Conflict(Base):
     resolved_by: Mapped[short_null]
     resolved_at: Mapped[utc_null]
     created_at: Mapped[utc]
+    # A split block (MUVA §3.4): the losing event's parts outside the winner, as
+    # [[start, end], …] in ISO 8601 UTC; None when nothing of the loser remains.
+    remaining: Mapped[list[list[str]] | None] = mapped_column(JSON, nullable=True)
+
+    def remaining_parts(self) -> tuple[tuple[datetime, datetime], ...]:
+        return tuple(
+            (datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in self.remaining or ()
+        )
 
 
 # --- CalDAV, feeds and provider access ------------------------------------------------------
