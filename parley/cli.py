@@ -473,43 +473,60 @@ def unit_link(
 @unit_app.command("tree")
 def unit_tree(tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default") -> None:
     """The tenant's units, each with its children indented below it."""
-    from sqlalchemy import select
+    from core.services import units
 
-    from core.db.models import Provider, UnitRelationship
+    runtime = _command_runtime()
+    lines: list[str] = []
+    try:
+        with runtime.sessions.begin() as session:
+            tree = units.unit_tree(session, _in_tenant(session, tenant))
+
+            def show(node: units.TreeNode, depth: int) -> None:
+                lines.append(f"{'  ' * depth}{node.unit.name}  ({node.unit.id})")
+                for child in node.children:
+                    show(child, depth + 1)
+
+            for root in tree.roots:
+                show(root, 0)
+    finally:
+        runtime.close()
+    for line in lines:
+        _say(line)
+
+
+@unit_app.command("unlink")
+def unit_unlink(
+    parent: Annotated[str, typer.Option(help="Slug of the parent unit.")],
+    child: Annotated[str, typer.Option(help="Slug of the child unit.")],
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default",
+) -> None:
+    """Remove the link between a parent and a child unit: each is booked on its own again."""
+    from core.errors import ParleyError
+    from core.services.units import delete_relationship, relationships_of
 
     runtime = _command_runtime()
     try:
         with runtime.sessions.begin() as session:
             caller = _in_tenant(session, tenant)
-            units = {
-                p.id: p.name
-                for p in session.scalars(
-                    select(Provider)
-                    .where(Provider.tenant_id == caller.tenant_id, Provider.kind == "unit")
-                    .order_by(Provider.name)
-                )
-            }
-            links = session.execute(
-                select(UnitRelationship.parent_id, UnitRelationship.child_id).where(
-                    UnitRelationship.tenant_id == caller.tenant_id
-                )
-            ).all()
+            parent_id, child_id = (
+                _unit_id(session, caller, parent),
+                _unit_id(session, caller, child),
+            )
+            found = [
+                link for link in relationships_of(session, caller, child_id)
+                if link.row.parent_id == parent_id and link.row.child_id == child_id
+            ]  # fmt: skip
+            if not found:
+                err.print(f"parley: {child!r} is not a child of {parent!r}",
+                          markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+                raise typer.Exit(1)
+            delete_relationship(session, caller, found[0].row.id, runtime.clock())
+            said = f"{found[0].child_name} is no longer a child of {found[0].parent_name}"
+    except ParleyError as exc:
+        raise _fail(exc) from None
     finally:
         runtime.close()
-    children: dict[str, list[str]] = {}
-    for parent_id, child_id in links:
-        children.setdefault(parent_id, []).append(child_id)
-    below = {child for kids in children.values() for child in kids}
-
-    def show(unit: str, depth: int, seen: frozenset[str]) -> None:
-        _say(f"{'  ' * depth}{units.get(unit, unit)}  ({unit})")
-        for child in sorted(children.get(unit, []), key=lambda c: units.get(c, c)):
-            if child not in seen:
-                show(child, depth + 1, seen | {child})
-
-    for unit in units:
-        if unit not in below:
-            show(unit, 0, frozenset({unit}))
+    _say(said)
 
 
 @tenant_app.command("create")

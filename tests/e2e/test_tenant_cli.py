@@ -162,3 +162,11 @@ def test_units_from_the_shell_block_their_children_over_http(
         assert [r["parent_name"] for r in rels.json()["items"]] == ["Casa Azul"]
     finally:
         runtime.close()
+
+    unlinked = _ok(data, "unit", "unlink", "--tenant", "casas", "--parent", "casa-azul",
+                   "--child", "blue-room")  # fmt: skip
+    assert "Blue Room is no longer a child of Casa Azul" in unlinked
+    assert "not a child" in _refused(data, "unit", "unlink", "--tenant", "casas",
+                                     "--parent", "casa-azul", "--child", "blue-room")  # fmt: skip
+    tree = _ok(data, "unit", "tree", "--tenant", "casas")
+    assert re.search(r"^Blue Room .*\nCasa Azul ", tree, re.M), tree
