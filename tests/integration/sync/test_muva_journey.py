@@ -22,30 +22,13 @@ from tests.integration.sync.conftest import (
     FeedServer,
     TestClient,
     add_source,
+    make_unit,
     slots,
     sync_now,
 )
 from tests.integration.sync.feeds import all_day, calendar
 
 NOW = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
-HOURS = {
-    "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "15:00",
-                "end": "16:00"}],
-    "lead_time_hours": 0, "booking_window_days": 60, "slot_step_minutes": 60,
-    "min_duration_minutes": 60,
-}  # fmt: skip
-
-
-def _unit(api: TestClient, headers: dict[str, str], name: str) -> str:
-    slug = name.lower().replace(" ", "-")
-    body = {"name": name, "email": f"{slug}@casa.example", "timezone": "UTC", "slug": slug,
-            "kind": "unit"}  # fmt: skip
-    made = api.post("/api/v1/providers", json=body, headers=headers)
-    assert made.status_code == 201, made.text
-    unit: str = made.json()["id"]
-    hours = api.put(f"/api/v1/providers/{unit}/availability", json=HOURS, headers=headers)
-    assert hours.status_code == 200, hours.text
-    return unit
 
 
 def _link(api: TestClient, headers: dict[str, str], parent: str, child: str) -> None:
@@ -74,9 +57,15 @@ def test_an_apartment_its_rooms_and_beds_share_calendars_exports_and_conflicts(
     runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
 ) -> None:
     runtime.clock = Clock(NOW)
-    casa = _unit(api, admin_headers, "Casa Azul")
-    north, south = _unit(api, admin_headers, "North Room"), _unit(api, admin_headers, "South Room")
-    bed_1, bed_2 = _unit(api, admin_headers, "Bed One"), _unit(api, admin_headers, "Bed Two")
+    casa = make_unit(api, admin_headers, "casa-azul", "Casa Azul")
+    north, south = (
+        make_unit(api, admin_headers, "north-room", "North Room"),
+        make_unit(api, admin_headers, "south-room", "South Room"),
+    )
+    bed_1, bed_2 = (
+        make_unit(api, admin_headers, "bed-one", "Bed One"),
+        make_unit(api, admin_headers, "bed-two", "Bed Two"),
+    )
     for parent, child in ((casa, north), (casa, south), (north, bed_1), (north, bed_2)):
         _link(api, admin_headers, parent, child)
 
