@@ -381,7 +381,7 @@ def provider_add(
 ) -> None:
     """Create a provider (as POST /api/v1/providers does) and print the next step."""
     from core.errors import ParleyError
-    from core.services.providers import booking_path, create_provider
+    from core.services.providers import booking_url, create_provider
 
     settings = _settings()
     _migrate(settings)
@@ -394,7 +394,7 @@ def provider_add(
                 now=runtime.clock(), kind=kind, tenant_id=caller.tenant_id,
             )  # fmt: skip
             provider_id, address = provider.id, provider.email
-            page = booking_path(session, provider)
+            page = booking_url(session, provider, settings.effective_base_url)
     except ParleyError as exc:
         err.print(f"parley: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -402,7 +402,7 @@ def provider_add(
         runtime.close()
     base = settings.effective_base_url
     _say(f"Provider:     {provider_id}")
-    _say(f"Booking page: {base}{page}")
+    _say(f"Booking page: {page}")
     _say(f"Next: sign in at {base}/me with {address} and set your hours (Availability);")
     _say("  guests see bookable times once there are weekly hours.")
 
@@ -535,26 +535,34 @@ def tenant_create(
     slug: Annotated[str, typer.Option(help="Short name in URLs: /t/SLUG/… (a-z, 0-9, -).")],
     organizer_email: Annotated[str, typer.Option(help="Its organizer mailbox address.")],
     organizer_name: Annotated[str | None, typer.Option(help="Name on its invitations.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Its own site (book.example.org): links point there.")
+    ] = None,
 ) -> None:
     """Create a tenant (as POST /api/v1/tenants does) and print its id."""
     from core.errors import ParleyError
     from core.services.access import SYSTEM
-    from core.services.tenants import create_tenant
+    from core.services.tenants import create_tenant, deployment_host
 
     runtime = _command_runtime()
+    settings = runtime.settings
     try:
         with runtime.sessions.begin() as session:
             made = create_tenant(
                 session, SYSTEM, name=name, slug=slug, organizer_email=organizer_email,
                 organizer_name=organizer_name, now=runtime.clock(),
+                reserved=(settings.organizer_email, *settings.organizer_aliases), host=host,
+                reserved_hosts=(deployment_host(settings.effective_base_url),),
             )  # fmt: skip
-            tenant_id, slug, address = made.id, made.slug, made.organizer_email
+            tenant_id, slug, address, site = made.id, made.slug, made.organizer_email, made.host
     except ParleyError as exc:
         raise _fail(exc) from None
     finally:
         runtime.close()
     _say(f"Tenant:    {tenant_id} (slug {slug})")
     _say(f"Organizer: {address}")
+    if site:
+        _say(f"Site:      {settings.effective_base_url.partition('://')[0]}://{site}")
     _say(f"Next: parley key create --tenant {slug} --role owner")
 
 

@@ -41,6 +41,7 @@ from web.errors import (
 from web.http import error_response, runtime_of
 from web.openapi import build_document
 from web.pages import page_routes
+from web.tenant_hosts import TenantHosts
 
 _log = get_logger("parley.web")
 
@@ -167,7 +168,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
     )
-    # Outermost last: the client address, metrics, the error boundary, the input guard.
+    # Outermost last: the client address, metrics, the error boundary, the input guard,
+    # tenants' own hosts.
+    app.add_middleware(TenantHosts)
     app.add_middleware(InputGuard)
     app.add_middleware(ErrorBoundary)
     app.add_middleware(MetricsMiddleware)

@@ -185,7 +185,7 @@ def notify_open_conflicts(
                 session, mailer, template="conflict_review",
                 key=f"conflict:{conflict.id}:{address}", booking=None, to=box,
                 context={"recipient_name": box.name, "unit": unit.name, "sentence": sentence,
-                         "conflicts_url": f"{mailer.base_url}/admin/conflicts"},
+                         "conflicts_url": f"{mailer.site(conflict.tenant_id)}/admin/conflicts"},
                 now=now, zone_name=unit.timezone, tenant_id=conflict.tenant_id,
             )  # fmt: skip
             sent += queued

@@ -6,7 +6,6 @@ from related units: an apartment's stay blocks its rooms' listings).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from core.events import record
 from core.metrics import FEED_TOKEN_REGENERATIONS
 from core.services import busy, dav
 from core.services.errors import InvalidInput, NotFoundError
+from core.tokens import token_hash
 
 FORMATS = ("standard", "airbnb", "booking.com", "vrbo", "generic")
 # Whole-day forms for booking platforms and channel managers: units only. "generic" is
@@ -55,10 +55,6 @@ class FeedContent:
     holds: list[Hold] = field(default_factory=list)
     others: list[OtherBusy] = field(default_factory=list)
     include_holds: bool = False
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_token(

@@ -68,6 +68,12 @@ def test_tenant_and_keys_from_the_shell_then_over_http(
     assert "slug 'clinic'" in _refused(data, "tenant", "create", *again)
     assert "slug must be" in _refused(data, "tenant", "create", *again[:3], "Not A Slug",
                                       *again[4:])  # fmt: skip
+    site = _ok(data, "tenant", "create", "--name", "Casa", "--slug", "casa",
+               "--organizer-email", "desk@casa.example", "--host", "Book.Casa.Example")  # fmt: skip
+    assert "Site:      http://book.casa.example" in site, site
+    assert "host must be" in _refused(data, "tenant", "create", "--name", "X", "--slug", "x",
+                                      "--organizer-email", "x@x.example",
+                                      "--host", "https://x.example/")  # fmt: skip
     assert "no tenant with slug 'nope'" in _refused(data, "key", "create", "--tenant", "nope",
                                                     "--role", "owner")  # fmt: skip
     assert "role must be one of" in _refused(data, "key", "create", "--tenant", "clinic",

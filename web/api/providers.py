@@ -166,7 +166,7 @@ def provider_json(request: Request, session: Session, provider: Provider) -> dic
         "timezone": provider.timezone,
         "dav_username": provider.dav_username,
         "kind": provider.kind,
-        "booking_url": base + providers.booking_path(session, provider),
+        "booking_url": providers.booking_url(session, provider, base),
     }
 
 
