@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core.db.models import Provider
+from core.db.models import MeetingType, Provider
 from core.domain import AvailabilityPolicy, Slot
-from core.services import availability, holds, manage, providers
+from core.services import availability, holds, manage, meeting_types, page_look, providers
 from core.services.bookings import actor_of, get_booking, view_booking
 from core.services.errors import NotFoundError, ServiceError
 from core.services.freshness import instant_book_allowed
@@ -251,19 +251,82 @@ async def book_page(request: Request) -> Response:
     return templates.TemplateResponse(request, "book.html", context)
 
 
-def _page_context(session: Session, request: Request, now: datetime) -> dict[str, Any]:
+async def type_page(request: Request) -> Response:
+    """/book/{slug}/{type}: one meeting type's page, its lengths and its times."""
+    key = request.path_params["type"]
+    context = await _html(request, lambda s, now: _page_context(s, request, now, key))
+    if isinstance(context, Response):
+        return context
+    return templates.TemplateResponse(request, "book.html", context)
+
+
+def look_of(provider: Provider) -> dict[str, Any]:
+    """The provider's accent colour (with the text colour that reads on it) and photo."""
+    accent = provider.accent_colour
+    return {
+        "accent": accent,
+        "accent_fg": page_look.text_on(accent) if accent else None,
+        "photo_url": provider.photo_url,
+    }
+
+
+def _lengths(request: Request, kind: MeetingType) -> tuple[list[int], int]:
+    """The type's lengths and the one ``?duration=`` chose (its first by default)."""
+    offered = meeting_types.durations_of(kind)
+    text = _one(request, "duration")
+    if text is None:
+        return offered, offered[0]
+    if not text.isascii() or not text.isdigit() or int(text) not in offered:
+        raise BadQuery("duration")
+    return offered, int(text)
+
+
+def _cards(
+    session: Session, request: Request, provider: Provider, query: Query, kinds: list[MeetingType]
+) -> dict[str, Any]:
+    """The provider's page when it offers meeting types: one card per type."""
+    keep = {"tz": query.zone} if query.zone_given else {}
+    if query.hours_given:
+        keep["h"] = str(query.hours)
+    suffix = f"?{urlencode(keep)}" if keep else ""
+    cards = [
+        {
+            "kind": kind,
+            "lengths": meeting_types.durations_of(kind),
+            "href": f"{book_path(request)}/{quote(kind.slug, safe='')}{suffix}",
+        }
+        for kind in kinds
+    ]
+    return {"provider": provider, "cards": cards, **look_of(provider)}
+
+
+def _page_context(
+    session: Session, request: Request, now: datetime, type_key: str | None = None
+) -> dict[str, Any]:
     provider = _provider(session, request)
+    kind = meeting_types.bookable_type(session, provider.id, type_key) if type_key else None
     query = read_query(request, provider.timezone)
+    if kind is None:
+        offered = meeting_types.list_types(session, provider.id, active_only=True)
+        if offered:
+            return _cards(session, request, provider, query, offered)
     zone = query.zone
     policy = availability.load_policy(session, provider)
     today, last = _bookable_dates(policy, now, zone)
-    duration = timedelta(minutes=policy.min_duration_minutes)
+    lengths, minutes = (
+        _lengths(request, kind)
+        if kind
+        else ([policy.min_duration_minutes], policy.min_duration_minutes)
+    )
+    duration = timedelta(minutes=minutes)
+    page_path = book_path(request) + (f"/{quote(kind.slug, safe='')}" if kind else "")
 
     def find(first: date, after: date) -> list[Slot]:
         start, end = _zoned(first, zone), _zoned(after, zone)
         found = availability.find_slots(
-            session, provider.id, start, end, duration, now, surface="page"
-        )
+            session, provider.id, start, end, duration, now, surface="page",
+            meeting_type=kind.id if kind else None,
+        )  # fmt: skip
         return found.slots
 
     chosen = query.day
@@ -271,7 +334,9 @@ def _page_context(session: Session, request: Request, now: datetime) -> dict[str
         ahead = find(today, min(last + timedelta(days=1), today + MAX_FIRST_SEARCH))
         chosen = ahead[0].start.astimezone(ZoneInfo(zone)).date() if ahead else today
     elif not today <= chosen <= last:
-        raise BadQuery("day_range", first_day=day_label(today), last_day=day_label(last))
+        raise BadQuery(
+            "day_range", first_day=day_label(today), last_day=day_label(last), book_path=page_path
+        )
     first, after = _strip_span(chosen, query.view)
     slots = find(first, after)
     per_day: dict[date, list[Slot]] = {}
@@ -289,14 +354,20 @@ def _page_context(session: Session, request: Request, now: datetime) -> dict[str
     def href(**changes: Any) -> str:
         """This page's address with the query's values, some changed."""
         values = {"tz": zone, "h": str(query.hours), "view": query.view, "day": chosen.isoformat()}
+        if len(lengths) > 1:
+            values["duration"] = str(minutes)
         values.update({k: str(v) for k, v in changes.items()})
         if values["view"] == "week":
             del values["view"]
-        return f"{book_path(request)}?{urlencode(values)}"
+        return f"{page_path}?{urlencode(values)}"
 
     return {
+        **look_of(provider),
         "provider": provider,
+        "kind": kind,
+        "lengths": lengths,
         "book_path": book_path(request),
+        "page_path": page_path,
         "href": href,
         "zone": zone,
         "zone_given": query.zone_given,
@@ -309,7 +380,7 @@ def _page_context(session: Session, request: Request, now: datetime) -> dict[str
         "weekdays": [(first + timedelta(days=n)).strftime("%a") for n in range(7)],
         "strip": [strip[n : n + 7] for n in range(0, len(strip), 7)],
         "times": _times(per_day.get(chosen, []), zone, query.hours),
-        "duration": policy.min_duration_minutes,
+        "duration": minutes,
         "earlier": earlier,
         "later": later,
         "window_days": policy.booking_window_days,
@@ -339,7 +410,7 @@ def _instant(
 
 async def hold_slot(request: Request) -> Response:
     form = await _form(request)
-    zone = form.get("tz", "")
+    zone, kind = form.get("tz", ""), form.get("type", "")
     try:
         await limit_public(request)
         start, end = (
@@ -356,6 +427,7 @@ async def hold_slot(request: Request) -> Response:
                 end,
                 guest_timezone=_zone(zone, provider.timezone),
                 source="page",
+                meeting_type=kind or None,
             )
             return holds.create_hold(session, ask, now, ttl_seconds=ttl).hold.id
 
@@ -364,9 +436,8 @@ async def hold_slot(request: Request) -> Response:
         status = reply_for(answered).status
         code = {409: "taken", 429: "slow_down"}.get(status, "unavailable")
         back = _keep(form, "h", "day", "view")
-        return RedirectResponse(
-            f"{book_path(request)}?tz={quote(zone)}{back}&m={code}", status_code=303
-        )
+        page = book_path(request) + (f"/{quote(kind, safe='')}" if kind else "")
+        return RedirectResponse(f"{page}?tz={quote(zone)}{back}&m={code}", status_code=303)
     return RedirectResponse(
         f"{book_path(request)}/hold/{hold_id}?tz={quote(zone)}{_keep(form, 'h')}", status_code=303
     )
@@ -400,7 +471,7 @@ async def _render_hold(
         policy = availability.load_policy(session, provider)
         requests = not _instant(session, request, provider.id, policy, now)
         hours = _hours(request.query_params.get("h") or values.get("h"))
-        context = _hold_context(provider, hold, zone, now, hours)
+        context = _hold_context(session, provider, hold, zone, now, hours)
         return {**context, "requests": requests, "book_path": book_path(request)}
 
     context = await _html(request, work)
@@ -411,11 +482,14 @@ async def _render_hold(
 
 
 def _hold_context(
-    provider: Provider, hold: Any, zone: str, now: datetime, hours: int
+    session: Session, provider: Provider, hold: Any, zone: str, now: datetime, hours: int
 ) -> dict[str, Any]:
     tz = ZoneInfo(zone)
     start = hold.start_at.astimezone(tz)
+    kind = session.get(MeetingType, hold.meeting_type_id) if hold.meeting_type_id else None
     return {
+        **look_of(provider),
+        "kind": kind,
         "provider": provider,
         "hold": hold,
         "zone": zone,
@@ -430,7 +504,7 @@ def _hold_context(
 async def confirm(request: Request) -> Response:
     hold_id = request.path_params["hold_id"]
     form = await _form(request)
-    values = {k: form.get(k, "") for k in ("name", "email", "tz", "h")}
+    values = {k: form.get(k, "") for k in ("name", "email", "tz", "h", "type")}
     if not values["email"].strip():
         return await _render_hold(
             request, values, {"email": "Please enter your email address."}, 400
@@ -453,10 +527,9 @@ async def confirm(request: Request) -> Response:
         if error.code in ("invalid_email", "invalid_name", "guest_email_required"):
             return await _render_hold(request, values, {"email": error.message}, 400)
         code = "slow_down" if error.status == 429 else "expired"
-        back = _keep(values, "h")
-        return RedirectResponse(
-            f"{book_path(request)}?tz={quote(values['tz'])}{back}&m={code}", status_code=303
-        )
+        back, kind = _keep(values, "h"), values["type"]
+        page = book_path(request) + (f"/{quote(kind, safe='')}" if kind else "")
+        return RedirectResponse(f"{page}?tz={quote(values['tz'])}{back}&m={code}", status_code=303)
     return RedirectResponse(
         f"{book_path(request)}/done/{hold_id}?tz={quote(values['tz'])}{_keep(values, 'h')}"
         f"&m={quote(token)}",
@@ -477,7 +550,7 @@ async def done(request: Request) -> Response:
         booking = view_booking(session, get_booking(session, hold.booking_id))
         zone = _zone(request.query_params.get("tz"), provider.timezone)
         hours = _hours(request.query_params.get("h"))
-        context = _hold_context(provider, hold, zone, now, hours)
+        context = _hold_context(session, provider, hold, zone, now, hours)
         return {**context, "view": booking, "book_path": book_path(request)}
 
     context = await _html(request, work)
@@ -496,6 +569,7 @@ def routes() -> list[BaseRoute]:
         ("/hold/{hold_id}", hold_form, "GET"),
         ("/hold/{hold_id}", confirm, "POST"),
         ("/done/{hold_id}", done, "GET"),
+        ("/{type}", type_page, "GET"),  # one segment, GET: never one of the paths above
     ]
     return [
         Route(f"{prefix}/book/{{slug}}{path}", endpoint, methods=[method])
