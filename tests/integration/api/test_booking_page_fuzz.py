@@ -45,14 +45,22 @@ queries = st.fixed_dictionaries({}, optional=VALUES)
 def client(runtime: Runtime, admin_headers: dict[str, str]) -> Iterator[Any]:
     runtime.settings = runtime.settings.model_copy(update={"public_rate_limit_per_minute": 0})
     client = client_for(runtime)
-    make_provider(client, admin_headers, slug="ada")
+    make_provider(client, admin_headers, slug="ada")  # no meeting types
+    provider = make_provider(client, admin_headers, slug="bea")
+    kind = {"slug": "planning", "title": "Planning", "durations": [30, 45]}
+    made = client.post(
+        f"/api/v1/providers/{provider}/meeting-types", json=kind, headers=admin_headers
+    )
+    assert made.status_code == 201, made.text
     with client:
         yield client
 
 
 def test_no_query_makes_a_500_or_prints_the_message_text(client: Any) -> None:
+    paths = ["/book/ada", "/book/bea", "/book/bea/planning", "/book/bea/nothing", "/book/nobody"]
+
     @FUZZ
-    @given(query=queries, path=st.sampled_from(["/book/ada", "/book/nobody"]))
+    @given(query=queries, path=st.sampled_from(paths))
     def run(query: dict[str, str], path: str) -> None:
         answer = client.get(path, params=query)
         assert answer.status_code in (200, 400, 404), (query, answer.status_code)
