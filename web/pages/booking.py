@@ -344,7 +344,8 @@ def _page_context(
         per_day.setdefault(slot.start.astimezone(ZoneInfo(zone)).date(), []).append(slot)
     strip = [
         StripDay(
-            day, day_label(day), len(per_day.get(day, [])), today <= day <= last,
+            day, f"{day:%A} {day.day} {day:%B %Y}",  # its visible number in its name
+            len(per_day.get(day, [])), today <= day <= last,
             day == chosen, query.view == "week" or day.month == chosen.month,
         )
         for day in (first + timedelta(days=n) for n in range((after - first).days))
