@@ -52,7 +52,7 @@ VIEWS = ("week", "month")
 MAX_FIRST_SEARCH = timedelta(days=62)  # how far ahead a page without ?day= looks for times
 
 
-class BadQuery(Exception):
+class _BadQuery(Exception):  # control flow: _html always turns it into the error page
     """Raised when a query parameter of a booking page cannot be used; ``problem`` names
     the text the error page shows (the page never repeats what the address said)."""
 
@@ -110,20 +110,20 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def read_query(request: Request, provider_zone: str) -> Query:
-    """The page's parameters (tz, day or from, view, h, m); BadQuery for one it cannot use.
+    """The page's parameters (tz, day or from, view, h, m); _BadQuery for one it cannot use.
 
     ``auto=1`` marks a zone the page's script read from the browser: one this server does
     not know shows the provider's zone instead of an error.
     """
     asked = _one(request, "tz")
     if asked is not None and not zone_picker.accepts(asked) and _one(request, "auto") is None:
-        raise BadQuery("zone")
+        raise _BadQuery("zone")
     view = _one(request, "view") or "week"
     if view not in VIEWS:
-        raise BadQuery("view")
+        raise _BadQuery("view")
     hours = _one(request, "h")
     if hours not in (None, "12", "24"):
-        raise BadQuery("hours")
+        raise _BadQuery("hours")
     text = _one(request, "day") or _one(request, "from")
     day = None
     if text is not None:
@@ -132,7 +132,7 @@ def read_query(request: Request, provider_zone: str) -> Query:
         except ValueError:
             day = None
         if day is None:
-            raise BadQuery("day")
+            raise _BadQuery("day")
     return Query(
         zone=_zone(asked, provider_zone),
         zone_given=asked is not None,
@@ -205,7 +205,7 @@ async def _html(request: Request, work: Callable[[Session, datetime], T]) -> T |
         return await in_transaction(request, work)
     except ANSWERED as error:
         return error_page(request, reply_for(error))
-    except BadQuery as bad:
+    except _BadQuery as bad:
         return query_error_page(request, bad)
 
 
@@ -233,7 +233,7 @@ def error_page(request: Request, error: Reply) -> Response:
     return templates.TemplateResponse(request, "book_error.html", context, status_code=error.status)
 
 
-def query_error_page(request: Request, bad: BadQuery) -> Response:
+def query_error_page(request: Request, bad: _BadQuery) -> Response:
     """The error page for a page address whose parameter cannot be used (a 4xx, in HTML)."""
     context = {
         "problem": bad.problem,
@@ -277,7 +277,7 @@ def _lengths(request: Request, kind: MeetingType) -> tuple[list[int], int]:
     if text is None:
         return offered, offered[0]
     if not text.isascii() or not text.isdigit() or int(text) not in offered:
-        raise BadQuery("duration")
+        raise _BadQuery("duration")
     return offered, int(text)
 
 
@@ -334,7 +334,7 @@ def _page_context(
         ahead = find(today, min(last + timedelta(days=1), today + MAX_FIRST_SEARCH))
         chosen = ahead[0].start.astimezone(ZoneInfo(zone)).date() if ahead else today
     elif not today <= chosen <= last:
-        raise BadQuery(
+        raise _BadQuery(
             "day_range", first_day=day_label(today), last_day=day_label(last), book_path=page_path
         )
     first, after = _strip_span(chosen, query.view)
