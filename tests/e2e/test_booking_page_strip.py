@@ -105,4 +105,11 @@ def test_a_guest_in_tokyo_books_from_the_strip(
         assert when.startswith(f"{local:%A %d %B %Y}, {clock_label(local, hours)}"), when
         assert "(Asia/Tokyo)" in browser.find_element(By.CSS_SELECTOR, ".notice").text
         browser.save_screenshot(str(tmp_path / "strip_4_booked.png"))
+        browser.set_window_size(390, 844)  # a phone: the strip and times fit, no sideways scroll
+        browser.get(f"{base}/book/ada?tz=Asia/Tokyo&view=month&h={hours}")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, overflow
+        browser.save_screenshot(str(tmp_path / "strip_5_phone_month.png"))
     print(f"screenshots in {tmp_path}")
