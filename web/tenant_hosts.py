@@ -39,6 +39,8 @@ _LINK_PAGES = {
 }
 _PASS = ("/api/", "/dav", "/.well-known/", "/metrics", "/healthz", "/static/")
 _NOT_HERE = "There is no such page or link on this site."
+# Set in the scope of a page served on its tenant's own host: the tenant's slug.
+SITE_KEY = "parley.site"
 
 
 class TenantHosts:
@@ -75,6 +77,7 @@ class TenantHosts:
         if site is not None:
             if path == "/book" or path.startswith("/book/"):
                 _rewrite(scope, f"/t/{site.slug}{path}")
+                scope[SITE_KEY] = site.slug  # its pages link as /book/… there
                 return None
             if owner is not None and owner != site.slug:
                 return error_reply(path, 404, "not_found", _NOT_HERE)

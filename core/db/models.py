@@ -162,6 +162,9 @@ class Provider(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     dav_username: Mapped[str] = mapped_column(String(80))
     show_holds_calendar: Mapped[flag_false]
+    # The booking page's look, set by the provider: a #rrggbb colour and an https image.
+    accent_colour: Mapped[str | None] = mapped_column(String(7))
+    photo_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[utc]
     updated_at: Mapped[utc]
 

@@ -21,7 +21,7 @@ from core.domain import (
     vacation,
     weekly_windows,
 )
-from core.services import availability, providers
+from core.services import availability, page_look, providers
 from core.services.access import Grant, visible_provider
 from core.services.errors import Forbidden
 from web.http import (
@@ -83,6 +83,9 @@ class ProviderPatch(Strict):
     name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
     timezone: StrictStr | None = Field(default=None, min_length=1, max_length=64)
     kind: Literal["person", "unit"] | None = None
+    # The booking page's look; null clears it.
+    accent_colour: StrictStr | None = Field(default=None, max_length=7)
+    photo_url: StrictStr | None = Field(default=None, max_length=500)
 
 
 class ProviderOut(BaseModel):
@@ -94,6 +97,8 @@ class ProviderOut(BaseModel):
     dav_username: str
     kind: str
     booking_url: str
+    accent_colour: str | None
+    photo_url: str | None
 
 
 class WeeklyIn(Strict):
@@ -167,6 +172,8 @@ def provider_json(request: Request, session: Session, provider: Provider) -> dic
         "dav_username": provider.dav_username,
         "kind": provider.kind,
         "booking_url": providers.booking_url(session, provider, base),
+        "accent_colour": provider.accent_colour,
+        "photo_url": provider.photo_url,
     }
 
 
@@ -270,12 +277,17 @@ async def patch_provider(request: Request) -> JSONResponse:
     caller = await authorize(request, Grant.WRITE)
     provider_id = request.path_params["provider_id"]
     body = await read_json(request, ProviderPatch)
+    given = body.model_fields_set
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
         provider = visible_provider(session, caller, provider_id)
         changed = providers.update_provider(
             session, provider, now=now, name=body.name, timezone=body.timezone, kind=body.kind
         )
+        look: dict[str, str | None] = {
+            k: getattr(body, k) for k in ("accent_colour", "photo_url") if k in given
+        }
+        page_look.set_look(changed, look)
         return provider_json(request, session, changed)
 
     return json_response(await in_transaction(request, work))

@@ -82,8 +82,8 @@ def test_each_tenant_books_on_its_own_host_and_its_links_work_there_only(
     acme_page = client.get("/book/anna", params=params, headers=ON_ACME)
     casa_page = client.get("/book/anna", params=params, headers=ON_CASA)
     assert acme_page.status_code == casa_page.status_code == 200
-    assert "/t/acme/book/anna/hold" in acme_page.text and "/t/casa/" not in acme_page.text
-    assert "/t/casa/book/anna/hold" in casa_page.text
+    assert 'action="/book/anna/hold"' in acme_page.text and "/t/" not in acme_page.text
+    assert 'action="/book/anna/hold"' in casa_page.text and "/t/" not in casa_page.text
     assert client.get("/t/casa/book/anna", headers=ON_ACME).status_code == 404
     moved = client.get("/t/acme/book/anna", params=params, follow_redirects=False)
     assert moved.status_code == 308
