@@ -31,6 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from caldav_bridge import vavailability
+from caldav_bridge.davxml import CALENDAR_AVAILABILITY, C, D, P, dav_error, to_bytes
 from core.db.models import DavCalendar, Provider, new_id
 from core.runtime import Runtime
 from core.services import dav, freebusy
@@ -39,16 +41,13 @@ INBOX, OUTBOX = "inbox", "outbox"
 DEFAULT_CALENDAR = "blocks"
 MAX_RECIPIENTS = 100
 
-_D = "{DAV:}"
-_C = "{urn:ietf:params:xml:ns:caldav}"
-_P = "{urn:parley:caldav}"
+_D, _C, _P = D, C, P
 SCHEDULE_INBOX_URL = f"{_C}schedule-inbox-URL"
 SCHEDULE_OUTBOX_URL = f"{_C}schedule-outbox-URL"
 ADDRESS_SET = f"{_C}calendar-user-address-set"
 USER_TYPE = f"{_C}calendar-user-type"
 CALENDAR_TRANSP = f"{_C}schedule-calendar-transp"
 DEFAULT_CALENDAR_URL = f"{_C}schedule-default-calendar-URL"
-CALENDAR_AVAILABILITY = f"{_C}calendar-availability"
 _FREE_BUSY_QUERY = f"{_C}free-busy-query"
 _PROPERTIES = frozenset(
     {
@@ -101,20 +100,7 @@ def path_parts(path: str) -> list[str]:
     return [p for p in pathutils.strip_path(path).split("/") if p]
 
 
-def dav_error(status: int, precondition: str, message: str) -> types.WSGIResponse:
-    """``status`` with a DAV:error body naming ``precondition`` (Clark or C:/D: name)
-    and a readable reason."""
-    root = ET.Element(f"{_D}error")
-    ET.SubElement(root, xmlutils.make_clark(precondition))
-    ET.SubElement(root, f"{_P}message").text = message
-    return status, {"Content-Type": "application/xml; charset=utf-8"}, _xml(root), None
-
-
-def _xml(root: ET.Element) -> bytes:
-    ET.register_namespace("P", _P[1:-1])
-    out = io.BytesIO()
-    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
-    return out.getvalue()
+_xml = to_bytes
 
 
 def _href(base_prefix: str, path: str) -> ET.Element:
@@ -129,10 +115,13 @@ def _read_body(environ: Any) -> bytes:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    data = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(data)
-    environ["CONTENT_LENGTH"] = str(len(data))
+    data: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+    _set_body(environ, data)
     return data
+
+
+def _set_body(environ: Any, data: bytes) -> None:
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(data), str(len(data))
 
 
 def _parse_xml(data: bytes) -> ET.Element | None:
@@ -186,8 +175,6 @@ class SchedulingMixin:
         root = _parse_xml(body)
         if root is None:
             return body
-        from caldav_bridge import vavailability  # it imports this module
-
         runtime = self._runtime
         with runtime.sessions() as session, session.begin():
             provider = dav.provider_by_dav_username(session, user)
@@ -337,13 +324,46 @@ class SchedulingMixin:
         if parts is not None and len(parts) == 2 and parts[1] == INBOX:
             root = _parse_xml(_read_body(environ))
             if root is not None and root.find(f".//{CALENDAR_AVAILABILITY}") is not None:
-                from caldav_bridge import vavailability
-
                 return vavailability.proppatch(self._runtime, base_prefix, path, user, root)
+        transp = False
+        if parts is not None and len(parts) == 2 and parts[1] not in (INBOX, OUTBOX):
+            root = _parse_xml(_read_body(environ))
+            if root is not None and _transp_as_blocking(root):
+                transp = True
+                _set_body(environ, _xml(root))
         answer: types.WSGIResponse = super().do_PROPPATCH(  # type: ignore[misc]
             environ, base_prefix, path, user, user_groups, request_info
         )
+        if transp and isinstance(answer[2], bytes):
+            done = _parse_xml(answer[2])
+            if done is not None:
+                for element in done.iter(BLOCKING):
+                    element.tag = CALENDAR_TRANSP
+                return (answer[0], answer[1], _xml(done), *answer[3:])
         return answer
+
+
+BLOCKING = f"{_P}blocking"
+
+
+def _transp_as_blocking(root: ET.Element) -> bool:
+    """Rewrite schedule-calendar-transp in a PROPPATCH body as Parley's blocking property
+    (opaque: the calendar's events are busy time; transparent: they are not), which the
+    storage applies; True when there was one."""
+    found = False
+    for action in root:
+        holder = action.find(f"{_D}prop")
+        if holder is None:
+            continue
+        for prop in list(holder):
+            if prop.tag != CALENDAR_TRANSP:
+                continue
+            found = True
+            opaque = action.tag == f"{_D}remove" or prop.find(f"{_C}transparent") is None
+            prop.tag, prop.text = BLOCKING, "true" if opaque else "false"
+            for child in list(prop):
+                prop.remove(child)
+    return found
 
 
 # --- PROPFIND rewriting ---------------------------------------------------------------------------

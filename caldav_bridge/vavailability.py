@@ -33,14 +33,14 @@ from icalendar import Calendar, Timezone
 from radicale import types, xmlutils
 from sqlalchemy.orm import Session
 
-from caldav_bridge.scheduling import CALENDAR_AVAILABILITY, dav_error
+from caldav_bridge.davxml import CALENDAR_AVAILABILITY, dav_error
+from caldav_bridge.errors import UnreadableAvailability
 from core.db.models import Provider
 from core.domain import AvailabilityPolicy, DateException, ExceptionKind, date_exception, vacation
 from core.domain import weekly_windows as make_weekly
 from core.errors import ParleyError
 from core.runtime import Runtime
 from core.services import availability, dav
-from core.services.errors import InvalidInput
 from core.tzids import zone_for_tzid
 
 WEEKLY_PRIORITY, CLOSED_PRIORITY, OPEN_PRIORITY = 9, 5, 1
@@ -119,13 +119,6 @@ def _vtimezone(zone: str) -> str:
 # --- reading ----------------------------------------------------------------------------------
 
 
-class Unreadable(InvalidInput):
-    """Raised when a calendar-availability value cannot be stored as Parley availability."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="invalid_availability")
-
-
 @dataclass
 class _Parsed:
     zone: ZoneInfo
@@ -139,17 +132,17 @@ def read_policy(text: str, current: AvailabilityPolicy) -> AvailabilityPolicy:
     try:
         calendar = Calendar.from_ical(text)
     except (ValueError, KeyError, TypeError, IndexError) as error:
-        raise Unreadable(f"not an iCalendar object: {error}") from error
+        raise UnreadableAvailability(f"not an iCalendar object: {error}") from error
     blocks = [c for c in calendar.walk("VAVAILABILITY")]
     if not blocks:
-        raise Unreadable("the value holds no VAVAILABILITY component")
+        raise UnreadableAvailability("the value holds no VAVAILABILITY component")
     parsed = _Parsed(_zone_of(blocks, current.zone))
     for block in blocks:
         _read_block(block, parsed)
     if len(parsed.weekly) > MAX_WEEKLY or len(parsed.exceptions) > MAX_EXCEPTIONS:
-        raise Unreadable("too many weekly windows or date exceptions")
+        raise UnreadableAvailability("too many weekly windows or date exceptions")
     if len(parsed.vacations) > MAX_VACATIONS:
-        raise Unreadable(f"at most {MAX_VACATIONS} vacations")
+        raise UnreadableAvailability(f"at most {MAX_VACATIONS} vacations")
     weekly = tuple(
         w
         for weekday, first, last in sorted(set(parsed.weekly))
@@ -193,7 +186,7 @@ def _moment(component: Any, name: str, zone: ZoneInfo) -> datetime | None:
     try:
         value = component.decoded(name)
     except (ValueError, KeyError, TypeError) as error:
-        raise Unreadable(f"unreadable {name}") from error
+        raise UnreadableAvailability(f"unreadable {name}") from error
     if not isinstance(value, datetime):
         return datetime.combine(value, time(0))
     if value.tzinfo is not None:
@@ -209,9 +202,9 @@ def _span(component: Any, zone: ZoneInfo, what: str) -> tuple[datetime, datetime
     if end is None and component.get("DURATION") is not None:
         end = start + component.decoded("DURATION")
     if end is None:
-        raise Unreadable(f"{what} needs DTEND or DURATION")
+        raise UnreadableAvailability(f"{what} needs DTEND or DURATION")
     if end <= start:
-        raise Unreadable(f"{what} ends before it starts")
+        raise UnreadableAvailability(f"{what} ends before it starts")
     return start, end
 
 
@@ -225,13 +218,13 @@ def _read_block(block: Any, parsed: _Parsed) -> None:
     opened: list[tuple[datetime, datetime]] = []
     for available in open_parts:
         if available.get("RRULE") is not None:
-            raise Unreadable(
+            raise UnreadableAvailability(
                 "weekly hours for a limited period cannot be stored; "
                 "give them without DTSTART/DTEND on their VAVAILABILITY"
             )
         inner = _span(available, parsed.zone, "AVAILABLE")
         if inner is None:
-            raise Unreadable("AVAILABLE needs DTSTART")
+            raise UnreadableAvailability("AVAILABLE needs DTSTART")
         first, last = max(inner[0], span[0]), min(inner[1], span[1])
         if first < last:
             opened.append((first, last))
@@ -259,7 +252,7 @@ def _read_block(block: Any, parsed: _Parsed) -> None:
 def _read_weekly(available: Any, parsed: _Parsed) -> None:
     span = _span(available, parsed.zone, "AVAILABLE")
     if span is None:
-        raise Unreadable("AVAILABLE needs DTSTART")
+        raise UnreadableAvailability("AVAILABLE needs DTSTART")
     rule = available.get("RRULE")
     if rule is None:  # a one-off window in the weekly block: an added window on its date
         for day, a, b in _by_day(*span):
@@ -270,19 +263,21 @@ def _read_weekly(available: Any, parsed: _Parsed) -> None:
     freq = [str(f).upper() for f in rule.get("FREQ", [])]
     interval = [int(i) for i in rule.get("INTERVAL", [1])]
     if freq != ["WEEKLY"] and not (freq == ["DAILY"] and interval == [1]):
-        raise Unreadable("only weekly (or daily) recurring AVAILABLE components can be stored")
+        raise UnreadableAvailability(
+            "only weekly (or daily) recurring AVAILABLE components can be stored"
+        )
     if interval != [1] or rule.get("UNTIL") or rule.get("COUNT"):
-        raise Unreadable("weekly hours must repeat every week without an end")
+        raise UnreadableAvailability("weekly hours must repeat every week without an end")
     if freq == ["DAILY"]:
         weekdays = list(range(7))
     else:
         names = [str(d).upper()[-2:] for d in rule.get("BYDAY", [])]
         if any(n not in _BYDAY for n in names):
-            raise Unreadable(f"unknown BYDAY in {names}")
+            raise UnreadableAvailability(f"unknown BYDAY in {names}")
         weekdays = [_BYDAY.index(n) for n in names] or [span[0].weekday()]
     start, end = span
     if end - start > _DAY:
-        raise Unreadable("a weekly AVAILABLE window lasts at most one day")
+        raise UnreadableAvailability("a weekly AVAILABLE window lasts at most one day")
     for weekday in weekdays:
         shift = timedelta(days=weekday - start.weekday())
         for day, a, b in _by_day(start + shift, end + shift):
@@ -302,7 +297,7 @@ def _by_day(start: datetime, end: datetime) -> list[tuple[date, int, int]]:
             out.append((day, a, b))
         day += _DAY
         if len(out) > MAX_EXCEPTIONS:
-            raise Unreadable("a VAVAILABILITY spans too many days")
+            raise UnreadableAvailability("a VAVAILABILITY spans too many days")
     return out
 
 

@@ -202,6 +202,22 @@ def test_principal_points_at_inbox_outbox_and_address(
             "gym": [c("transparent")],
         }
 
+        # A calendar app marks a calendar opaque again: its events are busy time once more.
+        body = (
+            f'<?xml version="1.0"?><D:propertyupdate {NS}><D:set><D:prop>'
+            "<C:schedule-calendar-transp><C:opaque/></C:schedule-calendar-transp>"
+            "</D:prop></D:set></D:propertyupdate>"
+        )
+        patched = dav.request("PROPPATCH", f"/{user}/gym/", content=body)
+        assert patched.status_code == 207 and "schedule-calendar-transp" in patched.text
+        assert "200 OK" in patched.text and "blocking" not in patched.text
+        again = propfind(dav, f"/{user}/gym/", "C:schedule-calendar-transp")
+        value = found(again, f"/dav/{user}/gym/")[c("schedule-calendar-transp")]
+        assert [child.tag for child in value] == [c("opaque")]
+        with runtime.sessions() as session:
+            row = session.scalars(select(DavCalendar).where(DavCalendar.name == "gym")).one()
+            assert row.blocking is True
+
         # The inbox is Parley's to fill, and its name is taken.
         put = dav.put(f"/{user}/inbox/x.ics", content=event_ics("x", DAY[0]),
                       headers={"Content-Type": "text/calendar"})  # fmt: skip
