@@ -62,6 +62,11 @@ _PROPERTIES = frozenset(
 )
 
 
+# What a PROPFIND answer holds when it has something to rewrite: one of the properties,
+# or the inbox or outbox (whose resourcetype Radicale cannot tell).
+_REWRITTEN = (b"schedule-", b"calendar-user-", b"calendar-availability", b"/inbox/", b"/outbox/")
+
+
 # --- the inbox --------------------------------------------------------------------------------
 
 
@@ -162,14 +167,16 @@ class SchedulingMixin:
         user_groups: set[str],
         request_info: dict[str, Any],
     ) -> types.WSGIResponse:
-        parts = self._owned(path, user)
         answer: types.WSGIResponse = super().do_PROPFIND(  # type: ignore[misc]
             environ, base_prefix, path, user, user_groups, request_info
         )
-        if parts is None or answer[0] != client.MULTI_STATUS or not isinstance(answer[2], bytes):
+        body = answer[2]
+        if not user or answer[0] != client.MULTI_STATUS or not isinstance(body, bytes):
             return answer
-        body = self._with_scheduling_props(answer[2], base_prefix, user)
-        return (answer[0], answer[1], body, *answer[3:])
+        if not any(mark in body for mark in _REWRITTEN):
+            return answer  # a listing of events, say: nothing of ours to fill in
+        return (answer[0], answer[1], self._with_scheduling_props(body, base_prefix, user),
+                *answer[3:])  # fmt: skip
 
     def _with_scheduling_props(self, body: bytes, base_prefix: str, user: str) -> bytes:
         root = _parse_xml(body)

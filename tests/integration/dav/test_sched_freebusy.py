@@ -17,8 +17,10 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
+from caldav_bridge.scheduling import ensure_inbox
 from core.db.models import DavCalendar
 from core.runtime import Runtime
+from core.services import dav
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api.helpers import Clock
 from tests.integration.dav.conftest import calendar_named, event_ics
@@ -224,6 +226,35 @@ def test_principal_points_at_inbox_outbox_and_address(
         assert put.status_code in (400, 403), put.text
         made = dav.request("MKCALENDAR", f"/{user}/outbox/")
         assert made.status_code >= 400, made.text
+
+
+def test_the_inbox_holds_what_parley_delivers(
+    runtime: Runtime, dav_base: str, dana: dict[str, Any]
+) -> None:
+    """As lane itip's delivery will: ensure_inbox, then an object stored in it. The calendar
+    app reads and deletes it; the inbox itself stays, and its objects are no busy time."""
+    user = dana["username"]
+    with runtime.sessions.begin() as session:
+        owner = dav.provider_by_dav_username(session, user)
+        assert owner is not None
+        inbox = ensure_inbox(session, owner, NOW)
+        assert ensure_inbox(session, owner, NOW).id == inbox.id
+        ics = event_ics("reply-1", datetime(2030, 3, 6, 9, tzinfo=UTC))
+        span = dav.ObjectSpan(
+            datetime(2030, 3, 6, 9, tzinfo=UTC), datetime(2030, 3, 6, 10, tzinfo=UTC), exact=True
+        )
+        dav.put_object(session, inbox, "reply-1.ics", ics, uid="reply-1", span=span, now=NOW)
+    with dav_client(dav_base, dana) as client:
+        listing = propfind(client, f"/{user}/inbox/", "D:getetag", depth="1")
+        assert f"/dav/{user}/inbox/reply-1.ics" in listing.text
+        assert client.get(f"/{user}/inbox/reply-1.ics").text.count("UID:reply-1") == 1
+        me = "mailto:dana@example.org"
+        (status, data) = _answers(_post(client, user, _request(me, me)))[me]
+        assert status.startswith("2.0") and _busy(data) == []
+        assert client.delete(f"/{user}/inbox/reply-1.ics").status_code in (200, 204)
+        assert client.delete(f"/{user}/inbox/").status_code >= 400
+        assert propfind(client, f"/{user}/inbox/", "D:resourcetype").status_code == 207
+        assert "reply-1" not in propfind(client, f"/{user}/inbox/", "D:getetag", depth="1").text
 
 
 def test_a_unit_is_a_room_and_paths_of_others_stay_closed(
