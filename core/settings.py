@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     dav_max_instances: int = Field(default=5000, gt=0)
     dav_max_expand_days: int = Field(default=1100, gt=0)
     dav_max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    # Whether a calendar app may change availability by writing the inbox's
+    # calendar-availability (RFC 7953); false: read-only there, 403.
+    dav_availability_writable: bool = True
     log_level: str = "info"
     log_json: bool | None = None
 

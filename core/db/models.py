@@ -714,7 +714,7 @@ class DavCalendar(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "provider_id", "name"),
         UniqueConstraint("tenant_id", "id"),
-        CheckConstraint("kind in ('bookings', 'holds', 'blocks', 'custom')", name="kind"),
+        CheckConstraint("kind in ('bookings', 'holds', 'blocks', 'custom', 'inbox')", name="kind"),
         _fk("provider_id", "providers"),
     )
     id: Mapped[str_id]

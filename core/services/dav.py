@@ -38,7 +38,7 @@ from core.services.errors import CalendarExists, NotFoundError, ReadOnlyCalendar
 _log = get_logger("parley.dav")
 
 READ_ONLY_KINDS = frozenset({"bookings", "holds"})
-FIXED_NAMES = frozenset({"bookings", "holds", "blocks"})
+FIXED_NAMES = frozenset({"bookings", "holds", "blocks", "inbox", "outbox"})
 BOOKING_STATUSES = ("confirmed", "requested")
 # A floating or all-day span is stored widened by the largest UTC offset, so that the
 # indexed prefilter never misses it whatever zone it is finally read in.
