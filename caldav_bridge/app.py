@@ -25,6 +25,7 @@ from starlette.responses import RedirectResponse, Response
 
 from caldav_bridge import limits
 from caldav_bridge.auth import ParleyAuth
+from caldav_bridge.itip import SchedulingMixin
 from caldav_bridge.rights import ParleyRights
 from caldav_bridge.storage import ParleyStorage
 from core.runtime import Runtime
@@ -97,11 +98,15 @@ def radicale_configuration(runtime: Runtime, *, auth_delay: float = 1.0) -> conf
     return configuration
 
 
+class ParleyApplication(SchedulingMixin, Application):
+    """Radicale's Application with Parley's scheduling (caldav_bridge.itip) in front."""
+
+
 def make_wsgi_app(runtime: Runtime, *, auth_delay: float = 1.0) -> WsgiApp:
     """The CalDAV WSGI app, ready for a plain WSGI server or a mount."""
     limits.install()
     limits.install_expand_guard()
-    radicale_app = Application(radicale_configuration(runtime, auth_delay=auth_delay))
+    radicale_app = ParleyApplication(radicale_configuration(runtime, auth_delay=auth_delay))
     return partial(_guard, partial(_explain_read_only, radicale_app), runtime.settings)
 
 

@@ -553,3 +553,25 @@ def _as_utc(value: date | datetime, zone: ZoneInfo) -> datetime:
     elif value.tzinfo is None:
         value = value.replace(tzinfo=zone)
     return value.astimezone(UTC)
+
+
+def rewrite_object(
+    session: Session,
+    calendar: DavCalendar,
+    obj: DavObject,
+    ics: str,
+    now: datetime,
+    *,
+    span: ObjectSpan | None = None,
+) -> None:
+    """Replace a stored object's text in place, as the server's own change (an answer
+    written back, a proposal applied): a new ETag and revision; span when times moved."""
+    obj.ics, obj.etag = ics, hashlib.sha256(ics.encode()).hexdigest()
+    if span is not None:
+        obj.start_at, obj.end_at = _stored_span(span)
+        obj.recurring = not span.exact
+    obj.revision = _bump(session, calendar, obj.href, deleted=False)
+    obj.updated_at = now
+    session.flush()
+    if span is not None:
+        refresh_busy(session, calendar, obj, now)
