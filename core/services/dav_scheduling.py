@@ -851,7 +851,7 @@ def _match(
             DavSchedule.uid == itip.uid,
         )
     )
-    rows = list(session.execute(query).tuples())
+    rows = [(s, a) for s, a in session.execute(query)]
     addresses = {a.address for a in itip.attendees}
     by_address = [(s, a) for s, a in rows if a.address in addresses]
     by_tag = [(s, a) for s, a in by_address if a.plus_tag in tags]

@@ -34,7 +34,7 @@ from core.imip.mail import Outcome, ParsedMail, split_plus
 from core.itip.read import Attendee, ItipMessage
 from core.logging import get_logger
 from core.metrics import BOUNCES
-from core.services import replies
+from core.services import dav_scheduling, replies
 from core.services.bookings import Actor
 from core.services.mailboxes import Mailboxes
 from core.settings import Settings
@@ -593,6 +593,8 @@ def _vouched_addresses(
         f" WHERE b.uid = :uid AND b.tenant_id = :tenant AND i.plus_tag IN ({names})",
         {"uid": uid, "tenant": row.tenant_id, **{f"t{i}": tag for i, tag in enumerate(tags)}},
     )
+    if not found:  # an answer to an event a provider scheduled from its calendar app
+        return dav_scheduling.vouched(session, row.tenant_id, uid, tags)
     return frozenset(address.lower() for (address,) in found)
 
 
