@@ -495,7 +495,9 @@ def itip_text(
         copy.add("SEQUENCE", sequence)
         copy.add("DTSTAMP", now.astimezone(UTC))
         description = str(event.get("DESCRIPTION", ""))
-        copy.add("DESCRIPTION", describe(description, link if method == "REQUEST" else None))
+        described = describe(description, link if method == "REQUEST" else None)
+        if described:  # an empty DESCRIPTION is no valid property (libical drops it)
+            copy.add("DESCRIPTION", described)
         if method == "CANCEL":
             copy.add("STATUS", "CANCELLED")
         elif "STATUS" in event:
