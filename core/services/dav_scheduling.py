@@ -222,8 +222,10 @@ def on_put(
     object of the provider's."""
     if not schedules(calendar):
         return text
-    provider = session.get(Provider, calendar.provider_id)
     schedule = _schedule_at(session, calendar, href)
+    if schedule is None and "ATTENDEE" not in text.upper():
+        return text  # the common plain event: not parsed again
+    provider = session.get(Provider, calendar.provider_id)
     try:
         parsed = Calendar.from_ical(text)
     except ValueError:
