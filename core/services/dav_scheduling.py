@@ -549,10 +549,12 @@ def _send(
         sequence=schedule.sequence, now=ctx.now, link=link,
     )  # fmt: skip
     start = schedule.start_at or ctx.now
+    events = _events(parsed)
+    location = str(_master(events).get("LOCATION", "")) if events else ""
     event = EventSnapshot(
         uid=schedule.uid, sequence=schedule.sequence, start_utc=start,
         end_utc=schedule.end_at or start, summary=schedule.summary or "Event",
-        description="", location="", organizer_address=sender,
+        description="", location=location, organizer_address=sender,
         organizer_name=ctx.provider.name,
     )  # fmt: skip
     first = attendee.last_sequence_sent is None

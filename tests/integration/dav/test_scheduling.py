@@ -19,6 +19,7 @@ from sqlalchemy import select
 from core.db.models import DavAttendee, DavObject, OutboundMessage
 from core.runtime import Runtime
 from tests.integration.dav.conftest import DavUser, add_provider, calendar_named
+from tests.itip_restrictions import restriction_errors
 
 START = datetime(2030, 3, 10, 9, tzinfo=UTC)
 ANNA, BOB = "anna@guests.example", "bob@other.example"
@@ -112,6 +113,7 @@ def test_put_with_two_attendees_sends_two_private_requests(
     for row in sent:
         calendar = itip_of(row)
         assert str(calendar["METHOD"]) == "REQUEST"
+        assert restriction_errors(calendar.to_ical().decode()) == []
         event = event_of(row)
         (attendee,) = attendees(event)
         assert str(attendee).lower() == f"mailto:{row.recipient}"
@@ -185,6 +187,7 @@ def test_move_remove_client_agent_and_delete(
     put(dav_base, alice, "ev3.ics", scheduled_ics(uid, later, "alice@example.org", [ANNA]))
     (cancel,) = outbox(runtime)[4:]
     assert cancel.recipient == BOB and str(itip_of(cancel)["METHOD"]) == "CANCEL"
+    assert restriction_errors(itip_of(cancel).to_ical().decode()) == []
     assert int(event_of(cancel)["SEQUENCE"]) == 2 and ANNA not in cancel.mime.decode()
     carol = "carol@client.example"
     put(
