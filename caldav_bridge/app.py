@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 
 from caldav_bridge import limits
 from caldav_bridge.auth import ParleyAuth
-from caldav_bridge.itip import SchedulingMixin
+from caldav_bridge.itip import ItipMixin
 from caldav_bridge.rights import ParleyRights
 from caldav_bridge.storage import ParleyStorage
 from core.runtime import Runtime
@@ -98,7 +98,7 @@ def radicale_configuration(runtime: Runtime, *, auth_delay: float = 1.0) -> conf
     return configuration
 
 
-class ParleyApplication(SchedulingMixin, Application):
+class ParleyApplication(ItipMixin, Application):
     """Radicale's Application with Parley's scheduling (caldav_bridge.itip) in front."""
 
 

@@ -1,10 +1,12 @@
 """Implicit scheduling in the CalDAV server (RFC 6638): Schedule-Tag, If-Schedule-Tag-Match,
 and the storage's calls into core.services.dav_scheduling.
 
-SchedulingMixin goes in front of Radicale's Application (caldav_bridge.app): the
+ItipMixin goes in front of Radicale's Application (caldav_bridge.app): the
 Schedule-Tag header on GET and PUT answers of scheduling objects, the schedule-tag
 property in PROPFIND and REPORT answers, 412 for a PUT or DELETE whose If-Schedule-Tag-Match
-names another tag. The functions below are what the storage calls inside its transaction.
+names another tag, no ETag for a PUT whose object Parley changed (SEQUENCE,
+SCHEDULE-STATUS: RFC 4791 5.3.4), and calendar-auto-schedule in the DAV header.
+The functions below are what the storage calls inside its transaction.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _PRECONDITION = (
 )
 
 
-class SchedulingMixin:
+class ItipMixin:
     """Schedule-Tag handling on top of Radicale's Application (RFC 6638 3.2.10, 8.3)."""
 
     _storage: Any
@@ -69,8 +71,26 @@ class SchedulingMixin:
     def do_PUT(self, environ: Any, base_prefix: str, path: str, user: str, *args: Any) -> Any:
         if user and not self._tag_precondition(environ, path):
             return _PRECONDITION
+        local = self._storage._local
+        local.itip_rewritten = False
         answer = super().do_PUT(environ, base_prefix, path, user, *args)  # type: ignore[misc]
-        return self._with_tag(answer, path) if user else answer
+        if not user:
+            return answer
+        status, headers, *rest = self._with_tag(answer, path)
+        if getattr(local, "itip_rewritten", False):
+            # The stored object is not what was sent: the client must fetch it again.
+            headers = {k: v for k, v in dict(headers).items() if k.lower() != "etag"}
+        return (status, headers, *rest)
+
+    def do_OPTIONS(self, environ: Any, base_prefix: str, path: str, user: str, *args: Any) -> Any:
+        status, headers, *rest = super().do_OPTIONS(  # type: ignore[misc]
+            environ, base_prefix, path, user, *args
+        )
+        headers = dict(headers)
+        if "calendar-auto-schedule" not in headers.get("DAV", ""):
+            # RFC 6638 2: the server schedules; calendar apps then send no iMIP themselves.
+            headers["DAV"] = f"{headers.get('DAV', '')}, calendar-auto-schedule".lstrip(", ")
+        return (status, headers, *rest)
 
     def do_DELETE(self, environ: Any, base_prefix: str, path: str, user: str, *args: Any) -> Any:
         if user and not self._tag_precondition(environ, path):
@@ -150,7 +170,9 @@ def mailer_of(store: Any) -> Mailer:
 
 def before_put(store: Any, session: Session, calendar: DavCalendar, href: str, text: str) -> str:
     """The text to store at href once its scheduling is done (mail queued in the outbox)."""
-    return dav_scheduling.on_put(session, mailer_of(store), calendar, href, text, store.now())
+    stored = dav_scheduling.on_put(session, mailer_of(store), calendar, href, text, store.now())
+    store._local.itip_rewritten = stored != text
+    return stored
 
 
 def before_delete(store: Any, session: Session, calendar: DavCalendar, href: str | None) -> None:

@@ -145,7 +145,10 @@ def test_schedule_tag_header_property_and_precondition(
     text = scheduled_ics("ev2@apple", START, "alice@example.org", [ANNA, BOB])
     created = put(dav_base, alice, "ev2.ics", text)
     assert created.status_code == 201
+    assert "ETag" not in created.headers, "Parley changed the object: no ETag (RFC 4791 5.3.4)"
     tag = created.headers["Schedule-Tag"]
+    options = httpx.options(f"{dav_base}/dav/alice/", auth=(alice.username, alice.password))
+    assert "calendar-auto-schedule" in options.headers["DAV"]
     got = httpx.get(f"{dav_base}/dav/alice/blocks/ev2.ics", auth=(alice.username, alice.password))
     assert got.headers["Schedule-Tag"] == tag
     body = (
@@ -212,6 +215,7 @@ def test_events_the_provider_does_not_organize_send_nothing(
     plain = scheduled_ics("ev5@apple", START, "alice@example.org", [])
     created = put(dav_base, alice, "ev5.ics", plain)
     assert created.status_code == 201 and "Schedule-Tag" not in created.headers
+    assert created.headers["ETag"], "a plain event is stored as sent"
     assert outbox(runtime) == []
     with runtime.sessions() as session:
         assert session.scalars(select(DavAttendee)).all() == []
