@@ -72,8 +72,9 @@ _NOT_COPIED = frozenset(
 _SERVER_PARAMS = ("SCHEDULE-STATUS", "SCHEDULE-AGENT", "SCHEDULE-FORCE-SEND")
 _PARTSTATS = frozenset({"NEEDS-ACTION", "ACCEPTED", "DECLINED", "TENTATIVE", "DELEGATED"})
 _UNFOLD = re.compile(r"\r?\n[ \t]")
-# SCHEDULE-STATUS (RFC 6638 3.2.9): 1.1 sent (handed to the outbox), 3.7 invalid address.
-SENT, INVALID = "1.1", "3.7"
+# SCHEDULE-STATUS (RFC 6638 3.2.9): 1.1 sent (handed to the outbox), 3.7 invalid address,
+# 5.1 could not be delivered (a bounce came back).
+SENT, INVALID, UNDELIVERED = "1.1", "3.7", "5.1"
 _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
 
 
@@ -982,6 +983,44 @@ def _refresh(
     method = "CANCEL" if schedule.cancelled or attendee.removed else "REQUEST"
     _send(ctx, schedule, attendee, parsed, method, key=f"dav-refresh:{row.id}:{attendee.address}")
     return Decision("applied", "current copy sent again")
+
+
+def mark_undeliverable(
+    session: Session,
+    tenant_id: str,
+    message_id: str | None,
+    recipients: list[str],
+    now: datetime,
+) -> str | None:
+    """A bounce of a scheduling message: SCHEDULE-STATUS 5.1 (could not be delivered) on
+    that attendee in the provider's object; which one, or None when it was none of ours."""
+    if not message_id:
+        return None
+    bare = message_id.strip("<>")
+    row = session.scalar(
+        select(OutboundMessage).where(
+            OutboundMessage.tenant_id == tenant_id,
+            OutboundMessage.message_id.in_((bare, f"<{bare}>")),
+            OutboundMessage.kind.like("itip.dav.%"),
+        )
+    )
+    if row is None or (recipients and row.recipient not in recipients):
+        return None
+    schedule_id = (
+        row.idempotency_key.split(":")[1] if row.idempotency_key.startswith("dav:") else ""
+    )
+    schedule = session.get(DavSchedule, schedule_id) if schedule_id else None
+    calendar = session.get(DavCalendar, schedule.calendar_id) if schedule else None
+    found = dav.get_objects(session, calendar.id, [schedule.href]) if schedule and calendar else []
+    if not found or calendar is None:
+        return None
+    parsed = Calendar.from_ical(found[0].ics)
+    for event in _events(parsed):
+        for prop in _attendee_props(event):
+            if _address(prop) == row.recipient:
+                prop.params["SCHEDULE-STATUS"] = UNDELIVERED
+    dav.rewrite_object(session, calendar, found[0], parsed.to_ical().decode(), now)
+    return f"undeliverable: {row.recipient} of scheduled event {schedule_id}"
 
 
 # --- the schedule inbox ---------------------------------------------------------------------

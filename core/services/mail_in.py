@@ -551,7 +551,10 @@ def _mark_undeliverable(session: Session, tenant_id: str, parsed: ParsedMail, no
         invitation.delivery_error = (parsed.text or "bounced")[:1000]
         invitation.updated_at = now
     if not found:
-        return "bounce matches no invitation"
+        scheduled = dav_scheduling.mark_undeliverable(
+            session, tenant_id, parsed.bounced_message_id, recipients, now
+        )
+        return scheduled or "bounce matches no invitation"
     return "undeliverable: " + ", ".join(sorted(i.id for i in found))
 
 

@@ -22,6 +22,7 @@ from core.services.bookings import actor_of
 from core.services.inbound import store_raw
 from core.services.mail_in import AuthPolicy, ProcessingContext, process_pending
 from parley.handlers import MAIL_READER
+from tests.e2e.test_metrics_processes import bounce_for
 from tests.integration.dav.conftest import NOW, DavUser, add_provider
 from tests.integration.dav.scheduling_mails import gmail_counter, outlook_accept
 from tests.integration.dav.test_scheduling import (
@@ -214,3 +215,14 @@ def test_an_answer_to_another_tenants_organizer_changes_nothing(
     assert row.tenant_id == "other" and row.outcome != "itip"
     assert stored(runtime)[0].etag == before and partstats(runtime)[ANNA] == "NEEDS-ACTION"
     assert stored(runtime, "inbox") == []
+
+
+def test_a_bounce_marks_the_attendee_undelivered(runtime: Runtime, alice: DavUser) -> None:
+    (request,) = [r for r in outbox(runtime) if r.recipient == BOB]
+    organizer = "scheduling@parley.localhost"
+    row = deliver(runtime, bounce_for(BOB, organizer, request.message_id), organizer)
+    assert row.outcome == "bounce" and BOB in (row.outcome_reason or "")
+    (obj,) = stored(runtime)
+    (event,) = icalendar.Calendar.from_ical(obj.ics).walk("VEVENT")
+    status = {str(a).lower(): a.params.get("SCHEDULE-STATUS") for a in attendees(event)}
+    assert status[f"mailto:{BOB}"] == "5.1" and status[f"mailto:{ANNA}"] == "1.1"
