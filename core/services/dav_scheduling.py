@@ -323,6 +323,10 @@ def _schedule(
             if changed and not fresh:
                 _set_partstat(events, address, "NEEDS-ACTION")
             status[address] = SENT
+        elif attendee.last_reply_dtstamp is not None:
+            # Only the attendee answers for themselves: a calendar app writing back an older
+            # copy does not undo an answer Parley recorded (RFC 6638 3.2.2.2).
+            _set_partstat(events, address, attendee.partstat)
     _stamp(events, schedule.sequence, status)
     stored = str(parsed.to_ical().decode())
     for address in (a for a, s in status.items() if s == SENT):
