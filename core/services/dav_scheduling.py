@@ -1027,6 +1027,55 @@ def mark_undeliverable(
     return f"undeliverable: {row.recipient} of scheduled event {schedule_id}"
 
 
+def answer_plain_mail(
+    session: Session,
+    mailer: Mailer | None,
+    row: InboundMessage,
+    tags: list[str],
+    *,
+    subject: str,
+    now: datetime,
+    limit_per_day: int,
+) -> str | None:
+    """Mail without iTIP to an attendee's tagged address gets their "request a new time"
+    link (at most limit_per_day a day); the reason, or None when no attendee has the tag."""
+    attendee = session.scalar(
+        select(DavAttendee).where(
+            DavAttendee.tenant_id == row.tenant_id, DavAttendee.plus_tag.in_(tags)
+        )
+    )
+    schedule = session.get(DavSchedule, attendee.schedule_id) if attendee else None
+    if attendee is None or schedule is None:
+        return None
+    if mailer is None:
+        return f"answers scheduled event {schedule.id}"
+    if schedule.cancelled or attendee.removed or (schedule.end_at or now) < now:
+        return "the event is no longer open to changes"
+    since = now - timedelta(days=1)
+    sent = session.scalars(
+        select(OutboundMessage.id).where(
+            OutboundMessage.tenant_id == row.tenant_id,
+            OutboundMessage.kind == "notice.auto_reply",
+            OutboundMessage.recipient == attendee.address,
+            OutboundMessage.created_at > since,
+        )
+    ).all()
+    if len(sent) >= limit_per_day:
+        return "auto-reply limit reached"
+    link = propose_link(mailer, schedule, attendee, now)
+    session.add(
+        notice_row(
+            mailer, template="auto_reply", key=f"dav-auto-reply:{row.id}", booking=None,
+            tenant_id=row.tenant_id, to=Mailbox(attendee.address, attendee.name or ""),
+            context={"title": schedule.summary or "Event", "reschedule_url": link,
+                     "original_subject": subject},
+            now=now,
+        )
+    )  # fmt: skip
+    deliver_soon(session, now)
+    return "answered with a reschedule link"
+
+
 # --- the schedule inbox ---------------------------------------------------------------------
 
 

@@ -428,9 +428,9 @@ def _decide(
             apply_itip(session, row, parsed, now, context)
     else:
         invitation = answered_invitation(session, row, parsed, context.mailboxes)
-        if invitation is None:
+        if invitation is None and not _answer_scheduled(session, row, parsed, now, context):
             _settle(row, "ignored", now, "no calendar data and answers no invitation")
-        else:
+        elif invitation is not None:
             answer_non_itip(session, row, parsed, invitation, now, context)
 
 
@@ -660,6 +660,31 @@ def answer_non_itip(
         limit_per_day=context.settings.auto_reply_limit_per_day,
     )
     _settle(message_row, "plain_reply", now, decision.reason)
+
+
+def _answer_scheduled(
+    session: Session,
+    message_row: InboundMessage,
+    parsed: ParsedMail,
+    now: datetime,
+    context: ProcessingContext,
+) -> bool:
+    """Plain mail to the tagged address of an event a provider scheduled over CalDAV: the
+    attendee's "request a new time" link in answer, as for bookings; False if it is none."""
+    tags = replies.plus_tags(
+        _recipients(message_row, parsed), context.mailboxes, message_row.tenant_id
+    )
+    if not tags:
+        return False
+    mailer = context.actor.mailer if context.actor is not None else None
+    reason = dav_scheduling.answer_plain_mail(
+        session, mailer, message_row, tags[:20], subject=parsed.subject, now=now,
+        limit_per_day=context.settings.auto_reply_limit_per_day,
+    )  # fmt: skip
+    if reason is None:
+        return False
+    _settle(message_row, "plain_reply", now, reason)
+    return True
 
 
 def _recipients(row: InboundMessage, parsed: ParsedMail) -> tuple[str, ...]:

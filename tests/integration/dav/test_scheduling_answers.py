@@ -233,3 +233,39 @@ def test_a_bounce_marks_the_attendee_undelivered(runtime: Runtime, alice: DavUse
     (event,) = icalendar.Calendar.from_ical(obj.ics).walk("VEVENT")
     status = {str(a).lower(): a.params.get("SCHEDULE-STATUS") for a in attendees(event)}
     assert status[f"mailto:{BOB}"] == "5.1" and status[f"mailto:{ANNA}"] == "1.1"
+
+
+PROPOSE = re.compile(r"https?://[^\s\"'<>]+/schedule/reschedule\?r=([A-Za-z0-9_\-%.~]+)")
+
+
+def test_plain_mail_gets_the_link_and_the_link_asks_the_provider(
+    runtime: Runtime, dav_base: str, alice: DavUser
+) -> None:
+    to = organizer_for(runtime, ANNA)
+    raw = (
+        f"From: Anna <{ANNA}>\r\nTo: {to}\r\nSubject: Re: Planning\r\n"
+        "Message-ID: <plain-1@guests.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nCan we do the afternoon instead?\r\n"
+    ).encode()
+    row = deliver(runtime, raw, to)
+    assert (row.outcome, row.outcome_reason) == ("plain_reply", "answered with a reschedule link")
+    (answer,) = [r for r in outbox(runtime) if r.kind == "notice.auto_reply"]
+    assert answer.recipient == ANNA and BOB not in answer.mime.decode()
+    (token,) = set(PROPOSE.findall(body_text(answer)))  # text and HTML
+    token = unquote(token)
+    page = httpx.get(f"{dav_base}/schedule/reschedule", params={"r": token})
+    assert page.status_code == 200 and "Request a new time" in page.text
+    sent = httpx.post(
+        f"{dav_base}/schedule/reschedule",
+        data={"r": token, "date": "2030-03-10", "time": "15:00", "tz": "Europe/Berlin",
+              "note": "afternoon?"},
+    )  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    with runtime.sessions() as session:
+        (proposal,) = session.scalars(select(DavProposal)).all()
+    assert proposal.via == "link" and proposal.start_at == START + timedelta(hours=5)
+    assert [r.recipient for r in outbox(runtime) if r.kind == "notice.approval_request"] == [
+        "alice@example.org"
+    ]
+    bad = httpx.get(f"{dav_base}/schedule/reschedule", params={"r": token[:-3] + "xyz"})
+    assert bad.status_code == 404
