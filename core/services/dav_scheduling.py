@@ -754,7 +754,7 @@ def approve(session: Session, mailer: Mailer, token: str, *, now: datetime) -> D
     obj = found[0]
     moved = move_text(obj.ics, proposal.start_at, proposal.end_at)
     stored = on_put(session, mailer, calendar, schedule.href, moved, now)
-    dav.rewrite_object(session, calendar, obj, stored, now, span=_span_of(proposal))
+    dav.rewrite_object(session, calendar, obj, stored, now, span=_span_of(proposal, stored))
     proposal.status, proposal.decided_at = "approved", now
     record("cal.proposal.approved", schedule_id=schedule.id, proposal_id=proposal.id)
     return proposal
@@ -813,7 +813,10 @@ def _send_declinecounter(ctx: _Context, shown: Shown, proposal: DavProposal) -> 
     deliver_soon(ctx.session, ctx.now)
 
 
-def _span_of(proposal: DavProposal) -> dav.ObjectSpan:
+def _span_of(proposal: DavProposal, text: str) -> dav.ObjectSpan:
+    """The moved object's envelope: the proposed time, or from it on when it recurs."""
+    if re.search(r"^(RRULE|RDATE)[:;]", text, re.MULTILINE):
+        return dav.ObjectSpan(proposal.start_at, None, exact=False)
     return dav.ObjectSpan(proposal.start_at, proposal.end_at, exact=True)
 
 
