@@ -919,3 +919,95 @@ class Operator(Base):
     email: Mapped[address]  # lower-case
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[utc]
+
+
+# --- CalDAV scheduling (RFC 6638) ----------------------------------------------------------
+
+
+class DavSchedule(Base):
+    """An event a provider organizes in a writable calendar, scheduled through the organizer
+    mailbox: its SEQUENCE and Schedule-Tag as Parley last published them."""
+
+    __tablename__ = "dav_schedules"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "provider_id", "uid"),
+        Index("ix_dav_schedules_object", "calendar_id", "href"),
+        _fk("provider_id", "providers"),
+    )
+    id: Mapped[str_id]
+    tenant_id: Mapped[tenant]
+    provider_id: Mapped[str] = mapped_column(String(40))
+    # Where the organizer's copy lives; no key: the object goes before its CANCELs are sent.
+    calendar_id: Mapped[str] = mapped_column(String(40))
+    href: Mapped[str] = mapped_column(String(255))
+    uid: Mapped[str] = mapped_column(String(512))
+    sequence: Mapped[count]
+    schedule_tag: Mapped[str] = mapped_column(String(64))
+    # What attendees were last sent (times, texts, rules): a change of it is an update.
+    content_digest: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    start_at: Mapped[utc_null]
+    end_at: Mapped[utc_null]
+    cancelled: Mapped[flag_false]
+    created_at: Mapped[utc]
+    updated_at: Mapped[utc]
+
+
+class DavAttendee(Base):
+    """One attendee of a scheduled event: its private plus-address tag and its answer."""
+
+    __tablename__ = "dav_attendees"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "schedule_id", "address"),
+        UniqueConstraint("tenant_id", "plus_tag"),
+        _fk("schedule_id", "dav_schedules"),
+    )
+    id: Mapped[str_id]
+    tenant_id: Mapped[tenant]
+    schedule_id: Mapped[str] = mapped_column(String(40), index=True)
+    address: Mapped[address]
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    plus_tag: Mapped[str] = mapped_column(String(40))
+    partstat: Mapped[str] = mapped_column(String(16), default="NEEDS-ACTION")
+    # SCHEDULE-AGENT=CLIENT: the calendar app mails this one itself; Parley sends nothing.
+    client_agent: Mapped[flag_false]
+    removed: Mapped[flag_false]
+    last_sequence_sent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_reply_dtstamp: Mapped[utc_null]
+    updated_at: Mapped[utc]
+
+
+class DavProposal(Base):
+    """A COUNTER to a scheduled event, waiting for the provider's approve or decline link."""
+
+    __tablename__ = "dav_proposals"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "approve_hash"),
+        UniqueConstraint("tenant_id", "decline_hash"),
+        CheckConstraint(
+            "status in ('pending', 'approved', 'declined', 'expired', 'superseded')",
+            name="status",
+        ),
+        CheckConstraint("end_at > start_at", name="ordered"),
+        _fk("schedule_id", "dav_schedules"),
+        _fk("attendee_id", "dav_attendees"),
+    )
+    id: Mapped[str_id]
+    tenant_id: Mapped[tenant]
+    schedule_id: Mapped[str] = mapped_column(String(40), index=True)
+    attendee_id: Mapped[str] = mapped_column(String(40))
+    start_at: Mapped[utc]
+    end_at: Mapped[utc]
+    note: Mapped[text_null]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    via: Mapped[str] = mapped_column(String(8), default="counter")
+    base_sequence: Mapped[int] = mapped_column(Integer)
+    approve_hash: Mapped[str] = mapped_column(String(64))
+    decline_hash: Mapped[str] = mapped_column(String(64))
+    inbound_message_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_at: Mapped[utc]
+    expires_at: Mapped[utc]
+    decided_at: Mapped[utc_null]

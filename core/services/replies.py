@@ -25,6 +25,7 @@ from core.imip.errors import BadAddress
 from core.imip.mail import split_plus
 from core.itip.read import ItipMessage, When
 from core.services import bookings as booking_service
+from core.services import dav_scheduling
 from core.services.errors import InvalidInput, ServiceError
 from core.services.mailboxes import Mailboxes
 from core.services.notify import (
@@ -166,6 +167,12 @@ def apply_itip(
         select(Booking).where(Booking.uid == itip.uid, Booking.tenant_id == tenant_id)
     )
     if booking is None:
+        scheduled = dav_scheduling.apply_itip(
+            session, mailer, row, itip, tags=plus_tags(recipients, mailer.mailboxes, tenant_id),
+            now=now,
+        )  # fmt: skip
+        if scheduled is not None:  # an answer to an event a provider scheduled over CalDAV
+            return Decision(scheduled.outcome, scheduled.reason)
         return Decision("ignored", f"no booking has UID {itip.uid!r}")
     tags = set(plus_tags(recipients, mailer.mailboxes, tenant_id))
     invitation, why = match_invitation(session, booking, itip, tags)

@@ -2,8 +2,8 @@
 kind 'inbox', so iTIP messages delivered to it are stored, listed and synced as the
 objects of any other stored calendar.
 
-Revision ID: 0013_fb
-Revises: 0012_meeting_types
+Revision ID: 0016_fb
+Revises: 0015_page
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013_fb"
-down_revision: str | None = "0012_meeting_types"
+revision: str = "0016_fb"
+down_revision: str | None = "0015_page"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
