@@ -178,6 +178,7 @@ def notify_open_conflicts(
                 context={"recipient_name": box.name, "unit": unit.name, "sentence": sentence,
                          "conflicts_url": f"{mailer.base_url}/admin/conflicts"},
                 now=now, zone_name=unit.timezone, tenant_id=conflict.tenant_id,
+                locale=unit.locale if address == unit.email.lower() else None,
             )  # fmt: skip
             sent += queued
     if sent:

@@ -202,6 +202,44 @@ def _zone(session: Session, booking: Booking, invitation: Invitation) -> str | N
     return attendee_zone(booking, invitation, provider_zone)
 
 
+def provider_locale(session: Session, booking: Booking) -> str | None:
+    """The language the booking's provider chose for their mails."""
+    provider = session.get(Provider, booking.provider_id)
+    return provider.locale if provider else None
+
+
+def _locale(session: Session, booking: Booking, invitation: Invitation) -> str | None:
+    return attendee_locale(booking, invitation, lambda: provider_locale(session, booking))
+
+
+def attendee_locale(
+    booking: Booking, invitation: Invitation, provider_locale: Callable[[], str | None]
+) -> str | None:
+    """The language of an attendee's mail: the host's provider's choice (asked only
+    then), the guest's from the booking (the page's language when they booked)."""
+    if invitation.role == "host":
+        return provider_locale()
+    return booking.guest_locale
+
+
+def link_zone(session: Session, token: str, booking_id: str) -> str | None:
+    """The zone a link's page shows times in, also for a link that can no longer be used
+    (expired, used, superseded): its holder's, else the provider's."""
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        return None
+    query = select(MagicLink.actor_role).where(
+        MagicLink.tenant_id == booking.tenant_id,
+        MagicLink.token_hash == tokens.token_hash(token),
+        MagicLink.booking_id == booking.id,
+    )
+    role = session.scalar(query)
+    invitation = next((i for i in invitations_of(session, booking) if i.role == role), None)
+    found = _zone(session, booking, invitation) if invitation else None
+    provider = session.get(Provider, booking.provider_id)
+    return found or (provider.timezone if provider else None)
+
+
 def attendee_zone(
     booking: Booking, invitation: Invitation, provider_zone: Callable[[], str | None]
 ) -> str | None:
@@ -318,6 +356,7 @@ def _send_one(
     row = itip_row(
         mailer, booking, invitation, change, now, key=key, zone_name=zone,
         reschedule_url=link, plain_key=refresh_of is None, manage_url=manage,
+        locale=_locale(session, booking, invitation),
     )  # fmt: skip
     session.add(row)  # the key was looked up by send_itip
     deliver_soon(session, now)
@@ -342,6 +381,7 @@ def itip_row(
     reschedule_url: str | None,
     plain_key: bool = True,
     manage_url: str | None = None,
+    locale: str | None = None,
 ) -> OutboundMessage:
     """The outbox row of one change for one attendee: its private iMIP message, composed,
     not yet in any session.
@@ -363,7 +403,7 @@ def itip_row(
         recipient=Mailbox(invitation.address, invitation.name or ""), message_id=message_id,
         date=now, zone_name=zone_name, reschedule_url=reschedule_url, manage_url=manage_url,
         sender=Mailbox(event.organizer_address, event.organizer_name),
-        reason=booking.cancel_reason if change == "cancellation" else None,
+        reason=booking.cancel_reason if change == "cancellation" else None, locale=locale,
     )  # fmt: skip
     return outbox_row(
         idempotency_key=key, kind=f"itip.{change}", uid=booking.uid if plain_key else None,
@@ -412,6 +452,7 @@ def send_declinecounter(
         date=now,
         zone_name=_zone(session, booking, invitation),
         sender=Mailbox(event.organizer_address, event.organizer_name),
+        locale=_locale(session, booking, invitation),
     )
     session.add(
         outbox_row(
@@ -437,6 +478,7 @@ def send_notice(
     zone_name: str | None = None,
     in_reply_to: str | None = None,
     tenant_id: str | None = None,
+    locale: str | None = None,
 ) -> bool:
     """Queue a notice (no calendar) once per key; False when it was queued before."""
     owner = booking.tenant_id if booking else (tenant_id or DEFAULT_TENANT)
@@ -446,6 +488,7 @@ def send_notice(
         notice_row(
             mailer, template=template, key=key, booking=booking, to=to, context=context,
             now=now, zone_name=zone_name, in_reply_to=in_reply_to, tenant_id=tenant_id,
+            locale=locale,
         )
     )  # fmt: skip
     deliver_soon(session, now)
@@ -464,6 +507,7 @@ def notice_row(
     zone_name: str | None = None,
     in_reply_to: str | None = None,
     tenant_id: str | None = None,
+    locale: str | None = None,
 ) -> OutboundMessage:
     """The outbox row of a notice, composed, not yet in any session (``send_notice``).
 
@@ -480,6 +524,7 @@ def notice_row(
         date=now,
         zone_name=zone_name,
         in_reply_to=in_reply_to,
+        locale=locale,
     )
     return outbox_row(
         idempotency_key=key, kind=f"notice.{template}", uid=None, sequence=None,
@@ -539,6 +584,7 @@ def send_booking_request(session: Session, mailer: Mailer, booking: Booking, now
         },
         now=now,
         zone_name=provider.timezone if provider else None,
+        locale=provider.locale if provider else None,
     )
 
 
@@ -561,6 +607,7 @@ def _guest_notice(
                  "host_label": booking.host_name or "your host", "recipient_name": guest.name,
                  **context},
         now=now, zone_name=attendee_zone(booking, guest, lambda: None),
+        locale=booking.guest_locale,
     )  # fmt: skip
 
 
@@ -599,4 +646,5 @@ def send_request_lapsed(session: Session, mailer: Mailer, booking: Booking, now:
         context={"title": booking.title, "start": booking.start_at, "end": booking.end_at,
                  "guest_label": booking.guest_name or "A guest", "recipient_name": host.name},
         now=now, zone_name=provider.timezone if provider else None,
+        locale=provider.locale if provider else None,
     )  # fmt: skip

@@ -27,6 +27,7 @@ from core.db.models import (
     new_id,
 )
 from core.domain import parse_zone
+from core.formatting import LOCALES
 from core.services.busy import Related
 from core.services.errors import InvalidInput, NotFoundError, SlugTaken
 
@@ -105,6 +106,12 @@ def create_provider(
     return provider
 
 
+def _check_locale(locale: str) -> str:
+    if locale not in LOCALES:
+        raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}", code="invalid_locale")
+    return locale
+
+
 def update_provider(
     session: Session,
     provider: Provider,
@@ -113,8 +120,10 @@ def update_provider(
     name: str | None = None,
     timezone: str | None = None,
     kind: str | None = None,
+    locale: str | None = None,
 ) -> Provider:
-    """Change a provider's name, zone or kind (a unit in a relationship stays a unit)."""
+    """Change a provider's name, zone, kind (a unit in a relationship stays a unit) or
+    the language of their mails (one of core.formatting.LOCALES)."""
     if name is not None:
         if not name.strip() or len(name) > 200:
             raise InvalidInput("name must be 1–200 characters", code="invalid_name")
@@ -122,6 +131,8 @@ def update_provider(
     if timezone is not None:
         parse_zone(timezone)
         provider.timezone = timezone
+    if locale is not None:
+        provider.locale = _check_locale(locale)
     if kind is not None:
         if kind not in ("person", "unit"):
             raise InvalidInput("kind must be 'person' or 'unit'", code="invalid_kind")

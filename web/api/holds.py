@@ -48,6 +48,8 @@ class HoldIn(Strict):
 class ConfirmIn(Strict):
     guest_email: StrictStr | None = Field(default=None, min_length=3, max_length=320)
     guest_name: StrictStr | None = Field(default=None, max_length=200)
+    # The language of the guest's mails (en, de, fr, es; others: English).
+    guest_locale: StrictStr | None = Field(default=None, max_length=35)
 
 
 class HoldOut(BaseModel):
@@ -112,8 +114,9 @@ async def confirm_hold(request: Request) -> JSONResponse:
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
         booking = holds.confirm_hold(
-            session, hold_id, actor, now, guest_email=body.guest_email, guest_name=body.guest_name
-        )
+            session, hold_id, actor, now, guest_email=body.guest_email,
+            guest_name=body.guest_name, guest_locale=body.guest_locale,
+        )  # fmt: skip
         return {"booking": booking_json(view_booking(session, booking))}
 
     return json_response(await in_transaction(request, work), status=201)

@@ -21,6 +21,7 @@ from core.domain import (
     vacation,
     weekly_windows,
 )
+from core.formatting import DEFAULT_LOCALE
 from core.services import availability, providers
 from core.services.access import Grant, visible_provider
 from core.services.errors import Forbidden
@@ -83,6 +84,8 @@ class ProviderPatch(Strict):
     name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
     timezone: StrictStr | None = Field(default=None, min_length=1, max_length=64)
     kind: Literal["person", "unit"] | None = None
+    # The language of the provider's mails: en, de, fr or es.
+    locale: StrictStr | None = Field(default=None, min_length=2, max_length=16)
 
 
 class ProviderOut(BaseModel):
@@ -93,6 +96,7 @@ class ProviderOut(BaseModel):
     timezone: str
     dav_username: str
     kind: str
+    locale: str
     booking_url: str
 
 
@@ -166,6 +170,7 @@ def provider_json(request: Request, session: Session, provider: Provider) -> dic
         "timezone": provider.timezone,
         "dav_username": provider.dav_username,
         "kind": provider.kind,
+        "locale": provider.locale or DEFAULT_LOCALE,
         "booking_url": base + providers.booking_path(session, provider),
     }
 
@@ -274,8 +279,9 @@ async def patch_provider(request: Request) -> JSONResponse:
     def work(session: Session, now: datetime) -> dict[str, Any]:
         provider = visible_provider(session, caller, provider_id)
         changed = providers.update_provider(
-            session, provider, now=now, name=body.name, timezone=body.timezone, kind=body.kind
-        )
+            session, provider, now=now, name=body.name, timezone=body.timezone, kind=body.kind,
+            locale=body.locale,
+        )  # fmt: skip
         return provider_json(request, session, changed)
 
     return json_response(await in_transaction(request, work))

@@ -20,6 +20,7 @@ import web.pages.me_editor as me_editor
 from core.domain import Busy, BusyKind, Explanation
 from core.domain.errors import DomainError
 from core.domain.zones import is_nonexistent
+from core.formatting import format_clock, format_day
 from core.services import accounts, availability, sources
 from core.services.busy import load_busy
 from core.services.errors import ServiceError
@@ -160,18 +161,18 @@ def _empty_days(start: datetime, end: datetime, zone: ZoneInfo) -> dict[date, Pr
     first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
     days: dict[date, PreviewDay] = {}
     while first <= last:
-        days[first] = PreviewDay(first.strftime("%a %d %b"), first.isoformat())
+        days[first] = PreviewDay(format_day(first, year=False), first.isoformat())
         first += timedelta(days=1)
     return days
 
 
 def _day_of(days: dict[date, PreviewDay], moment: datetime, zone: ZoneInfo) -> PreviewDay:
     local = moment.astimezone(zone).date()
-    return days.setdefault(local, PreviewDay(local.strftime("%a %d %b"), local.isoformat()))
+    return days.setdefault(local, PreviewDay(format_day(local, year=False), local.isoformat()))
 
 
 def _hhmm(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%H:%M")
+    return format_clock(moment, zone.key)
 
 
 def _source_names(session: Session, provider_id: str) -> dict[str, str]:
