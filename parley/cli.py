@@ -347,9 +347,9 @@ def _say_demo(result: DemoResult, unreachable: str) -> None:
     Links are printed only when the server they point at answers: a newcomer who runs the
     demo before `parley serve`, or with other settings than the server, would otherwise be
     handed links that do not open."""
-    from web.templating import local_time
+    from core.formatting import format_datetime
 
-    when = f"{local_time(result.start, result.timezone)} ({result.timezone})"
+    when = f"{format_datetime(result.start, result.timezone)} ({result.timezone})"
     _say(f"Demo booking:          {result.booking_id} on {when}")
     _say(f"Mail folder (Maildir): {result.maildir / 'new'}")
     for recipient, path in result.invitations:
