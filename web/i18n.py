@@ -27,6 +27,11 @@ def _asked(scope: Scope) -> str | None:
     return normalize_locale((query.get("lang") or [""])[0])
 
 
+def chosen_locale(connection: HTTPConnection) -> str | None:
+    """The language this browser chose itself (?lang= or the cookie), if any."""
+    return _asked(connection.scope) or normalize_locale(connection.cookies.get(COOKIE))
+
+
 def locale_of(connection: HTTPConnection) -> str:
     """The language of this request's pages (computed once)."""
     scope = connection.scope

@@ -28,9 +28,10 @@ from core.services.freshness import source_label
 from core.services.providers import get_provider
 from web.inputs import MAX_YEAR, MIN_YEAR, in_range
 from web.pages.me_common import Ctx, back, provider_page, render
+from web.words import N_
 
 MAX_WEEKS = 8
-NOTICES = {"saved": "Saved. The preview below shows the new bookable times."}
+NOTICES = {"saved": N_("Saved. The preview below shows the new bookable times.")}
 
 
 @dataclass

@@ -28,7 +28,7 @@ from core.db.models import OutboundMessage
 from core.formatting import format_range
 from core.runtime import Runtime
 from tests.integration.api.helpers import TestClient, client_for, hold_body, make_provider
-from tests.integration.me.helpers import sign_in
+from tests.integration.me.helpers import csrf_of, sign_in
 
 START, END = datetime(2027, 3, 3, 10, 0, tzinfo=UTC), datetime(2027, 3, 3, 10, 30, tzinfo=UTC)
 NEW_START, NEW_END = (
@@ -275,3 +275,38 @@ def test_a_provider_chooses_the_language_of_their_mails(
     assert "mer. 3 mars 2027, 11:00–11:30 CET" in text
     ((_, guest_text),) = mails(runtime, "itip.invitation", GUEST)
     assert "You are invited" in guest_text  # the guest booked without a language: English
+
+
+def test_a_provider_switches_their_pages_and_mails_to_german_on_me(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    api = client_for(runtime)
+    provider = make_provider(api, admin_headers, slug="ada")
+    host = client_for(runtime)
+    sign_in(host, runtime, HOST)
+    home = host.get("/me")
+    assert "Set your hours" not in home.text and "Waiting for your answer" in home.text
+    form = {"csrf": csrf_of(home.text), "locale": "de"}
+    saved = host.post("/me/language", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    german = {
+        "/me": ["Hallo, Ada Host", "Warten auf Ihre Antwort", "Verfügbarkeit"],
+        "/me/availability": ["Wochenzeiten", "Montag", "Buchungsregeln", "Vorlaufzeit (Stunden)"],
+        "/me/calendars": ["Kalenderverbindungen", "Kalender hinzufügen"],
+        "/me/connect": ["Ihre Kalender-App verbinden", "App-Passwörter"],
+        "/me/preview": ["Buchbare Zeiten", "Di., 2. März"],
+        "/me/bookings": ["Anstehende Buchungen"],
+        "/me/sessions": ["Wo Sie angemeldet sind"],
+    }
+    for path, words in german.items():
+        page = host.get(path)
+        assert page.status_code == 200 and '<html lang="de">' in page.text, path
+        for word in words:
+            assert word in text_of(page.text), (path, word)
+    assert api.get(f"/api/v1/providers/{provider}", headers=admin_headers).json()["locale"] == "de"
+    hold = api.post("/api/v1/holds", json=hold_body(provider, START.isoformat(), END.isoformat()))
+    assert api.post(f"/api/v1/holds/{hold.json()['id']}/confirm").status_code == 201
+    ((subject, text),) = mails(runtime, "itip.invitation", HOST)
+    assert subject == "Session — Einladung" and "Mi., 3. März 2027, 11:00–11:30 MEZ" in text
+    english = host.get("/me/bookings?lang=en")  # this browser may still switch for itself
+    assert "Upcoming bookings" in english.text
