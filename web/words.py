@@ -49,3 +49,11 @@ PAGE_MESSAGES = [
     N_("that local time does not exist (clocks change then)"),
     N_("the host could not confirm it"),
 ]
+# Cancel reasons Parley itself writes (a person's own words stay as they wrote them).
+REASONS = [
+    N_("declined by the guest"),
+    N_("declined by the host"),
+    N_("cancelled by the provider"),
+    N_("cancelled by the guest"),
+    N_("cancelled by the host"),
+]
