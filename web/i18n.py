@@ -49,26 +49,35 @@ def locale_of(connection: HTTPConnection) -> str:
 
 
 class LanguageCookie:
-    """Remembers a ``?lang=`` switch in a cookie for the site's pages (pure ASGI)."""
+    """Remembers a ``?lang=`` switch in a cookie for the site's pages, and tells caches that
+    a page depends on the visitor's language (pure ASGI)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        asked = _asked(scope) if scope["type"] == "http" else None
-        if asked is None or str(scope.get("path", "")).startswith(("/api/", "/dav")):
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(("/api/", "/dav")):
             await self.app(scope, receive, send)
             return
-        cookie = SimpleCookie()
-        cookie[COOKIE] = asked
-        morsel = cookie[COOKIE]
-        morsel["path"], morsel["max-age"], morsel["samesite"] = "/", _YEAR, "Lax"
-        header = morsel.OutputString().encode("latin-1")
+        asked = _asked(scope)
+        cookie = _cookie_header(asked) if asked else None
 
-        async def send_with_cookie(message: Message) -> None:
+        async def send_with_language(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"set-cookie", header)]
+                headers = list(message.get("headers", []))
+                if any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                    headers.append((b"vary", b"Accept-Language, Cookie"))
+                if cookie is not None:
+                    headers.append((b"set-cookie", cookie))
+                message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_with_language)
+
+
+def _cookie_header(locale: str) -> bytes:
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[COOKIE] = locale
+    morsel = cookie[COOKIE]
+    morsel["path"], morsel["max-age"], morsel["samesite"] = "/", _YEAR, "Lax"
+    return morsel.OutputString().encode("latin-1")

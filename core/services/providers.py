@@ -59,8 +59,10 @@ def create_provider(
     now: datetime,
     kind: str = "person",
     tenant_id: str = DEFAULT_TENANT,
+    locale: str | None = None,
 ) -> Provider:
-    """A new provider of ``tenant_id`` with default availability settings (no weekly rules)."""
+    """A new provider of ``tenant_id`` with default availability settings (no weekly rules);
+    locale: the language of their pages and mails (English when None)."""
     slug = slug.strip().lower()
     if not _SLUG.fullmatch(slug):
         raise InvalidInput(
@@ -90,6 +92,7 @@ def create_provider(
         slug=slug,
         email=check_email(email),
         timezone=timezone,
+        locale=_check_locale(locale) if locale is not None else None,
         dav_username=username,
         created_at=now,
         updated_at=now,

@@ -78,6 +78,8 @@ class ProviderIn(Strict):
     timezone: StrictStr = Field(min_length=1, max_length=64)
     slug: StrictStr = Field(min_length=1, max_length=80)
     kind: Literal["person", "unit"] = "person"
+    # The language of the provider's pages and mails: en, de, fr or es.
+    locale: StrictStr | None = Field(default=None, min_length=2, max_length=16)
 
 
 class ProviderPatch(Strict):
@@ -265,6 +267,7 @@ async def create_provider(request: Request) -> JSONResponse:
             now=now,
             kind=body.kind,
             tenant_id=caller.tenant_id,
+            locale=body.locale,
         )
         return provider_json(request, session, provider)
 

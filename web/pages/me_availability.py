@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -243,7 +244,17 @@ async def _preview(ctx: Ctx) -> Response:
     except (ServiceError, DomainError) as error:
         errors["form"] = getattr(error, "message", str(error))
         preview, why = None, None
-    context = {"preview": preview, "why": why, "at": params.get("at", ""), "errors": errors}
+    context: dict[str, Any] = {
+        "preview": preview,
+        "why": why,
+        "at": params.get("at", ""),
+        "errors": errors,
+    }
+    if why is not None and preview is not None:  # the asked time, written like every other
+        asked = datetime.fromisoformat(params.get("at", "").strip()[:20])
+        context["asked"] = (
+            asked if asked.tzinfo else asked.replace(tzinfo=ZoneInfo(preview.timezone))
+        )
     status = 400 if errors else 200
     return render(ctx.request, "me/preview.html", context, status=status, me=me)
 

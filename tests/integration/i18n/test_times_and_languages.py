@@ -147,6 +147,13 @@ PAGES: list[tuple[str, str, Reader, tuple[datetime, datetime]]] = [
     ("/me bookings", BERLIN, lambda j: me(j, "/me/bookings"), (NEW_START, NEW_END)),
     ("/me booking", BERLIN, lambda j: host_view(j), (NEW_START, NEW_END)),
     ("/me home", BERLIN, lambda j: me(j, "/me"), (NEW_START, NEW_END)),
+    # "Why is 14:00 not free?": the booking there, in the provider's zone (was +00:00).
+    (
+        "/me explainer",
+        BERLIN,
+        lambda j: me(j, "/me/preview?at=2027-03-04T14:00"),
+        (NEW_START, NEW_END),
+    ),
 ]
 MAILS: list[tuple[str, str, str, str, tuple[datetime, datetime]]] = [
     ("guest's invitation", "itip.invitation", GUEST, NEW_YORK, (START, END)),
@@ -275,6 +282,17 @@ def test_a_provider_chooses_the_language_of_their_mails(
     assert "mer. 3 mars 2027, 11:00–11:30 CET" in text
     ((_, guest_text),) = mails(runtime, "itip.invitation", GUEST)
     assert "You are invited" in guest_text  # the guest booked without a language: English
+
+
+def test_pages_say_they_depend_on_the_language_and_providers_start_with_one(
+    journey: Journey, admin_headers: dict[str, str]
+) -> None:
+    page = journey.guest.get(journey.manage)
+    assert "Accept-Language" in page.headers["vary"]
+    body = {"name": "Bea", "email": "bea@example.org", "timezone": BERLIN, "slug": "bea",
+            "locale": "es"}  # fmt: skip
+    made = journey.guest.post("/api/v1/providers", json=body, headers=admin_headers)
+    assert made.status_code == 201 and made.json()["locale"] == "es", made.text
 
 
 def test_a_provider_switches_their_pages_and_mails_to_german_on_me(
