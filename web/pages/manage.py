@@ -63,6 +63,7 @@ def _context(managed: manage.Managed, token: str, **extra: Any) -> dict[str, Any
         "token": token,
         "zone": _zone(managed),
         "title": _title(managed),
+        "other": other_name(managed.booking, managed.invitation),
         "active": managed.booking.status in ACTIVE_STATUSES,
         "links": _add_links(managed),
         "errors": {},
