@@ -29,6 +29,7 @@ from core.db.models import (
     new_id,
 )
 from core.events import record
+from core.i18n import translations
 from core.imip.compose import (
     ItipKind,
     Mailbox,
@@ -265,13 +266,16 @@ def other_name(booking: Booking, invitation: Invitation) -> str:
     return booking.host_name or "your host"
 
 
-def _description(booking: Booking, invitation: Invitation) -> str:
-    """Whom the attendee meets, then what the meeting type says about itself."""
-    said = f"{booking.title} with {other_name(booking, invitation)}."
+def _description(booking: Booking, invitation: Invitation, locale: str | None = None) -> str:
+    """Whom the attendee meets (in their language), then what the meeting type says."""
+    words = translations(locale).gettext("%(title)s with %(name)s")
+    said = words % {"title": booking.title, "name": other_name(booking, invitation)} + "."
     return f"{said}\n\n{booking.description}" if booking.description else said
 
 
-def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> EventSnapshot:
+def _snapshot(
+    mailer: Mailer, booking: Booking, invitation: Invitation, locale: str | None = None
+) -> EventSnapshot:
     status = {"requested": "TENTATIVE", "cancelled": "CANCELLED"}.get(booking.status, "CONFIRMED")
     return EventSnapshot(
         uid=booking.uid,
@@ -279,7 +283,7 @@ def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> Event
         start_utc=booking.start_at,
         end_utc=booking.end_at,
         summary=booking.title,
-        description=_description(booking, invitation),
+        description=_description(booking, invitation, locale),
         location=booking.location or "",
         organizer_address=mailer.organizer_for(invitation),
         organizer_name=mailer.organizer(booking.tenant_id).name,
@@ -391,12 +395,15 @@ def itip_row(
     for a re-sent copy (REFRESH), whose key names the request instead.
     """
     method = method_of(change)
-    event = _snapshot(mailer, booking, invitation)
+    event = _snapshot(mailer, booking, invitation, locale)
     recipient = Recipient(invitation.address, invitation.name or "")
     if change == "cancellation":
         ics = build_cancel(event, recipient, dtstamp=now)
     else:
-        ics = build_request(event, recipient, dtstamp=now, reschedule_url=reschedule_url)
+        label = translations(locale).gettext("Request a new time")
+        ics = build_request(
+            event, recipient, dtstamp=now, reschedule_url=reschedule_url, reschedule_label=label
+        )
     message_id = message_id_for(key, mailer.organizer(booking.tenant_id).domain)
     message = compose_itip(
         kind=_KIND[change], ics=ics, event=event,
@@ -439,7 +446,7 @@ def send_declinecounter(
     key = f"declinecounter:{proposal_id}:{invitation.address}"
     if _already_sent(session, booking.tenant_id, key):
         return
-    event = _snapshot(mailer, booking, invitation)
+    event = _snapshot(mailer, booking, invitation, _locale(session, booking, invitation))
     recipient = Recipient(invitation.address, invitation.name or "", partstat="NEEDS-ACTION")
     ics = build_declinecounter(event, recipient, dtstamp=now, comment=comment)
     message_id = message_id_for(key, mailer.organizer(booking.tenant_id).domain)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import icalendar
 import pytest
 from sqlalchemy import select
 
@@ -262,6 +263,26 @@ def test_a_guest_who_booked_in_german_gets_german_mail(
     assert "Mi., 3. März 2027, 05:00–05:30 EST" in text
     ((host_subject, host_text),) = mails(runtime, "itip.invitation", HOST)
     assert host_subject == "Session — Invitation" and "You are invited" in host_text
+    description = calendar_description(runtime, GUEST)  # the SUMMARY stays the title
+    assert (
+        description.startswith("Session mit Ada Host.") and "Neuen Termin anfragen: " in description
+    )
+    assert calendar_description(runtime, HOST).startswith("Session with ")
+
+
+def calendar_description(runtime: Runtime, to: str) -> str:
+    """The DESCRIPTION of the invitation's calendar part to a recipient."""
+    with runtime.sessions() as session:
+        row = session.scalars(
+            select(OutboundMessage).where(
+                OutboundMessage.kind == "itip.invitation", OutboundMessage.recipient == to
+            )
+        ).one()
+    message = email.message_from_bytes(row.mime, policy=email.policy.default)
+    part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    (event,) = icalendar.Calendar.from_ical(part.get_content()).walk("VEVENT")
+    assert str(event["SUMMARY"]) == "Session"
+    return str(event["DESCRIPTION"])
 
 
 def test_a_provider_chooses_the_language_of_their_mails(
