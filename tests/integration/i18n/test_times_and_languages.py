@@ -285,6 +285,18 @@ def calendar_description(runtime: Runtime, to: str) -> str:
     return str(event["DESCRIPTION"])
 
 
+def test_a_browser_confirming_for_itself_books_in_its_language(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    api = client_for(runtime)
+    provider = make_provider(api, admin_headers, slug="ada")
+    hold = api.post("/api/v1/holds", json=hold_body(provider, START.isoformat(), END.isoformat()))
+    confirm = f"/api/v1/holds/{hold.json()['id']}/confirm"
+    assert api.post(confirm, headers={"Accept-Language": "es-MX,es;q=0.9"}).status_code == 201
+    ((subject, text),) = mails(runtime, "itip.invitation", GUEST)
+    assert subject == "Session — Invitación" and "Está invitado" in text
+
+
 def test_a_provider_chooses_the_language_of_their_mails(
     runtime: Runtime, admin_headers: dict[str, str]
 ) -> None:
