@@ -90,20 +90,29 @@ def _npgettext(context: Context, ctx: str, singular: str, plural: str, n: int) -
     return translations(context_locale(context)).npgettext(ctx, singular, plural, n)
 
 
+# Which of a page's parameters the language switch carries over: short, plain values (a
+# link's token, a date, a zone); anything else is dropped rather than echoed into the page.
+_CARRIED = re.compile(r"[A-Za-z0-9_\-.~=:/+%]{1,1000}")
+
+
 @pass_context
 def language_links(context: Context) -> list[dict[str, Any]]:
-    """The language switch: this page again in each language (GET pages only)."""
+    """The language switch: this page again in each language (GET pages only). Links are
+    query-only, so they stay on the path the browser sees (a tenant's own host too)."""
     request = context.get("request")
     if not isinstance(request, Request) or request.method != "GET":
         return []
     current = context_locale(context)
-    links = []
-    for code in LOCALES:
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
-        url = f"{request.url.path}?{urlencode([*query, ('lang', code)])}"
-        links.append({"code": code, "name": LANGUAGE_NAMES[code], "url": url,
-                      "current": code == current})  # fmt: skip
-    return links
+    kept = [
+        (k, v)
+        for k, v in request.query_params.multi_items()
+        if k != "lang" and k.isidentifier() and _CARRIED.fullmatch(v)
+    ]
+    return [
+        {"code": code, "name": LANGUAGE_NAMES[code], "current": code == current,
+         "url": "?" + urlencode([*kept, ("lang", code)])}
+        for code in LOCALES
+    ]  # fmt: skip
 
 
 _LINK = re.compile(r"https?://[^\s<>\"')\]]+")

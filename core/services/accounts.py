@@ -138,7 +138,7 @@ def send_sign_in_link(
         to=Mailbox(account.email, account.name),
         context={
             "recipient_name": account.name if account.kind == PROVIDER_ROLE else None,
-            "link_url": mailer.url(path, token),
+            "link_url": mailer.url(path, token, account.tenant_id),
             "expires_at": now + ttl,
         },
         now=now,

@@ -95,8 +95,16 @@ class Mailer:
         box = self.organizer(tenant_id)
         return Mailbox(box.address, box.name)
 
-    def url(self, path: str, token: str) -> str:
-        return f"{self.base_url}{path}{quote(token, safe='')}"
+    def site(self, tenant_id: str) -> str:
+        """Where tenant_id's pages are: its own host (with this deployment's scheme) when
+        it has one, else PARLEY_BASE_URL."""
+        host = self.organizer(tenant_id).host if tenant_id != DEFAULT_TENANT else None
+        if host is None:
+            return self.base_url
+        return f"{self.base_url.partition('://')[0]}://{host}"
+
+    def url(self, path: str, token: str, tenant_id: str) -> str:
+        return f"{self.site(tenant_id)}{path}{quote(token, safe='')}"
 
 
 def issue_link(
@@ -172,7 +180,7 @@ def reschedule_link(
         expires_at=expires,
         now=now,
     )
-    return mailer.url("/reschedule?r=", token)
+    return mailer.url("/reschedule?r=", token, booking.tenant_id)
 
 
 MANAGE = "manage"
@@ -355,7 +363,11 @@ def _send_one(
     )
     manage = None
     if change != "cancellation" and invitation.role == "guest":
-        manage = mailer.url("/booking?m=", manage_token(session, mailer, booking, invitation, now))
+        manage = mailer.url(
+            "/booking?m=",
+            manage_token(session, mailer, booking, invitation, now),
+            booking.tenant_id,
+        )
     zone = _zone(session, booking, invitation)
     row = itip_row(
         mailer, booking, invitation, change, now, key=key, zone_name=zone,
@@ -570,6 +582,7 @@ def send_booking_request(session: Session, mailer: Mailer, booking: Booking, now
                 expires_at=expires,
                 now=now,
             ),
+            booking.tenant_id,
         )
         for verb in ("approve", "decline")
     }
@@ -625,7 +638,9 @@ def send_request_received(
     guest = next((i for i in invitations_of(session, booking) if i.role == "guest"), None)
     if guest is None:
         return
-    manage = mailer.url("/booking?m=", manage_token(session, mailer, booking, guest, now))
+    manage = mailer.url(
+        "/booking?m=", manage_token(session, mailer, booking, guest, now), booking.tenant_id
+    )
     _guest_notice(
         session, mailer, booking, "request_received", now, manage_url=manage, expires_at=expires_at
     )

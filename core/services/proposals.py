@@ -223,7 +223,7 @@ def approval_request(
             expires_at=proposal.expires_at, now=now, proposal_id=proposal.id,
         )  # fmt: skip
         links.append(link)
-        urls[f"{verb}_url"] = mailer.url(f"/{verb}?t=", token)
+        urls[f"{verb}_url"] = mailer.url(f"/{verb}?t=", token, booking.tenant_id)
     proposer_name = booking.guest_name if proposal.proposed_by == "guest" else booking.host_name
     request = notice_row(
         mailer,

@@ -153,13 +153,18 @@ def update_provider(
     return provider
 
 
-def booking_path(session: Session, provider: Provider) -> str:
-    """Where the provider's booking page is: /book/{slug}, under /t/{tenant} for a tenant
-    other than the default one (two tenants may each have an ``anna``)."""
+def booking_url(session: Session, provider: Provider, base_url: str) -> str:
+    """Where the provider's booking page is: base_url/book/{slug} for the default tenant;
+    for another, /book/{slug} on the tenant's own host when it has one, else under
+    base_url/t/{tenant} (two tenants may each have an ``anna``)."""
     if provider.tenant_id == DEFAULT_TENANT:
-        return f"/book/{provider.slug}"
-    tenant_slug = session.scalar(select(Tenant.slug).where(Tenant.id == provider.tenant_id))
-    return f"/t/{tenant_slug}/book/{provider.slug}"
+        return f"{base_url}/book/{provider.slug}"
+    found = session.execute(
+        select(Tenant.slug, Tenant.host).where(Tenant.id == provider.tenant_id)
+    ).one()
+    if found.host:
+        return f"{base_url.partition('://')[0]}://{found.host}/book/{provider.slug}"
+    return f"{base_url}/t/{found.slug}/book/{provider.slug}"
 
 
 def get_provider(session: Session, provider_id: str) -> Provider:

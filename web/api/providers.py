@@ -22,7 +22,7 @@ from core.domain import (
     weekly_windows,
 )
 from core.formatting import DEFAULT_LOCALE
-from core.services import availability, providers
+from core.services import availability, page_look, providers
 from core.services.access import Grant, visible_provider
 from core.services.errors import Forbidden
 from web.http import (
@@ -88,6 +88,9 @@ class ProviderPatch(Strict):
     kind: Literal["person", "unit"] | None = None
     # The language of the provider's mails: en, de, fr or es.
     locale: StrictStr | None = Field(default=None, min_length=2, max_length=16)
+    # The booking page's look; null clears it.
+    accent_colour: StrictStr | None = Field(default=None, max_length=7)
+    photo_url: StrictStr | None = Field(default=None, max_length=500)
 
 
 class ProviderOut(BaseModel):
@@ -100,6 +103,8 @@ class ProviderOut(BaseModel):
     kind: str
     locale: str
     booking_url: str
+    accent_colour: str | None
+    photo_url: str | None
 
 
 class WeeklyIn(Strict):
@@ -173,7 +178,9 @@ def provider_json(request: Request, session: Session, provider: Provider) -> dic
         "dav_username": provider.dav_username,
         "kind": provider.kind,
         "locale": provider.locale or DEFAULT_LOCALE,
-        "booking_url": base + providers.booking_path(session, provider),
+        "booking_url": providers.booking_url(session, provider, base),
+        "accent_colour": provider.accent_colour,
+        "photo_url": provider.photo_url,
     }
 
 
@@ -278,6 +285,7 @@ async def patch_provider(request: Request) -> JSONResponse:
     caller = await authorize(request, Grant.WRITE)
     provider_id = request.path_params["provider_id"]
     body = await read_json(request, ProviderPatch)
+    given = body.model_fields_set
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
         provider = visible_provider(session, caller, provider_id)
@@ -285,6 +293,10 @@ async def patch_provider(request: Request) -> JSONResponse:
             session, provider, now=now, name=body.name, timezone=body.timezone, kind=body.kind,
             locale=body.locale,
         )  # fmt: skip
+        look: dict[str, str | None] = {
+            k: getattr(body, k) for k in ("accent_colour", "photo_url") if k in given
+        }
+        page_look.set_look(changed, look)
         return provider_json(request, session, changed)
 
     return json_response(await in_transaction(request, work))

@@ -54,8 +54,11 @@ async def _home(ctx: Ctx) -> Response:
     def work(session: Session, now: datetime) -> dict[str, Any]:
         upcoming = accounts.list_bookings(session, me.provider_id, now=now, past=False, limit=200)
         allowed, reason = instant_book_allowed(session, me.provider_id, now, stale_after=stale)
-        policy = availability.load_policy(session, providers.get_provider(session, me.provider_id))
+        provider = providers.get_provider(session, me.provider_id)
+        policy = availability.load_policy(session, provider)
+        base = ctx.runtime.settings.effective_base_url
         return {
+            "booking_url": providers.booking_url(session, provider, base),
             "requested": [b for b in upcoming if b.status == "requested"],
             "next": [b for b in upcoming if b.status == "confirmed"][:5],
             "paused": None if allowed else reason,
@@ -63,8 +66,6 @@ async def _home(ctx: Ctx) -> Response:
         }
 
     context = await ctx.run(work)
-    base = ctx.runtime.settings.effective_base_url
-    context["booking_url"] = f"{base}/book/{me.slug}"
     context["languages"] = LANGUAGE_NAMES
     context["my_locale"] = me.locale or DEFAULT_LOCALE
     if ctx.request.query_params.get("done") == "language":

@@ -244,6 +244,9 @@ def test_the_language_switch_is_remembered_and_english_stays_the_default(
     english = journey.guest.get(journey.manage)
     assert "You're booked" in english.text and '<html lang="en">' in english.text
     assert 'hreflang="de"' in english.text  # the switch links to the four languages
+    assert re.search(r'href="\?m=[^"]+&amp;lang=de" hreflang="de"', english.text)
+    junk = journey.guest.get("/booking", params={"m": "<b>ünïcode</b>" * 20, "tz": "UTC"})
+    assert "ünïcode" not in junk.text and 'href="?tz=UTC&amp;lang=de"' in junk.text
     switched = journey.guest.get(journey.manage + "&lang=fr")
     assert "C’est réservé" in switched.text
     assert "parley_lang=fr" in switched.headers.get("set-cookie", "")

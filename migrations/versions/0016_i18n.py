@@ -1,8 +1,8 @@
 """Languages: the language a guest booked in (their mails speak it) and the one a
 provider chose for theirs.
 
-Revision ID: 0013_i18n
-Revises: 0012_meeting_types
+Revision ID: 0016_i18n
+Revises: 0015_page
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0013_i18n"
-down_revision: str | None = "0012_meeting_types"
+revision: str = "0016_i18n"
+down_revision: str | None = "0015_page"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
