@@ -347,9 +347,9 @@ def _say_demo(result: DemoResult, unreachable: str) -> None:
     Links are printed only when the server they point at answers: a newcomer who runs the
     demo before `parley serve`, or with other settings than the server, would otherwise be
     handed links that do not open."""
-    from web.templating import local_time
+    from core.formatting import format_datetime
 
-    when = f"{local_time(result.start, result.timezone)} ({result.timezone})"
+    when = f"{format_datetime(result.start, result.timezone)} ({result.timezone})"
     _say(f"Demo booking:          {result.booking_id} on {when}")
     _say(f"Mail folder (Maildir): {result.maildir / 'new'}")
     for recipient, path in result.invitations:
@@ -378,6 +378,9 @@ def provider_add(
     timezone: Annotated[str, typer.Option(help="IANA zone of the provider's hours.")],
     kind: Annotated[str, typer.Option(help="person, or unit (an apartment, a room).")] = "person",
     tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default",
+    locale: Annotated[
+        str | None, typer.Option(help="Language of their pages and mails: en, de, fr or es.")
+    ] = None,
 ) -> None:
     """Create a provider (as POST /api/v1/providers does) and print the next step."""
     from core.errors import ParleyError
@@ -391,7 +394,7 @@ def provider_add(
             caller = _in_tenant(session, tenant)
             provider = create_provider(
                 session, name=name, email=email, timezone=timezone, slug=slug,
-                now=runtime.clock(), kind=kind, tenant_id=caller.tenant_id,
+                now=runtime.clock(), kind=kind, tenant_id=caller.tenant_id, locale=locale,
             )  # fmt: skip
             provider_id, address = provider.id, provider.email
             page = booking_url(session, provider, settings.effective_base_url)

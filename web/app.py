@@ -39,6 +39,7 @@ from web.errors import (
     reply_for,
 )
 from web.http import error_response, runtime_of
+from web.i18n import LanguageCookie
 from web.openapi import build_document
 from web.pages import page_routes
 from web.tenant_hosts import TenantHosts
@@ -169,7 +170,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         exception_handlers=exception_handlers(),
     )
     # Outermost last: the client address, metrics, the error boundary, the input guard,
-    # tenants' own hosts.
+    # tenants' own hosts; the language cookie innermost.
+    app.add_middleware(LanguageCookie)
     app.add_middleware(TenantHosts)
     app.add_middleware(InputGuard)
     app.add_middleware(ErrorBoundary)

@@ -160,6 +160,8 @@ class Provider(Base):
     slug: Mapped[str] = mapped_column(String(80))
     email: Mapped[address]
     timezone: Mapped[str] = mapped_column(String(64))
+    # The language of the provider's mails (core.formatting.LOCALES); None: English.
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
     dav_username: Mapped[str] = mapped_column(String(80))
     show_holds_calendar: Mapped[flag_false]
     # The booking page's look, set by the provider: a #rrggbb colour and an https image.
@@ -367,6 +369,8 @@ class Booking(Base):
     guest_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     guest_email: Mapped[address]
     guest_timezone: Mapped[short_null]
+    # The language the guest booked in: their mails speak it (None: English).
+    guest_locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
     hold_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     meeting_type_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # Copied from the meeting type when booked: the invitation's LOCATION and DESCRIPTION.

@@ -55,11 +55,15 @@ class Account:
     email: str
     name: str
     timezone: str | None = None
+    locale: str | None = None
 
     @classmethod
     def of(cls, row: Provider | Operator) -> Account:
         if isinstance(row, Provider):
-            return cls(PROVIDER_ROLE, row.id, row.tenant_id, row.email, row.name, row.timezone)
+            return cls(
+                PROVIDER_ROLE, row.id, row.tenant_id, row.email, row.name, row.timezone,
+                row.locale,
+            )  # fmt: skip
         return cls(OPERATOR_ROLE, row.id, row.tenant_id, row.email, row.email)
 
 
@@ -140,6 +144,7 @@ def send_sign_in_link(
         now=now,
         zone_name=account.timezone,
         tenant_id=account.tenant_id,
+        locale=account.locale,
     )
 
 

@@ -166,6 +166,8 @@ def book_hold(
     policy: AvailabilityPolicy,
     actor: Actor,
     now: datetime,
+    *,
+    guest_locale: str | None = None,
 ) -> Booking:
     """A booking for an active, re-checked hold (called by ``holds.confirm_hold``)."""
     instant = policy.instant_book and _sources_fresh(session, provider.id, actor, now)
@@ -185,6 +187,7 @@ def book_hold(
         guest_name=hold.guest_name,
         guest_email=hold.guest_email or "",
         guest_timezone=hold.guest_timezone,
+        guest_locale=guest_locale,
         hold_id=hold.id,
         created_at=now,
         updated_at=now,

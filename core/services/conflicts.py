@@ -187,6 +187,7 @@ def notify_open_conflicts(
                 context={"recipient_name": box.name, "unit": unit.name, "sentence": sentence,
                          "conflicts_url": f"{mailer.site(conflict.tenant_id)}/admin/conflicts"},
                 now=now, zone_name=unit.timezone, tenant_id=conflict.tenant_id,
+                locale=unit.locale if address == unit.email.lower() else None,
             )  # fmt: skip
             sent += queued
     if sent:
