@@ -14,7 +14,15 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from web.words import N_
+
 _NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
+# The groups' names, in English; the page translates them.
+YOUR_ZONE = N_("Your zone")
+REGIONS = [
+    N_("Africa"), N_("America"), N_("Antarctica"), N_("Arctic"), N_("Asia"), N_("Atlantic"),
+    N_("Australia"), N_("Europe"), N_("Indian"), N_("Pacific"),
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +108,10 @@ def zone_groups(now: datetime, selected: str) -> list[ZoneGroup]:
     zones = canonical_zones()
     groups: dict[str, list[ZoneChoice]] = {}
     if selected not in zones:
-        groups["Your zone"] = [_choice(selected, (), now)]
+        groups[YOUR_ZONE] = [_choice(selected, (), now)]
     for name, countries in zones.items():
         region = name.split("/", 1)[0] if "/" in name else "UTC"
         groups.setdefault(region, []).append(_choice(name, countries, now))
-    first = {"Your zone": 0, "UTC": 1}
+    first = {YOUR_ZONE: 0, "UTC": 1}
     ordered = sorted(groups.items(), key=lambda item: (first.get(item[0], 2), item[0]))
     return [ZoneGroup(region, sorted(items, key=lambda c: c.label)) for region, items in ordered]
