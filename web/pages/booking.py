@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from core.db.models import MeetingType, Provider
 from core.domain import AvailabilityPolicy, Slot
 from core.formatting import (
+    DEFAULT_LOCALE,
     format_clock,
     format_long_day,
     format_month,
@@ -156,12 +157,12 @@ def read_query(request: Request, provider_zone: str) -> Query:
     )
 
 
-def clock_label(moment: datetime, hours: int, locale: str) -> str:
+def clock_label(moment: datetime, hours: int, locale: str = DEFAULT_LOCALE) -> str:
     """A local time as 09:30 (24-hour clock) or 9:30 AM (12-hour clock, the language's way)."""
     return format_clock(moment, str(moment.tzinfo), locale, hours=hours)
 
 
-def day_label(day: date, locale: str) -> str:
+def day_label(day: date, locale: str = DEFAULT_LOCALE) -> str:
     """A day in full, in the page's language: "Tuesday, 2 March 2027"."""
     return format_long_day(day, locale)
 
