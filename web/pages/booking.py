@@ -406,7 +406,7 @@ def _page_context(
         "window_days": policy.booking_window_days,
         "last_day": day_label(last, locale),
         "requests": not _instant(session, request, provider.id, policy, now),
-        "zone_groups": zone_picker.zone_groups(now, zone),
+        "zone_groups": zone_picker.zone_groups(now, zone, locale),
         "message": query.message,
     }
 

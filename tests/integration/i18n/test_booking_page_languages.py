@@ -32,6 +32,7 @@ WORDS = {
         "held": "<strong>Dienstag, 2. März 2027, 08:00–08:45</strong> (UTC) mit Ada Host",
         "done": ["Sie sind gebucht", "Eine Einladung geht an grace@example.net."],
         "region": '<optgroup label="Europa">',
+        "vienna": ">Wien — Österreich (UTC+01:00)<",
         "taken": "Dieser Termin wurde gerade vergeben.",
     },
     "fr": {
@@ -47,6 +48,7 @@ WORDS = {
         "held": "<strong>mardi 2 mars 2027, 08:00–08:45</strong> (UTC) avec Ada Host",
         "done": ["C’est réservé", "Une invitation est envoyée à grace@example.net."],
         "region": '<optgroup label="Amérique">',
+        "vienna": ">Vienne — Autriche (UTC+01:00)<",
         "taken": "Désolé, ce créneau vient d’être pris.",
     },
     "es": {
@@ -62,6 +64,7 @@ WORDS = {
         "held": "<strong>martes, 2 de marzo de 2027, 8:00–8:45</strong> (UTC) con Ada Host",
         "done": ["Se envía una invitación a grace@example.net."],
         "region": '<optgroup label="África">',
+        "vienna": ">Viena — Austria (UTC+01:00)<",
         "taken": "Lo sentimos, esa hora acaba de ocuparse.",
     },
 }
@@ -130,7 +133,7 @@ def test_the_booking_page_speaks_the_guests_language(
     assert "Week" not in re.sub(r"<script>.*?</script>", "", html, flags=re.S)
     twelve = _day_page(client, "/book/ada/planning", h="12")
     assert re.findall(r'class="slot"[^>]*>([^<]+)<', unescape(twelve))[0] == words["twelve"]
-    assert words["region"] in unescape(html)
+    assert words["region"] in unescape(html) and words["vienna"] in unescape(html)
     month = _get(client, "/book/ada/planning", tz="UTC", day="2027-04-20", view="month")
     assert words["window"] in _text(month)
 
@@ -205,3 +208,4 @@ def test_english_stays_the_default(client: TestClient) -> None:
     assert '<h2 id="day-title">Tuesday, 2 March 2027</h2>' in html
     assert "24-hour (13:00)" in html and "12-hour (1:00 PM)" in html
     assert "Show times" in html and '<optgroup label="Europe">' in html
+    assert ">Vienna — Austria (UTC+01:00)<" in html
