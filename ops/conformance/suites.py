@@ -108,20 +108,35 @@ def _run_with_config(
 # --- caldav-server-tester (PyPI) -----------------------------------------------------------
 
 
+_FEATURE = re.compile(r"^## (\S+)\nFeature support level found: (\S+)", re.MULTILINE)
+
+
 def server_tester(server: DavServer, timeout: float = 600) -> Score:
-    """Each feature the tester probes counts as passed when observed "full"."""
+    """Each feature the tester probes counts as passed when observed "full".
+
+    Read from its verbose text report, which names every feature probed (the JSON report
+    folds features that are at their default away). With a second account on the server,
+    the multi-user scheduling checks (RFC 6638) run too.
+    """
     tester = HOME / "venv" / "bin" / "caldav-server-tester"
     _need(tester, "caldav-server-tester")
-    command = [str(tester), "--caldav-url", server.principal, "--format", "json"]
+    command = [str(tester), "--caldav-url", server.principal, "--format", "text", "--verbose"]
     # "--name=value": a random password may start with "-", which a parser takes for a flag.
     command += [f"--caldav-username={server.username}", f"--caldav-password={server.password}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    try:
-        features = json.loads(done.stdout)["features"]
-    except (ValueError, KeyError) as exc:
+    env = dict(os.environ)
+    if server.other is not None:
+        username, password = server.other
+        config = HOME / f"tester-{server.name}.json"
+        section = {"caldav_url": f"{server.root}{username}/", "caldav_username": username,
+                   "caldav_password": password}  # fmt: skip
+        config.write_text(json.dumps({"second": section}))
+        env["CALDAV_CONFIG_FILE"] = str(config)
+        command += ["--config-section", "second"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    support = dict(_FEATURE.findall(done.stdout))
+    if not support:
         reason = f"caldav-server-tester gave no report: {done.stderr[-500:]}"
-        raise SuiteUnavailable(reason) from exc
-    support = {k: v.get("support") for k, v in features.items() if isinstance(v, dict)}
+        raise SuiteUnavailable(reason)
     full = sorted(k for k, v in support.items() if v == "full")
     other = sorted(f"{k}={v}" for k, v in support.items() if v != "full")
     return Score(len(full), len(other), 0, " ".join(other))
