@@ -90,6 +90,49 @@ def caldav_functional(server: DavServer, select: str = "", timeout: float = 900)
     return _pytest_score(_run_with_config(command, source, config_file, env, timeout))
 
 
+# The "radicale" hints with the RFC 6638 features declared, for both servers alike: a
+# server that does not schedule then fails these tests instead of skipping them.
+_SCHEDULING_HINTS = {
+    "base": "radicale",
+    **{f"scheduling{part}": {"support": "full"}
+       for part in ("", ".mailbox", ".freebusy-query", ".schedule-tag",
+                    ".calendar-user-address-set")},
+}  # fmt: skip
+
+
+def caldav_scheduling(server: DavServer, timeout: float = 900) -> Score:
+    """The RFC 6638 tests of caldav's test_caldav.py (TestSchedulingForServer<name>), with
+    the server's two accounts as the scheduling users."""
+    source = HOME / "src" / "caldav"
+    _need(source / "tests" / "test_caldav.py", "caldav sdist")
+    if server.other is None:
+        raise SuiteUnavailable("the scheduling tests need two accounts on the server")
+    name = f"conf{server.name}"
+    username, password = server.other
+    users = [
+        {"url": server.principal, "username": server.username, "password": server.password},
+        {"url": f"{server.root}{username}/", "username": username, "password": password},
+    ]
+    config = {
+        "test-servers": {
+            "radicale": {"type": "embedded", "enabled": False},
+            "xandikos": {"type": "embedded", "enabled": False},
+            name: {
+                "type": "external", "enabled": True, "url": server.principal,
+                "username": server.username, "password": server.password,
+                "features": _SCHEDULING_HINTS, "scheduling_users": users,
+            },
+        }
+    }  # fmt: skip
+    config_file = source / "tests" / f"conformance-{server.name}.json"
+    config_file.write_text(json.dumps(config))
+    command = [str(PYTHON), "-m", "pytest", "tests/test_caldav.py", "-q"]
+    command += ["-k", f"TestSchedulingForServer{name}", "-p", "no:cacheprovider"]
+    command += ["-o", "asyncio_default_fixture_loop_scope=function", "-rfE", "--tb=no"]
+    env = {**os.environ, "PYTHON_CALDAV_TEST_DOCKER": "0"}
+    return _pytest_score(_run_with_config(command, source, config_file, env, timeout))
+
+
 def _run_with_config(
     command: list[str], source: Path, config_file: Path, env: dict[str, str], timeout: float
 ) -> str:
