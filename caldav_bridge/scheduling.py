@@ -29,12 +29,10 @@ from icalendar import Calendar
 from radicale import httputils, pathutils, types, xmlutils
 from radicale.item import filter as radicale_filter
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from caldav_bridge import vavailability
 from caldav_bridge.davxml import CALENDAR_AVAILABILITY, C, D, P, dav_error, to_bytes
-from core.db.models import DavCalendar, Provider, new_id
+from core.db.models import DavCalendar, Provider
 from core.runtime import Runtime
 from core.services import dav, freebusy
 
@@ -71,32 +69,7 @@ _REWRITTEN = (b"schedule-", b"calendar-user-", b"calendar-availability", b"/inbo
 # --- the inbox --------------------------------------------------------------------------------
 
 
-def ensure_inbox(session: Session, provider: Provider, now: datetime) -> DavCalendar:
-    """The provider's schedule inbox, made on first use (idempotent, also when two
-    requests make it at once: the loser of the insert reads the winner's row)."""
-    found = dav.get_calendar(session, provider.id, INBOX)
-    if found is not None:
-        return found
-    row = DavCalendar(
-        id=new_id("cal"),
-        tenant_id=provider.tenant_id,
-        provider_id=provider.id,
-        name=INBOX,
-        kind="inbox",
-        blocking=False,
-        props={"D:displayname": "Inbox"},
-        revision=0,
-        created_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        found = dav.get_calendar(session, provider.id, INBOX)
-        if found is None:
-            raise
-        return found
-    return row
+ensure_inbox = dav.ensure_inbox
 
 
 # --- paths and answers ------------------------------------------------------------------------

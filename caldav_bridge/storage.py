@@ -20,7 +20,7 @@ from radicale import item as radicale_item
 from radicale.item import filter as radicale_filter
 from sqlalchemy.orm import Session
 
-from caldav_bridge import feeds, limits, scheduling
+from caldav_bridge import feeds, itip, limits, scheduling
 from caldav_bridge.errors import BudgetExceeded
 from core.db.models import Booking, DavCalendar, DavObject, Hold, Provider
 from core.runtime import Runtime
@@ -170,6 +170,7 @@ class ParleyStorage(storage.BaseStorage):
             raise ValueError("events can only be moved between your own writable calendars")
         with self.session() as session, refused():
             dav.move_object(session, source.row, item.href or "", to_collection.row, to_href)
+            itip.after_move(session, source.row, item.href or "", to_collection.row, to_href)
 
     def verify(self) -> bool:
         return True
@@ -424,6 +425,7 @@ class StoredCalendar(CalendarCollection):
             replaced = self._items(old)[0] if old else None
             row = session.merge(self.row)
             with refused():
+                text = itip.before_put(self._store, session, row, href, text)
                 obj, _ = dav.put_object(
                     session,
                     row,
@@ -440,6 +442,7 @@ class StoredCalendar(CalendarCollection):
         with self._store.session() as session:
             row = session.merge(self.row)
             with refused():
+                itip.before_delete(self._store, session, row, href)
                 if href is None:
                     dav.delete_calendar(session, row)
                     return

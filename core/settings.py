@@ -97,7 +97,6 @@ class Settings(BaseSettings):
     public_rate_limit_per_minute: int = Field(default=120, ge=0)
     # Proxies (IPs or CIDRs) whose X-Forwarded-For names the client; none by default.
     trusted_proxies: list[str] = Field(default_factory=list)
-    booking_page_weeks: int = Field(default=3, gt=0, le=26)
     proposal_ttl_hours: int = Field(default=48, gt=0)
     # A request to book nobody answers lapses after this (frees the slot, tells both).
     booking_request_ttl_minutes: int = Field(default=2880, gt=0)

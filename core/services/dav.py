@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import recurring_ical_events
 from icalendar import Calendar
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.models import (
@@ -553,3 +554,58 @@ def _as_utc(value: date | datetime, zone: ZoneInfo) -> datetime:
     elif value.tzinfo is None:
         value = value.replace(tzinfo=zone)
     return value.astimezone(UTC)
+
+
+def rewrite_object(
+    session: Session,
+    calendar: DavCalendar,
+    obj: DavObject,
+    ics: str,
+    now: datetime,
+    *,
+    span: ObjectSpan | None = None,
+) -> None:
+    """Replace a stored object's text in place, as the server's own change (an answer
+    written back, a proposal applied): a new ETag and revision; span when times moved."""
+    obj.ics, obj.etag = ics, hashlib.sha256(ics.encode()).hexdigest()
+    if span is not None:
+        obj.start_at, obj.end_at = _stored_span(span)
+        obj.recurring = not span.exact
+    obj.revision = _bump(session, calendar, obj.href, deleted=False)
+    obj.updated_at = now
+    session.flush()
+    if span is not None:
+        refresh_busy(session, calendar, obj, now)
+
+
+# --- the schedule inbox (RFC 6638 2.2) ----------------------------------------------------
+
+INBOX = "inbox"
+
+
+def ensure_inbox(session: Session, provider: Provider, now: datetime) -> DavCalendar:
+    """The provider's schedule inbox, made on first use (idempotent, also when two
+    requests make it at once: the loser of the insert reads the winner's row)."""
+    found = get_calendar(session, provider.id, INBOX)
+    if found is not None:
+        return found
+    row = DavCalendar(
+        id=new_id("cal"),
+        tenant_id=provider.tenant_id,
+        provider_id=provider.id,
+        name=INBOX,
+        kind="inbox",
+        blocking=False,
+        props={"D:displayname": "Inbox"},
+        revision=0,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        found = get_calendar(session, provider.id, INBOX)
+        if found is None:
+            raise
+        return found
+    return row

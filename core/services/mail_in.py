@@ -34,7 +34,7 @@ from core.imip.mail import Outcome, ParsedMail, split_plus
 from core.itip.read import Attendee, ItipMessage
 from core.logging import get_logger
 from core.metrics import BOUNCES
-from core.services import replies
+from core.services import dav_scheduling, replies
 from core.services.bookings import Actor
 from core.services.mailboxes import Mailboxes
 from core.settings import Settings
@@ -428,9 +428,9 @@ def _decide(
             apply_itip(session, row, parsed, now, context)
     else:
         invitation = answered_invitation(session, row, parsed, context.mailboxes)
-        if invitation is None:
+        if invitation is None and not _answer_scheduled(session, row, parsed, now, context):
             _settle(row, "ignored", now, "no calendar data and answers no invitation")
-        else:
+        elif invitation is not None:
             answer_non_itip(session, row, parsed, invitation, now, context)
 
 
@@ -551,7 +551,10 @@ def _mark_undeliverable(session: Session, tenant_id: str, parsed: ParsedMail, no
         invitation.delivery_error = (parsed.text or "bounced")[:1000]
         invitation.updated_at = now
     if not found:
-        return "bounce matches no invitation"
+        scheduled = dav_scheduling.mark_undeliverable(
+            session, tenant_id, parsed.bounced_message_id, recipients, now
+        )
+        return scheduled or "bounce matches no invitation"
     return "undeliverable: " + ", ".join(sorted(i.id for i in found))
 
 
@@ -593,6 +596,8 @@ def _vouched_addresses(
         f" WHERE b.uid = :uid AND b.tenant_id = :tenant AND i.plus_tag IN ({names})",
         {"uid": uid, "tenant": row.tenant_id, **{f"t{i}": tag for i, tag in enumerate(tags)}},
     )
+    if not found:  # an answer to an event a provider scheduled from its calendar app
+        return dav_scheduling.vouched(session, row.tenant_id, uid, tags)
     return frozenset(address.lower() for (address,) in found)
 
 
@@ -655,6 +660,31 @@ def answer_non_itip(
         limit_per_day=context.settings.auto_reply_limit_per_day,
     )
     _settle(message_row, "plain_reply", now, decision.reason)
+
+
+def _answer_scheduled(
+    session: Session,
+    message_row: InboundMessage,
+    parsed: ParsedMail,
+    now: datetime,
+    context: ProcessingContext,
+) -> bool:
+    """Plain mail to the tagged address of an event a provider scheduled over CalDAV: the
+    attendee's "request a new time" link in answer, as for bookings; False if it is none."""
+    tags = replies.plus_tags(
+        _recipients(message_row, parsed), context.mailboxes, message_row.tenant_id
+    )
+    if not tags:
+        return False
+    mailer = context.actor.mailer if context.actor is not None else None
+    reason = dav_scheduling.answer_plain_mail(
+        session, mailer, message_row, tags[:20], subject=parsed.subject, now=now,
+        limit_per_day=context.settings.auto_reply_limit_per_day,
+    )  # fmt: skip
+    if reason is None:
+        return False
+    _settle(message_row, "plain_reply", now, reason)
+    return True
 
 
 def _recipients(row: InboundMessage, parsed: ParsedMail) -> tuple[str, ...]:

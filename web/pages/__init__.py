@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from web.pages import admin as console_pages
 from web.pages import booking as booking_pages
+from web.pages import dav_schedule as dav_schedule_pages
 from web.pages import feeds as feed_pages
 from web.pages import landing as landing_pages
 from web.pages import manage as manage_pages
@@ -20,6 +21,7 @@ def page_routes() -> list[BaseRoute]:
     routes += feed_pages.routes()
     routes += booking_pages.routes()
     routes += negotiation_pages.routes()
+    routes += dav_schedule_pages.routes()
     routes += manage_pages.routes()
     routes += provider_pages.routes()
     routes += console_pages.routes()

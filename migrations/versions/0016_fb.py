@@ -4,8 +4,8 @@ objects of any other stored calendar. The names inbox and outbox now belong to t
 scheduling collections: a calendar a provider had made under one of them is renamed
 (inbox-calendar, outbox-calendar), which a calendar app sees as a calendar moved.
 
-Revision ID: 0013_fb
-Revises: 0012_meeting_types
+Revision ID: 0016_fb
+Revises: 0015_page
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013_fb"
-down_revision: str | None = "0012_meeting_types"
+revision: str = "0016_fb"
+down_revision: str | None = "0015_page"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
