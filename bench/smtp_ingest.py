@@ -78,7 +78,7 @@ def main() -> None:
     url = f"sqlite:///{folder / 'bench.db'}"
     upgrade(url)
     engine = make_engine(url)
-    handler = InboundHandler(make_sessionmaker(engine), RecipientPolicy(TO))
+    handler = InboundHandler(make_sessionmaker(engine), RecipientPolicy.single(TO))
     sink: list[tuple[float, float]] = []
     store: list[tuple[float, float]] = []
     for _ in range(rounds):

@@ -27,6 +27,7 @@ from caldav_bridge import limits
 from caldav_bridge.auth import ParleyAuth
 from caldav_bridge.itip import ItipMixin
 from caldav_bridge.rights import ParleyRights
+from caldav_bridge.scheduling import SchedulingMixin
 from caldav_bridge.storage import ParleyStorage
 from core.runtime import Runtime
 from core.services.errors import ReadOnlyCalendar
@@ -98,8 +99,10 @@ def radicale_configuration(runtime: Runtime, *, auth_delay: float = 1.0) -> conf
     return configuration
 
 
-class ParleyApplication(ItipMixin, Application):
-    """Radicale's Application with Parley's scheduling (caldav_bridge.itip) in front."""
+class ParleyApplication(ItipMixin, SchedulingMixin, Application):
+    """Radicale's Application with Parley's additions, each a mixin before it: implicit
+    scheduling (caldav_bridge.itip), then the inbox, outbox, free-busy and availability
+    (caldav_bridge.scheduling)."""
 
 
 def make_wsgi_app(runtime: Runtime, *, auth_delay: float = 1.0) -> WsgiApp:

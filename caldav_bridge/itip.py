@@ -108,7 +108,8 @@ class ItipMixin:
     def _tag_property(self, answer: Any, base_prefix: str) -> Any:
         """Fill in CALDAV:schedule-tag where Radicale answered it 404 (it knows no such
         property) for a scheduling object; other objects keep the 404 (RFC 6638 3.2.10)."""
-        status, headers, body, request = answer
+        status, headers, body = answer[:3]
+        request = answer[3] if len(answer) > 3 else None
         if status != client.MULTI_STATUS or "schedule-tag" not in str(request or ""):
             return answer
         try:

@@ -25,6 +25,8 @@ class ParleyRights(rights.BaseRights):
             return ""
         if len(parts) == 1:
             return "R"
+        if parts[1] == "outbox":
+            return "R"  # the schedule outbox: a collection without items, POSTed to
         if parts[1] in READ_ONLY_KINDS:
             return "r"
         if parts[1] == "blocks":

@@ -20,7 +20,7 @@ from radicale import item as radicale_item
 from radicale.item import filter as radicale_filter
 from sqlalchemy.orm import Session
 
-from caldav_bridge import feeds, itip, limits
+from caldav_bridge import feeds, itip, limits, scheduling
 from caldav_bridge.errors import BudgetExceeded
 from core.db.models import Booking, DavCalendar, DavObject, Hold, Provider
 from core.runtime import Runtime
@@ -102,6 +102,10 @@ class ParleyStorage(storage.BaseStorage):
                 if depth != "0":
                     yield from self._calendars(session, provider)
                 return
+            if parts[1] == scheduling.OUTBOX:
+                if len(parts) == 2:
+                    yield OutboxCollection(self, f"{provider.dav_username}/{parts[1]}")
+                return
             calendar = self._calendar(session, provider, parts[1])
             if calendar is None:
                 return
@@ -125,6 +129,9 @@ class ParleyStorage(storage.BaseStorage):
             yield make_calendar(self, session, provider, row)
 
     def _calendar(self, session: Session, provider: Provider, name: str) -> Any:
+        if name == scheduling.INBOX:
+            inbox = scheduling.ensure_inbox(session, provider, self.now())
+            return make_calendar(self, session, provider, inbox)
         rows = [r for r in dav.ensure_calendars(session, provider, self.now()) if r.name == name]
         return make_calendar(self, session, provider, rows[0]) if rows else None
 
@@ -194,6 +201,7 @@ def make_calendar(
     kinds: dict[str, type[CalendarCollection]] = {
         "bookings": BookingsCalendar,
         "holds": HoldsCalendar,
+        "inbox": InboxCalendar,
     }
     return kinds.get(row.kind, StoredCalendar)(store, session, provider, row)
 
@@ -245,6 +253,10 @@ class RootCollection(_Plain):
 
 class PrincipalCollection(_Plain):
     pass
+
+
+class OutboxCollection(_Plain):
+    """The provider's schedule outbox (RFC 6638): no items, the target of free-busy POSTs."""
 
 
 class CalendarCollection(storage.BaseCollection):
@@ -462,6 +474,21 @@ class StoredCalendar(CalendarCollection):
             )
         self.row = row
         return old
+
+
+class InboxCalendar(StoredCalendar):
+    """The provider's schedule inbox (RFC 6638 §2.2): Parley delivers iTIP messages into it
+    (dav.put_object); a calendar app reads and deletes them but does not write them."""
+
+    def upload(self, href: str, item: radicale_item.Item) -> Any:
+        raise ValueError("the schedule inbox is written by Parley; save events in a calendar")
+
+    def replace_all(
+        self, session: Session, items: list[radicale_item.Item]
+    ) -> dict[str, radicale_item.Item]:
+        if items:
+            raise ValueError("the schedule inbox is written by Parley; save events in a calendar")
+        return {}
 
 
 def _recurring_meets(text: str, tag: str | None, start: datetime, end: datetime) -> bool | None:

@@ -97,7 +97,6 @@ class Settings(BaseSettings):
     public_rate_limit_per_minute: int = Field(default=120, ge=0)
     # Proxies (IPs or CIDRs) whose X-Forwarded-For names the client; none by default.
     trusted_proxies: list[str] = Field(default_factory=list)
-    booking_page_weeks: int = Field(default=3, gt=0, le=26)
     proposal_ttl_hours: int = Field(default=48, gt=0)
     # A request to book nobody answers lapses after this (frees the slot, tells both).
     booking_request_ttl_minutes: int = Field(default=2880, gt=0)
@@ -141,6 +140,9 @@ class Settings(BaseSettings):
     dav_max_instances: int = Field(default=5000, gt=0)
     dav_max_expand_days: int = Field(default=1100, gt=0)
     dav_max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    # Whether a calendar app may change availability by writing the inbox's
+    # calendar-availability (RFC 7953); false: read-only there, 403.
+    dav_availability_writable: bool = True
     log_level: str = "info"
     log_json: bool | None = None
 

@@ -54,15 +54,16 @@ class RecipientPolicy:
     """Which envelope recipients belong to the organizer mailbox: every tenant's organizer
     address, the aliases and (with plus addressing) their tagged forms."""
 
-    def __init__(self, organizer: str, aliases: Iterable[str] = (), plus: bool = True) -> None:
-        default = TenantMailbox(DEFAULT_TENANT, organizer, "")
-        self._mailboxes = Mailboxes(default, aliases=aliases, plus=plus)
+    def __init__(self, mailboxes: Mailboxes) -> None:
+        self._mailboxes = mailboxes
 
     @classmethod
-    def of(cls, mailboxes: Mailboxes) -> RecipientPolicy:
-        policy = cls.__new__(cls)
-        policy._mailboxes = mailboxes
-        return policy
+    def single(
+        cls, organizer: str, aliases: Iterable[str] = (), plus: bool = True
+    ) -> RecipientPolicy:
+        """The policy of a deployment with the default tenant's organizer only."""
+        default = TenantMailbox(DEFAULT_TENANT, organizer, "")
+        return cls(Mailboxes(default, aliases=aliases, plus=plus))
 
     def accepts(self, address: str) -> bool:
         return self._mailboxes.accepts(address)

@@ -347,9 +347,9 @@ def _say_demo(result: DemoResult, unreachable: str) -> None:
     Links are printed only when the server they point at answers: a newcomer who runs the
     demo before `parley serve`, or with other settings than the server, would otherwise be
     handed links that do not open."""
-    from web.templating import local_time
+    from core.formatting import format_datetime
 
-    when = f"{local_time(result.start, result.timezone)} ({result.timezone})"
+    when = f"{format_datetime(result.start, result.timezone)} ({result.timezone})"
     _say(f"Demo booking:          {result.booking_id} on {when}")
     _say(f"Mail folder (Maildir): {result.maildir / 'new'}")
     for recipient, path in result.invitations:
@@ -378,10 +378,13 @@ def provider_add(
     timezone: Annotated[str, typer.Option(help="IANA zone of the provider's hours.")],
     kind: Annotated[str, typer.Option(help="person, or unit (an apartment, a room).")] = "person",
     tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default",
+    locale: Annotated[
+        str | None, typer.Option(help="Language of their pages and mails: en, de, fr or es.")
+    ] = None,
 ) -> None:
     """Create a provider (as POST /api/v1/providers does) and print the next step."""
     from core.errors import ParleyError
-    from core.services.providers import booking_path, create_provider
+    from core.services.providers import booking_url, create_provider
 
     settings = _settings()
     _migrate(settings)
@@ -391,10 +394,10 @@ def provider_add(
             caller = _in_tenant(session, tenant)
             provider = create_provider(
                 session, name=name, email=email, timezone=timezone, slug=slug,
-                now=runtime.clock(), kind=kind, tenant_id=caller.tenant_id,
+                now=runtime.clock(), kind=kind, tenant_id=caller.tenant_id, locale=locale,
             )  # fmt: skip
             provider_id, address = provider.id, provider.email
-            page = booking_path(session, provider)
+            page = booking_url(session, provider, settings.effective_base_url)
     except ParleyError as exc:
         err.print(f"parley: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -402,7 +405,7 @@ def provider_add(
         runtime.close()
     base = settings.effective_base_url
     _say(f"Provider:     {provider_id}")
-    _say(f"Booking page: {base}{page}")
+    _say(f"Booking page: {page}")
     _say(f"Next: sign in at {base}/me with {address} and set your hours (Availability);")
     _say("  guests see bookable times once there are weekly hours.")
 
@@ -473,43 +476,60 @@ def unit_link(
 @unit_app.command("tree")
 def unit_tree(tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default") -> None:
     """The tenant's units, each with its children indented below it."""
-    from sqlalchemy import select
+    from core.services import units
 
-    from core.db.models import Provider, UnitRelationship
+    runtime = _command_runtime()
+    lines: list[str] = []
+    try:
+        with runtime.sessions.begin() as session:
+            tree = units.unit_tree(session, _in_tenant(session, tenant))
+
+            def show(node: units.TreeNode, depth: int) -> None:
+                lines.append(f"{'  ' * depth}{node.unit.name}  ({node.unit.id})")
+                for child in node.children:
+                    show(child, depth + 1)
+
+            for root in tree.roots:
+                show(root, 0)
+    finally:
+        runtime.close()
+    for line in lines:
+        _say(line)
+
+
+@unit_app.command("unlink")
+def unit_unlink(
+    parent: Annotated[str, typer.Option(help="Slug of the parent unit.")],
+    child: Annotated[str, typer.Option(help="Slug of the child unit.")],
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")] = "default",
+) -> None:
+    """Remove the link between a parent and a child unit: each is booked on its own again."""
+    from core.errors import ParleyError
+    from core.services.units import delete_relationship, relationships_of
 
     runtime = _command_runtime()
     try:
         with runtime.sessions.begin() as session:
             caller = _in_tenant(session, tenant)
-            units = {
-                p.id: p.name
-                for p in session.scalars(
-                    select(Provider)
-                    .where(Provider.tenant_id == caller.tenant_id, Provider.kind == "unit")
-                    .order_by(Provider.name)
-                )
-            }
-            links = session.execute(
-                select(UnitRelationship.parent_id, UnitRelationship.child_id).where(
-                    UnitRelationship.tenant_id == caller.tenant_id
-                )
-            ).all()
+            parent_id, child_id = (
+                _unit_id(session, caller, parent),
+                _unit_id(session, caller, child),
+            )
+            found = [
+                link for link in relationships_of(session, caller, child_id)
+                if link.row.parent_id == parent_id and link.row.child_id == child_id
+            ]  # fmt: skip
+            if not found:
+                err.print(f"parley: {child!r} is not a child of {parent!r}",
+                          markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+                raise typer.Exit(1)
+            delete_relationship(session, caller, found[0].row.id, runtime.clock())
+            said = f"{found[0].child_name} is no longer a child of {found[0].parent_name}"
+    except ParleyError as exc:
+        raise _fail(exc) from None
     finally:
         runtime.close()
-    children: dict[str, list[str]] = {}
-    for parent_id, child_id in links:
-        children.setdefault(parent_id, []).append(child_id)
-    below = {child for kids in children.values() for child in kids}
-
-    def show(unit: str, depth: int, seen: frozenset[str]) -> None:
-        _say(f"{'  ' * depth}{units.get(unit, unit)}  ({unit})")
-        for child in sorted(children.get(unit, []), key=lambda c: units.get(c, c)):
-            if child not in seen:
-                show(child, depth + 1, seen | {child})
-
-    for unit in units:
-        if unit not in below:
-            show(unit, 0, frozenset({unit}))
+    _say(said)
 
 
 @tenant_app.command("create")
@@ -518,26 +538,34 @@ def tenant_create(
     slug: Annotated[str, typer.Option(help="Short name in URLs: /t/SLUG/… (a-z, 0-9, -).")],
     organizer_email: Annotated[str, typer.Option(help="Its organizer mailbox address.")],
     organizer_name: Annotated[str | None, typer.Option(help="Name on its invitations.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Its own site (book.example.org): links point there.")
+    ] = None,
 ) -> None:
     """Create a tenant (as POST /api/v1/tenants does) and print its id."""
     from core.errors import ParleyError
     from core.services.access import SYSTEM
-    from core.services.tenants import create_tenant
+    from core.services.tenants import create_tenant, deployment_host
 
     runtime = _command_runtime()
+    settings = runtime.settings
     try:
         with runtime.sessions.begin() as session:
             made = create_tenant(
                 session, SYSTEM, name=name, slug=slug, organizer_email=organizer_email,
                 organizer_name=organizer_name, now=runtime.clock(),
+                reserved=(settings.organizer_email, *settings.organizer_aliases), host=host,
+                reserved_hosts=(deployment_host(settings.effective_base_url),),
             )  # fmt: skip
-            tenant_id, slug, address = made.id, made.slug, made.organizer_email
+            tenant_id, slug, address, site = made.id, made.slug, made.organizer_email, made.host
     except ParleyError as exc:
         raise _fail(exc) from None
     finally:
         runtime.close()
     _say(f"Tenant:    {tenant_id} (slug {slug})")
     _say(f"Organizer: {address}")
+    if site:
+        _say(f"Site:      {settings.effective_base_url.partition('://')[0]}://{site}")
     _say(f"Next: parley key create --tenant {slug} --role owner")
 
 

@@ -93,7 +93,7 @@ def _server_tls(runtime: Runtime) -> ssl.SSLContext | None:
 async def _start_smtp(runtime: Runtime) -> list[asyncio.Server]:
     """The SMTP listener and, when PARLEY_LMTP_PORT is set, the LMTP one."""
     settings = runtime.settings
-    policy = RecipientPolicy.of(mailboxes_of(runtime))
+    policy = RecipientPolicy(mailboxes_of(runtime))
     wake, tls, loop = _waker(runtime), _server_tls(runtime), asyncio.get_running_loop()
     servers = []
     if settings.smtp_port != 0:

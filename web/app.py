@@ -39,8 +39,10 @@ from web.errors import (
     reply_for,
 )
 from web.http import error_response, runtime_of
+from web.i18n import LanguageCookie
 from web.openapi import build_document
 from web.pages import page_routes
+from web.tenant_hosts import TenantHosts
 
 _log = get_logger("parley.web")
 
@@ -167,7 +169,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
     )
-    # Outermost last: the client address, metrics, the error boundary, the input guard.
+    # Outermost last: the client address, metrics, the error boundary, the input guard,
+    # tenants' own hosts; the language cookie innermost.
+    app.add_middleware(LanguageCookie)
+    app.add_middleware(TenantHosts)
     app.add_middleware(InputGuard)
     app.add_middleware(ErrorBoundary)
     app.add_middleware(MetricsMiddleware)

@@ -102,13 +102,20 @@ class Tenant(Base):
     """An organisation on this deployment: its people, bookings, keys and organizer mailbox."""
 
     __tablename__ = "tenants"
-    __table_args__ = (UniqueConstraint("slug"), UniqueConstraint("organizer_email"))
+    __table_args__ = (
+        UniqueConstraint("slug"),
+        UniqueConstraint("organizer_email"),
+        UniqueConstraint("host"),
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80))
     # None for the default tenant: it uses PARLEY_ORGANIZER_EMAIL / _NAME.
     organizer_email: Mapped[address_null]
     organizer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The tenant's own site (book.casas.example[:port]): its links point there and its
+    # pages answer there without /t/{slug}; None: the deployment's PARLEY_BASE_URL.
+    host: Mapped[str | None] = mapped_column(String(260), nullable=True)
     created_at: Mapped[utc]
 
 
@@ -153,8 +160,13 @@ class Provider(Base):
     slug: Mapped[str] = mapped_column(String(80))
     email: Mapped[address]
     timezone: Mapped[str] = mapped_column(String(64))
+    # The language of the provider's mails (core.formatting.LOCALES); None: English.
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
     dav_username: Mapped[str] = mapped_column(String(80))
     show_holds_calendar: Mapped[flag_false]
+    # The booking page's look, set by the provider: a #rrggbb colour and an https image.
+    accent_colour: Mapped[str | None] = mapped_column(String(7))
+    photo_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[utc]
     updated_at: Mapped[utc]
 
@@ -357,6 +369,8 @@ class Booking(Base):
     guest_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     guest_email: Mapped[address]
     guest_timezone: Mapped[short_null]
+    # The language the guest booked in: their mails speak it (None: English).
+    guest_locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
     hold_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     meeting_type_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # Copied from the meeting type when booked: the invitation's LOCATION and DESCRIPTION.
@@ -455,7 +469,7 @@ class MagicLink(Base):
     )
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
-    token_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)  # links name no tenant
     purpose: Mapped[str] = mapped_column(String(16))
     booking_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     proposal_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
@@ -684,6 +698,14 @@ class Conflict(Base):
     resolved_by: Mapped[short_null]
     resolved_at: Mapped[utc_null]
     created_at: Mapped[utc]
+    # A split block (MUVA §3.4): the losing event's parts outside the winner, as
+    # [[start, end], …] in ISO 8601 UTC; None when nothing of the loser remains.
+    remaining: Mapped[list[list[str]] | None] = mapped_column(JSON, nullable=True)
+
+    def remaining_parts(self) -> tuple[tuple[datetime, datetime], ...]:
+        return tuple(
+            (datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in self.remaining or ()
+        )
 
 
 # --- CalDAV, feeds and provider access ------------------------------------------------------
@@ -696,7 +718,7 @@ class DavCalendar(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "provider_id", "name"),
         UniqueConstraint("tenant_id", "id"),
-        CheckConstraint("kind in ('bookings', 'holds', 'blocks', 'custom')", name="kind"),
+        CheckConstraint("kind in ('bookings', 'holds', 'blocks', 'custom', 'inbox')", name="kind"),
         _fk("provider_id", "providers"),
     )
     id: Mapped[str_id]
@@ -782,7 +804,7 @@ class FeedToken(Base):
     id: Mapped[str_id]
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str] = _provider_fk()
-    token_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)  # feed URLs name no tenant
     include_holds: Mapped[flag_false]
     format: Mapped[str] = mapped_column(String(16), default="standard")
     created_at: Mapped[utc]
@@ -818,7 +840,7 @@ class WebSession(Base):
     tenant_id: Mapped[tenant]
     provider_id: Mapped[str | None] = mapped_column(String(40), index=True, nullable=True)
     operator_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    token_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)  # cookies name no tenant
     csrf_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[utc]
     expires_at: Mapped[utc]

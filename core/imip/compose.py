@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -21,11 +21,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from jinja2 import Environment, FileSystemLoader
+from jinja2 import Environment, FileSystemLoader, pass_context
+from jinja2.runtime import Context
 
+from core.formatting import format_range, locale_or_default
+from core.i18n import translations
 from core.imip.errors import ComposeError
 from core.itip.build import EventSnapshot
-from core.tzids import zone_for_tzid
 
 # 7bit: every body is made ASCII-safe (quoted-printable or base64), so no relay needs
 # 8BITMIME; SMTP: CRLF line endings, as the DATA command wants them.
@@ -73,16 +75,18 @@ def compose_itip(
     sender: Mailbox | None = None,
     manage_url: str | None = None,
     reason: str | None = None,
+    locale: str | None = None,
 ) -> bytes:
     """The iMIP message carrying ics (from core.itip.build) to its single attendee.
 
     Refuses an ics whose METHOD does not fit kind, or that names any ATTENDEE other than
     the recipient: this is the last gate before a message could leak the other party.
+    The words are in locale (the calendar's SUMMARY stays the booking's title).
     """
     method = _check_ics(ics, METHOD_FOR_KIND[kind], recipient.address)
     context = {
         "title": event.summary,
-        "when": format_when(event.start_utc, event.end_utc, zone_name),
+        "when": format_when(event.start_utc, event.end_utc, zone_name, locale),
         "location": event.location,
         "description": event.description,
         "reschedule_url": reschedule_url,
@@ -91,7 +95,7 @@ def compose_itip(
         "recipient_name": recipient.name,
         "organizer_name": event.organizer_name,
     }
-    subject, text, html = render(kind.value, context, zone_name)
+    subject, text, html = render(kind.value, context, zone_name, locale)
     origin = sender or Mailbox(event.organizer_address, event.organizer_name)
     headers = _envelope(origin, recipient, subject, message_id, date)
     calendar = _calendar_part(ics, method, attachment=False)
@@ -110,6 +114,7 @@ def compose_notice(
     zone_name: str | None = None,
     in_reply_to: str | None = None,
     auto_submitted: bool = True,
+    locale: str | None = None,
 ) -> bytes:
     """A text + HTML message without a calendar (approval request, courtesy note,
     auto-reply, sign-in link). Marked Auto-Submitted so vacation responders stay quiet."""
@@ -118,7 +123,8 @@ def compose_notice(
     missing = REQUIRED_CONTEXT[template] - context.keys()
     if missing:
         raise ComposeError(f"notice {template!r} needs {', '.join(sorted(missing))}")
-    subject, text, html = render(template, {"recipient_name": recipient.name, **context}, zone_name)
+    full = {"recipient_name": recipient.name, **context}
+    subject, text, html = render(template, full, zone_name, locale)
     headers = _envelope(sender, recipient, subject, message_id, date)
     if auto_submitted:
         headers += [("Auto-Submitted", "auto-generated"), ("X-Auto-Response-Suppress", "All")]
@@ -141,23 +147,25 @@ def message_id_for(idempotency_key: str, domain: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def format_when(start: datetime, end: datetime | None = None, zone_name: str | None = None) -> str:
-    """A human time (or range) in the recipient's zone when known, otherwise in UTC."""
-    zone = zone_for_tzid(zone_name) if zone_name else None
-    label = zone.key if zone is not None else "UTC"
-    local_start = start.astimezone(zone or UTC)
-    text = f"{_day(local_start)}, {local_start:%H:%M}"
-    if end is not None:
-        local_end = end.astimezone(zone or UTC)
-        same_day = local_end.date() == local_start.date()
-        text += f"–{local_end:%H:%M}" if same_day else f" – {_day(local_end)}, {local_end:%H:%M}"
-    return f"{text} ({label})"
+def format_when(
+    start: datetime,
+    end: datetime | None = None,
+    zone_name: str | None = None,
+    locale: str | None = None,
+) -> str:
+    """A time (or range) in the recipient's zone when known, otherwise in UTC, written as
+    every page writes it (core.formatting)."""
+    return format_range(start, end, zone_name, locale_or_default(locale))
 
 
-def render(name: str, context: Mapping[str, object], zone_name: str | None) -> tuple[str, str, str]:
-    """(subject, text, html) of template set name; times shown in zone_name."""
-    when: Callable[..., str] = lambda start, end=None: format_when(start, end, zone_name)  # noqa: E731
-    full = {"when": when, **context}
+def render(
+    name: str, context: Mapping[str, object], zone_name: str | None, locale: str | None = None
+) -> tuple[str, str, str]:
+    """(subject, text, html) of template set name; times shown in zone_name, words in
+    locale (English when None)."""
+    language = locale_or_default(locale)
+    when: Callable[..., str] = lambda start, end=None: format_when(start, end, zone_name, language)  # noqa: E731
+    full = {"when": when, **context, "locale": language}
     subject = _ENV.get_template(f"{name}.subject.j2").render(full)
     full["subject"] = _one_line(subject)
     text = _ENV.get_template(f"{name}.txt.j2").render(full)
@@ -349,8 +357,14 @@ def _one_line(text: str) -> str:
     return " ".join(_CONTROL_RE.sub(" ", text).split())
 
 
-def _day(moment: datetime) -> str:
-    return f"{moment:%A} {moment.day} {moment:%B %Y}"
+@pass_context
+def _gettext(context: Context, message: str) -> str:
+    return translations(context.get("locale")).gettext(message)
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return translations(context.get("locale")).ngettext(singular, plural, n)
 
 
 _ENV: Final = Environment(
@@ -359,6 +373,12 @@ _ENV: Final = Environment(
     keep_trailing_newline=True,
     trim_blocks=True,
     auto_reload=False,  # shipped with the code: no stat() of the file on every message
+    extensions=["jinja2.ext.i18n"],
+)
+_ENV.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+# A text made elsewhere (a reason given by a service) in the mail's language when known.
+_ENV.filters["translate"] = pass_context(
+    lambda context, text: translations(context.get("locale")).gettext(str(text))
 )
 # What each notice template cannot do without; a missing key is a caller bug, not a blank.
 REQUIRED_CONTEXT: Final[Mapping[str, frozenset[str]]] = {

@@ -56,13 +56,20 @@ class Recipient:
 
 
 def build_request(
-    event: EventSnapshot, recipient: Recipient, *, dtstamp: datetime, reschedule_url: str | None
+    event: EventSnapshot,
+    recipient: Recipient,
+    *,
+    dtstamp: datetime,
+    reschedule_url: str | None,
+    reschedule_label: str = "Request a new time",
 ) -> str:
-    """METHOD:REQUEST (initial invitation or update) for one attendee."""
+    """METHOD:REQUEST (initial invitation or update) for one attendee; reschedule_label
+    names the link in the DESCRIPTION (in the attendee's language)."""
     if event.status == "CANCELLED":
         raise InvalidCalendarInput("a REQUEST cannot carry STATUS:CANCELLED; use build_cancel")
     lines = _event_lines(event, recipient, dtstamp, rsvp=True, status=event.status)
-    lines.append(text_line("DESCRIPTION", describe(event.description, reschedule_url)))
+    text = describe(event.description, reschedule_url, reschedule_label)
+    lines.append(text_line("DESCRIPTION", text))
     return _calendar("REQUEST", [*lines, "TRANSP:OPAQUE"])
 
 
@@ -101,13 +108,15 @@ def build_declinecounter(
     return _calendar("DECLINECOUNTER", lines)
 
 
-def describe(description: str, reschedule_url: str | None) -> str:
+def describe(
+    description: str, reschedule_url: str | None, label: str = "Request a new time"
+) -> str:
     """The DESCRIPTION text: the event's own text, then the "Request a new time" link."""
     parts = [description.strip()] if description.strip() else []
     if reschedule_url:
         if _CONTROL_RE.search(reschedule_url) or " " in reschedule_url:
             raise InvalidCalendarInput("reschedule URL contains whitespace or control characters")
-        parts.append(f"Request a new time: {reschedule_url}")
+        parts.append(f"{label}: {reschedule_url}")
     return "\n\n".join(parts)
 
 

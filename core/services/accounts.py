@@ -55,11 +55,15 @@ class Account:
     email: str
     name: str
     timezone: str | None = None
+    locale: str | None = None
 
     @classmethod
     def of(cls, row: Provider | Operator) -> Account:
         if isinstance(row, Provider):
-            return cls(PROVIDER_ROLE, row.id, row.tenant_id, row.email, row.name, row.timezone)
+            return cls(
+                PROVIDER_ROLE, row.id, row.tenant_id, row.email, row.name, row.timezone,
+                row.locale,
+            )  # fmt: skip
         return cls(OPERATOR_ROLE, row.id, row.tenant_id, row.email, row.email)
 
 
@@ -134,12 +138,13 @@ def send_sign_in_link(
         to=Mailbox(account.email, account.name),
         context={
             "recipient_name": account.name if account.kind == PROVIDER_ROLE else None,
-            "link_url": mailer.url(path, token),
+            "link_url": mailer.url(path, token, account.tenant_id),
             "expires_at": now + ttl,
         },
         now=now,
         zone_name=account.timezone,
         tenant_id=account.tenant_id,
+        locale=account.locale,
     )
 
 

@@ -42,7 +42,7 @@ from core.services.notify import (
     send_request_lapsed,
     send_request_received,
 )
-from core.services.providers import booking_path, get_provider, lock_providers
+from core.services.providers import booking_url, get_provider, lock_providers
 
 Change = Literal["confirmed", "requested", "approved", "declined", "cancelled", "rescheduled"]
 ACTIVE_STATUSES = ("requested", "confirmed")
@@ -166,6 +166,8 @@ def book_hold(
     policy: AvailabilityPolicy,
     actor: Actor,
     now: datetime,
+    *,
+    guest_locale: str | None = None,
 ) -> Booking:
     """A booking for an active, re-checked hold (called by ``holds.confirm_hold``)."""
     instant = policy.instant_book and _sources_fresh(session, provider.id, actor, now)
@@ -185,6 +187,7 @@ def book_hold(
         guest_name=hold.guest_name,
         guest_email=hold.guest_email or "",
         guest_timezone=hold.guest_timezone,
+        guest_locale=guest_locale,
         hold_id=hold.id,
         created_at=now,
         updated_at=now,
@@ -519,5 +522,5 @@ def _mail_change(
         guest = next((i for i in invitations_of(session, booking) if i.role == "guest"), None)
         if change == "declined" and guest is not None and not has_the_event(guest):
             provider = session.get(Provider, booking.provider_id)
-            page = mailer.base_url + booking_path(session, provider) if provider else None
+            page = booking_url(session, provider, mailer.base_url) if provider else None
             send_request_declined(session, mailer, booking, now, book_url=page)

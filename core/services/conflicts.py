@@ -10,7 +10,7 @@ reviewers (``conflicts.notify`` job, through the outbox, one mail per conflict a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -65,8 +65,13 @@ def describe(
     winner_id: int | None,
     rule: str | None,
     open_: bool,
+    remaining: Sequence[tuple[datetime, datetime]] = (),
 ) -> str:
-    """The conflict in one sentence, for lists, pages and mail."""
+    """The conflict in one sentence, for lists, pages and mail.
+
+    ``remaining`` are the loser's parts outside the winner (a block split around a stay):
+    named as what of it still stands.
+    """
     days = _days(overlap, ZoneInfo(zone))
     text = f"{_side(first)} and {_side(second)} overlap on {days} at {unit}"
     winner = next((s for s in (first, second) if s.event_id == winner_id), None)
@@ -74,6 +79,10 @@ def describe(
     if winner is not None:
         why = f"by {rule}" if decided_by_person else _RULES.get(rule or "", "by the rules")
         text += f"; {_platform(winner)} kept {why}"
+        loser = second if winner is first else first
+        if remaining:
+            parts = " and ".join(_days(part, ZoneInfo(zone)) for part in remaining)
+            text += f"; the rest of the {_side(loser)} stands on {parts}"
     elif rule == "rule:turnover":
         text += "; a same-day checkout and check-in, both stand"
     elif decided_by_person:
@@ -123,7 +132,7 @@ def describe_row(session: Session, conflict: Conflict, unit: Provider) -> str:
     return describe(
         first, second, overlap=(conflict.overlap_start, conflict.overlap_end), unit=unit.name,
         zone=unit.timezone, winner_id=conflict.winner_id, rule=conflict.resolved_by,
-        open_=conflict.resolved_at is None,
+        open_=conflict.resolved_at is None, remaining=conflict.remaining_parts(),
     )  # fmt: skip
 
 
@@ -176,8 +185,9 @@ def notify_open_conflicts(
                 session, mailer, template="conflict_review",
                 key=f"conflict:{conflict.id}:{address}", booking=None, to=box,
                 context={"recipient_name": box.name, "unit": unit.name, "sentence": sentence,
-                         "conflicts_url": f"{mailer.base_url}/admin/conflicts"},
+                         "conflicts_url": f"{mailer.site(conflict.tenant_id)}/admin/conflicts"},
                 now=now, zone_name=unit.timezone, tenant_id=conflict.tenant_id,
+                locale=unit.locale if address == unit.email.lower() else None,
             )  # fmt: skip
             sent += queued
     if sent:
@@ -208,6 +218,8 @@ def resolve(
     if row.resolved_at is not None:
         raise AlreadyResolved(f"conflict {conflict_id} was resolved by {row.resolved_by}")
     winner = {"first": row.event_a_id, "second": row.event_b_id, "both": None}[keep]
+    if winner is None or winner != row.winner_id:
+        row.remaining = None  # the side the rules split now stands whole
     row.resolution, row.winner_id = RESOLUTIONS[keep], winner
     row.resolved_by, row.resolved_at = caller.name[:64], now
     session.add(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import recurring_ical_events
 from icalendar import Calendar
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.models import (
@@ -38,7 +39,7 @@ from core.services.errors import CalendarExists, NotFoundError, ReadOnlyCalendar
 _log = get_logger("parley.dav")
 
 READ_ONLY_KINDS = frozenset({"bookings", "holds"})
-FIXED_NAMES = frozenset({"bookings", "holds", "blocks"})
+FIXED_NAMES = frozenset({"bookings", "holds", "blocks", "inbox", "outbox"})
 BOOKING_STATUSES = ("confirmed", "requested")
 # A floating or all-day span is stored widened by the largest UTC offset, so that the
 # indexed prefilter never misses it whatever zone it is finally read in.
@@ -575,3 +576,36 @@ def rewrite_object(
     session.flush()
     if span is not None:
         refresh_busy(session, calendar, obj, now)
+
+
+# --- the schedule inbox (RFC 6638 2.2) ----------------------------------------------------
+
+INBOX = "inbox"
+
+
+def ensure_inbox(session: Session, provider: Provider, now: datetime) -> DavCalendar:
+    """The provider's schedule inbox, made on first use (idempotent, also when two
+    requests make it at once: the loser of the insert reads the winner's row)."""
+    found = get_calendar(session, provider.id, INBOX)
+    if found is not None:
+        return found
+    row = DavCalendar(
+        id=new_id("cal"),
+        tenant_id=provider.tenant_id,
+        provider_id=provider.id,
+        name=INBOX,
+        kind="inbox",
+        blocking=False,
+        props={"D:displayname": "Inbox"},
+        revision=0,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        found = get_calendar(session, provider.id, INBOX)
+        if found is None:
+            raise
+        return found
+    return row

@@ -52,10 +52,7 @@ from core.services.outbox import deliver_soon, outbox_row
 
 _log = get_logger("parley.dav.scheduling")
 
-# The schedule inbox (RFC 6638 2.2): lane "fb" gives it its own kind; until then a
-# non-blocking calendar of the provider's, named so, made on first delivery.
-INBOX_NAME = "inbox"
-INBOX_KIND = "custom"
+INBOX_NAME = dav.INBOX  # the schedule inbox (RFC 6638 2.2): core.services.dav.ensure_inbox
 # Calendars whose objects are never scheduled: what the server itself delivers.
 _NOT_SCHEDULED = frozenset({INBOX_NAME, "outbox"})
 # What an attendee's copy shows and a change of which is an update (RFC 5546 2.1.4).
@@ -648,7 +645,7 @@ def propose_link(
         mailer.secret, booking_id=attendee.id, role="attendee", address=attendee.address,
         purpose=PROPOSE, expires_at=until, nonce=secrets.token_bytes(16),
     )  # fmt: skip
-    return mailer.url("/schedule/reschedule?r=", token)
+    return mailer.url("/schedule/reschedule?r=", token, schedule.tenant_id)
 
 
 @dataclass(frozen=True)
@@ -726,7 +723,7 @@ def create_proposal(
             address=ctx.provider.email, purpose=purpose, expires_at=expires,
             nonce=secrets.token_bytes(16),
         )  # fmt: skip
-        urls[f"{verb}_url"] = ctx.mailer.url(f"/schedule/{verb}?t=", token)
+        urls[f"{verb}_url"] = ctx.mailer.url(f"/schedule/{verb}?t=", token, schedule.tenant_id)
         hashes[verb] = tokens.token_hash(token)
     proposal = DavProposal(
         id=proposal_id, tenant_id=schedule.tenant_id, schedule_id=schedule.id,
@@ -1123,28 +1120,12 @@ def answer_plain_mail(
 # --- the schedule inbox ---------------------------------------------------------------------
 
 
-def ensure_inbox(session: Session, provider: Provider, now: datetime) -> DavCalendar:
-    """The provider's schedule inbox, made (not blocking time) if it is not there yet."""
-    found = dav.get_calendar(session, provider.id, INBOX_NAME)
-    if found is not None:
-        return found
-    inbox = DavCalendar(
-        id=new_id("cal"), tenant_id=provider.tenant_id, provider_id=provider.id,
-        name=INBOX_NAME, kind=INBOX_KIND, blocking=False,
-        props={"D:displayname": "Inbox", "C:supported-calendar-component-set": "VEVENT"},
-        revision=0, created_at=now,
-    )  # fmt: skip
-    session.add(inbox)
-    session.flush()
-    return inbox
-
-
 def _deliver(ctx: _Context, row: InboundMessage, itip: ItipMessage) -> None:
     """The iTIP message as it came, an object of the provider's schedule inbox."""
     text = _calendar_text(row)
     if text is None:
         return
-    inbox = ensure_inbox(ctx.session, ctx.provider, ctx.now)
+    inbox = dav.ensure_inbox(ctx.session, ctx.provider, ctx.now)
     href = f"{hashlib.sha256(f'{row.tenant_id}:{row.id}'.encode()).hexdigest()[:24]}.ics"
     span = dav.ObjectSpan(None, None, exact=True)
     dav.put_object(ctx.session, inbox, href, text, uid=itip.uid, span=span, now=ctx.now)

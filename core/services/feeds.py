@@ -1,11 +1,11 @@
 """Private per-provider ICS feed URLs: tokens (256 random bits, only the hash stored) and
 what a feed holds (confirmed bookings, active holds when asked, and for booking-platform
-exports the busy time from other platforms and from the provider's own blocking calendars).
+exports the busy time from other platforms, from the provider's own blocking calendars and
+from related units: an apartment's stay blocks its rooms' listings).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,10 +22,12 @@ from core.db.models import (
     Provider,
     new_id,
 )
+from core.domain import BusyKind
 from core.events import record
 from core.metrics import FEED_TOKEN_REGENERATIONS
-from core.services import dav
+from core.services import busy, dav
 from core.services.errors import InvalidInput, NotFoundError
+from core.tokens import token_hash
 
 FORMATS = ("standard", "airbnb", "booking.com", "vrbo", "generic")
 # Whole-day forms for booking platforms and channel managers: units only. "generic" is
@@ -53,10 +55,6 @@ class FeedContent:
     holds: list[Hold] = field(default_factory=list)
     others: list[OtherBusy] = field(default_factory=list)
     include_holds: bool = False
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_token(
@@ -126,7 +124,10 @@ def feed_content(
         if b.status == "confirmed"
     ]
     holds = dav.active_holds(session, provider.id, now) if include_holds else []
-    others = _other_busy(session, provider.id, fmt, now) if fmt != "standard" else []
+    others = []
+    if fmt != "standard":
+        others = _other_busy(session, provider.id, fmt, now)
+        others += _inherited_busy(session, provider.id, now, include_holds=include_holds)
     return FeedContent(provider, fmt, bookings, holds, others, include_holds)
 
 
@@ -165,7 +166,27 @@ def _other_busy(
         OtherBusy(f"{e.id}-{e.uid}", e.start_at, e.end_at, e.kind == "reservation")
         for e in session.scalars(query)
     ]
-    for busy in dav.dav_busy(session, provider_id, now - PAST, now + HORIZON):
-        uid = f"{busy.ref}-{int(busy.start.timestamp())}@parley-block"
-        out.append(OtherBusy(uid, busy.start, busy.end, False))
+    for block in dav.dav_busy(session, provider_id, now - PAST, now + HORIZON):
+        uid = f"{block.ref}-{int(block.start.timestamp())}@parley-block"
+        out.append(OtherBusy(uid, block.start, block.end, False))
     return out
+
+
+def _inherited_busy(
+    session: Session, unit_id: str, now: datetime, *, include_holds: bool
+) -> list[OtherBusy]:
+    """Time a unit's listing must block because a related unit is taken: the apartment's
+    stays on a room's listing (any platform's, since each listing is its own calendar
+    there), and a parent's days when all its rooms are booked. Exported as "Not available".
+    """
+    related = busy.related_units(session, unit_id)
+    if not related.ids:
+        return []
+    rows = busy.unit_rows(session, (unit_id, *related.ids), now - PAST, now + HORIZON, now)
+    rows = [row for row in rows if include_holds or row[3] != "hold"]
+    inherited = busy.busy_from_unit_rows(session, unit_id, rows, related)
+    return [
+        OtherBusy(f"{ref}-{int(start.timestamp())}@parley-related", start, end, False)
+        for start, end, kind, ref, _ in inherited
+        if kind == BusyKind.RELATED.value
+    ]

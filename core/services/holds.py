@@ -25,6 +25,7 @@ from core.domain.errors import InvalidInterval
 from core.domain.slots import require_aware
 from core.domain.zones import is_nonexistent
 from core.events import record
+from core.formatting import normalize_locale
 from core.metrics import (
     BOOKING_ATTEMPTS,
     HOLD_OVERLAPS,
@@ -438,10 +439,13 @@ def confirm_hold(
     *,
     guest_email: str | None = None,
     guest_name: str | None = None,
+    guest_locale: str | None = None,
 ) -> Booking:
     """Turn an active hold into a booking (confirmed, or requested without instant book).
 
     Confirming a hold that already became a booking returns that booking again.
+    guest_locale: the language the guest booked in (a tag like "de-AT"); their mails
+    speak it when Parley has it, English otherwise.
     """
     hold = get_hold(session, hold_id)
     lock_providers(session, [hold.provider_id, *related_units(session, hold.provider_id).ids])
@@ -469,7 +473,9 @@ def confirm_hold(
     except (HoldExpired, SlotTaken, SlotUnavailable):
         BOOKING_ATTEMPTS.labels(mode=_mode(policy), outcome="refused").inc()
         raise
-    booking = book_hold(session, hold, provider, policy, actor, now)
+    booking = book_hold(
+        session, hold, provider, policy, actor, now, guest_locale=normalize_locale(guest_locale)
+    )
     outcome = "ok" if booking.mode == _mode(policy) else "downgraded"
     BOOKING_ATTEMPTS.labels(mode=_mode(policy), outcome=outcome).inc()
     hold.status = "converted"

@@ -258,6 +258,7 @@ class ConflictView:
     second: ConflictSide
     unit_name: str = ""
     description: str = ""  # the conflict in one sentence
+    remaining: tuple[tuple[datetime, datetime], ...] = ()  # a split loser's parts that stand
 
 
 def list_conflicts(
@@ -308,7 +309,7 @@ def _conflict_views(session: Session, rows: Sequence[Conflict]) -> list[Conflict
             conflicts.Side(b.event_id, b.platform, b.kind == "reservation", b.reservation_code),
             overlap=(c.overlap_start, c.overlap_end), unit=unit.name if unit else "",
             zone=unit.timezone if unit else "UTC", winner_id=c.winner_id, rule=c.resolved_by,
-            open_=c.resolved_at is None,
+            open_=c.resolved_at is None, remaining=c.remaining_parts(),
         )  # fmt: skip
 
     return [
@@ -328,6 +329,7 @@ def _conflict_views(session: Session, rows: Sequence[Conflict]) -> list[Conflict
             second=sides[c.event_b_id],
             unit_name=units[c.provider_id].name if c.provider_id in units else "",
             description=sentence(c),
+            remaining=c.remaining_parts(),
         )
         for c in rows
         if c.event_a_id in sides and c.event_b_id in sides

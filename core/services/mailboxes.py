@@ -5,12 +5,14 @@ The default tenant sends as PARLEY_ORGANIZER_EMAIL / _NAME and also owns the con
 aliases; every other tenant has its own organizer address. With plus addressing on, the
 tagged forms of an address (``scheduling+tag@…``) belong to the same tenant.
 
-The table is small and asked often (each SMTP RCPT, each message composed, sent or
-settled), so a process keeps it in memory. It is read again every ``ttl`` seconds, at
-once after this process created a tenant (``changed``), and, when an address or tenant
-is not known, at most every ``retry`` seconds: a tenant created by another process is
-found within that, and a flood of mail to unknown addresses costs one query a second.
-When the database cannot be read the last table stays in use.
+A tenant may also have a host of its own (its site: links in its mail point there, and
+its pages answer there). The table is small and asked often (each SMTP RCPT, each
+message composed, sent or settled, each page request), so a process keeps it in
+memory. It is read again every ``ttl`` seconds, at once after this process created or
+changed a tenant (``changed``), and, when an address or tenant is not known, at most
+every ``retry`` seconds: a tenant created by another process is found within that, and
+a flood of mail to unknown addresses costs one query a second. When the database
+cannot be read the last table stays in use.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class TenantMailbox:
     tenant_id: str
     address: str
     name: str
+    host: str | None = None  # the tenant's own site, when it has one
+    slug: str = ""
 
     @property
     def domain(self) -> str:
@@ -92,6 +96,8 @@ class Mailboxes:
         self._seen = -1
         self._boxes: dict[str, TenantMailbox] = {}
         self._owners: dict[str, str] = {}
+        self._hosts: dict[str, TenantMailbox] = {}
+        self._slugs: dict[str, TenantMailbox] = {}
         self._install([])
         if load is None:
             self._seen = _generation
@@ -141,6 +147,23 @@ class Mailboxes:
     def accepts(self, address: str) -> bool:
         return self.tenant_of(address) is not None
 
+    # --- sites ----------------------------------------------------------------------------
+
+    def at_host(self, host: str) -> TenantMailbox | None:
+        """The tenant whose own host this is (from the table in memory: a host that is
+        no tenant's, the deployment's own, is asked on every request), else None."""
+        self._fresh()
+        return self._hosts.get(host.strip().lower())
+
+    def has_hosts(self) -> bool:
+        """Whether any tenant has a host of its own (from the table in memory)."""
+        self._fresh()
+        return bool(self._hosts)
+
+    def by_slug(self, slug: str) -> TenantMailbox | None:
+        self._fresh()
+        return self._slugs.get(slug)
+
     def knows(self, address: str) -> bool:
         """``accepts`` from the table in memory only: never waits for the database."""
         return self._owner(address.strip().strip("<>").lower()) is not None
@@ -186,11 +209,14 @@ class Mailboxes:
         owners[self.default.address.lower()] = DEFAULT_TENANT
         for alias in self._aliases:
             owners.setdefault(alias, DEFAULT_TENANT)
-        self._boxes, self._owners = by_tenant, owners  # swapped whole: readers need no lock
+        hosts = {box.host: box for box in boxes if box.host}
+        slugs = {box.slug: box for box in boxes if box.slug}
+        # swapped whole: readers need no lock
+        self._boxes, self._owners, self._hosts, self._slugs = by_tenant, owners, hosts, slugs
 
 
 _TENANT_MAILBOXES = (
-    "SELECT id, organizer_email, organizer_name, name FROM tenants"
+    "SELECT id, organizer_email, organizer_name, name, host, slug FROM tenants"
     f" WHERE organizer_email IS NOT NULL AND id <> '{DEFAULT_TENANT}'"
 )
 
@@ -216,8 +242,8 @@ def _table_loader(sessions: sessionmaker[Session], fallback_name: str) -> Loader
         finally:
             connection.close()
         return [
-            TenantMailbox(tid, str(address), organizer_name or name or fallback_name)
-            for tid, address, organizer_name, name in rows
+            TenantMailbox(tid, str(address), organizer_name or name or fallback_name, host, slug)
+            for tid, address, organizer_name, name, host, slug in rows
         ]
 
     return load

@@ -29,6 +29,7 @@ from core.db.models import (
     new_id,
 )
 from core.events import record
+from core.i18n import translations
 from core.imip.compose import (
     ItipKind,
     Mailbox,
@@ -94,8 +95,16 @@ class Mailer:
         box = self.organizer(tenant_id)
         return Mailbox(box.address, box.name)
 
-    def url(self, path: str, token: str) -> str:
-        return f"{self.base_url}{path}{quote(token, safe='')}"
+    def site(self, tenant_id: str) -> str:
+        """Where tenant_id's pages are: its own host (with this deployment's scheme) when
+        it has one, else PARLEY_BASE_URL."""
+        host = self.organizer(tenant_id).host if tenant_id != DEFAULT_TENANT else None
+        if host is None:
+            return self.base_url
+        return f"{self.base_url.partition('://')[0]}://{host}"
+
+    def url(self, path: str, token: str, tenant_id: str) -> str:
+        return f"{self.site(tenant_id)}{path}{quote(token, safe='')}"
 
 
 def issue_link(
@@ -171,7 +180,7 @@ def reschedule_link(
         expires_at=expires,
         now=now,
     )
-    return mailer.url("/reschedule?r=", token)
+    return mailer.url("/reschedule?r=", token, booking.tenant_id)
 
 
 MANAGE = "manage"
@@ -202,6 +211,44 @@ def _zone(session: Session, booking: Booking, invitation: Invitation) -> str | N
     return attendee_zone(booking, invitation, provider_zone)
 
 
+def provider_locale(session: Session, booking: Booking) -> str | None:
+    """The language the booking's provider chose for their mails."""
+    provider = session.get(Provider, booking.provider_id)
+    return provider.locale if provider else None
+
+
+def _locale(session: Session, booking: Booking, invitation: Invitation) -> str | None:
+    return attendee_locale(booking, invitation, lambda: provider_locale(session, booking))
+
+
+def attendee_locale(
+    booking: Booking, invitation: Invitation, provider_locale: Callable[[], str | None]
+) -> str | None:
+    """The language of an attendee's mail: the host's provider's choice (asked only
+    then), the guest's from the booking (the page's language when they booked)."""
+    if invitation.role == "host":
+        return provider_locale()
+    return booking.guest_locale
+
+
+def link_zone(session: Session, token: str, booking_id: str) -> str | None:
+    """The zone a link's page shows times in, also for a link that can no longer be used
+    (expired, used, superseded): its holder's, else the provider's."""
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        return None
+    query = select(MagicLink.actor_role).where(
+        MagicLink.tenant_id == booking.tenant_id,
+        MagicLink.token_hash == tokens.token_hash(token),
+        MagicLink.booking_id == booking.id,
+    )
+    role = session.scalar(query)
+    invitation = next((i for i in invitations_of(session, booking) if i.role == role), None)
+    found = _zone(session, booking, invitation) if invitation else None
+    provider = session.get(Provider, booking.provider_id)
+    return found or (provider.timezone if provider else None)
+
+
 def attendee_zone(
     booking: Booking, invitation: Invitation, provider_zone: Callable[[], str | None]
 ) -> str | None:
@@ -227,13 +274,16 @@ def other_name(booking: Booking, invitation: Invitation) -> str:
     return booking.host_name or "your host"
 
 
-def _description(booking: Booking, invitation: Invitation) -> str:
-    """Whom the attendee meets, then what the meeting type says about itself."""
-    said = f"{booking.title} with {other_name(booking, invitation)}."
+def _description(booking: Booking, invitation: Invitation, locale: str | None = None) -> str:
+    """Whom the attendee meets (in their language), then what the meeting type says."""
+    words = translations(locale).gettext("%(title)s with %(name)s")
+    said = words % {"title": booking.title, "name": other_name(booking, invitation)} + "."
     return f"{said}\n\n{booking.description}" if booking.description else said
 
 
-def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> EventSnapshot:
+def _snapshot(
+    mailer: Mailer, booking: Booking, invitation: Invitation, locale: str | None = None
+) -> EventSnapshot:
     status = {"requested": "TENTATIVE", "cancelled": "CANCELLED"}.get(booking.status, "CONFIRMED")
     return EventSnapshot(
         uid=booking.uid,
@@ -241,7 +291,7 @@ def _snapshot(mailer: Mailer, booking: Booking, invitation: Invitation) -> Event
         start_utc=booking.start_at,
         end_utc=booking.end_at,
         summary=booking.title,
-        description=_description(booking, invitation),
+        description=_description(booking, invitation, locale),
         location=booking.location or "",
         organizer_address=mailer.organizer_for(invitation),
         organizer_name=mailer.organizer(booking.tenant_id).name,
@@ -313,11 +363,16 @@ def _send_one(
     )
     manage = None
     if change != "cancellation" and invitation.role == "guest":
-        manage = mailer.url("/booking?m=", manage_token(session, mailer, booking, invitation, now))
+        manage = mailer.url(
+            "/booking?m=",
+            manage_token(session, mailer, booking, invitation, now),
+            booking.tenant_id,
+        )
     zone = _zone(session, booking, invitation)
     row = itip_row(
         mailer, booking, invitation, change, now, key=key, zone_name=zone,
         reschedule_url=link, plain_key=refresh_of is None, manage_url=manage,
+        locale=_locale(session, booking, invitation),
     )  # fmt: skip
     session.add(row)  # the key was looked up by send_itip
     deliver_soon(session, now)
@@ -342,6 +397,7 @@ def itip_row(
     reschedule_url: str | None,
     plain_key: bool = True,
     manage_url: str | None = None,
+    locale: str | None = None,
 ) -> OutboundMessage:
     """The outbox row of one change for one attendee: its private iMIP message, composed,
     not yet in any session.
@@ -351,19 +407,22 @@ def itip_row(
     for a re-sent copy (REFRESH), whose key names the request instead.
     """
     method = method_of(change)
-    event = _snapshot(mailer, booking, invitation)
+    event = _snapshot(mailer, booking, invitation, locale)
     recipient = Recipient(invitation.address, invitation.name or "")
     if change == "cancellation":
         ics = build_cancel(event, recipient, dtstamp=now)
     else:
-        ics = build_request(event, recipient, dtstamp=now, reschedule_url=reschedule_url)
+        label = translations(locale).gettext("Request a new time")
+        ics = build_request(
+            event, recipient, dtstamp=now, reschedule_url=reschedule_url, reschedule_label=label
+        )
     message_id = message_id_for(key, mailer.organizer(booking.tenant_id).domain)
     message = compose_itip(
         kind=_KIND[change], ics=ics, event=event,
         recipient=Mailbox(invitation.address, invitation.name or ""), message_id=message_id,
         date=now, zone_name=zone_name, reschedule_url=reschedule_url, manage_url=manage_url,
         sender=Mailbox(event.organizer_address, event.organizer_name),
-        reason=booking.cancel_reason if change == "cancellation" else None,
+        reason=booking.cancel_reason if change == "cancellation" else None, locale=locale,
     )  # fmt: skip
     return outbox_row(
         idempotency_key=key, kind=f"itip.{change}", uid=booking.uid if plain_key else None,
@@ -399,7 +458,7 @@ def send_declinecounter(
     key = f"declinecounter:{proposal_id}:{invitation.address}"
     if _already_sent(session, booking.tenant_id, key):
         return
-    event = _snapshot(mailer, booking, invitation)
+    event = _snapshot(mailer, booking, invitation, _locale(session, booking, invitation))
     recipient = Recipient(invitation.address, invitation.name or "", partstat="NEEDS-ACTION")
     ics = build_declinecounter(event, recipient, dtstamp=now, comment=comment)
     message_id = message_id_for(key, mailer.organizer(booking.tenant_id).domain)
@@ -412,6 +471,7 @@ def send_declinecounter(
         date=now,
         zone_name=_zone(session, booking, invitation),
         sender=Mailbox(event.organizer_address, event.organizer_name),
+        locale=_locale(session, booking, invitation),
     )
     session.add(
         outbox_row(
@@ -437,6 +497,7 @@ def send_notice(
     zone_name: str | None = None,
     in_reply_to: str | None = None,
     tenant_id: str | None = None,
+    locale: str | None = None,
 ) -> bool:
     """Queue a notice (no calendar) once per key; False when it was queued before."""
     owner = booking.tenant_id if booking else (tenant_id or DEFAULT_TENANT)
@@ -446,6 +507,7 @@ def send_notice(
         notice_row(
             mailer, template=template, key=key, booking=booking, to=to, context=context,
             now=now, zone_name=zone_name, in_reply_to=in_reply_to, tenant_id=tenant_id,
+            locale=locale,
         )
     )  # fmt: skip
     deliver_soon(session, now)
@@ -464,6 +526,7 @@ def notice_row(
     zone_name: str | None = None,
     in_reply_to: str | None = None,
     tenant_id: str | None = None,
+    locale: str | None = None,
 ) -> OutboundMessage:
     """The outbox row of a notice, composed, not yet in any session (``send_notice``).
 
@@ -480,6 +543,7 @@ def notice_row(
         date=now,
         zone_name=zone_name,
         in_reply_to=in_reply_to,
+        locale=locale,
     )
     return outbox_row(
         idempotency_key=key, kind=f"notice.{template}", uid=None, sequence=None,
@@ -518,6 +582,7 @@ def send_booking_request(session: Session, mailer: Mailer, booking: Booking, now
                 expires_at=expires,
                 now=now,
             ),
+            booking.tenant_id,
         )
         for verb in ("approve", "decline")
     }
@@ -539,6 +604,7 @@ def send_booking_request(session: Session, mailer: Mailer, booking: Booking, now
         },
         now=now,
         zone_name=provider.timezone if provider else None,
+        locale=provider.locale if provider else None,
     )
 
 
@@ -561,6 +627,7 @@ def _guest_notice(
                  "host_label": booking.host_name or "your host", "recipient_name": guest.name,
                  **context},
         now=now, zone_name=attendee_zone(booking, guest, lambda: None),
+        locale=booking.guest_locale,
     )  # fmt: skip
 
 
@@ -571,7 +638,9 @@ def send_request_received(
     guest = next((i for i in invitations_of(session, booking) if i.role == "guest"), None)
     if guest is None:
         return
-    manage = mailer.url("/booking?m=", manage_token(session, mailer, booking, guest, now))
+    manage = mailer.url(
+        "/booking?m=", manage_token(session, mailer, booking, guest, now), booking.tenant_id
+    )
     _guest_notice(
         session, mailer, booking, "request_received", now, manage_url=manage, expires_at=expires_at
     )
@@ -599,4 +668,5 @@ def send_request_lapsed(session: Session, mailer: Mailer, booking: Booking, now:
         context={"title": booking.title, "start": booking.start_at, "end": booking.end_at,
                  "guest_label": booking.guest_name or "A guest", "recipient_name": host.name},
         now=now, zone_name=provider.timezone if provider else None,
+        locale=provider.locale if provider else None,
     )  # fmt: skip

@@ -35,9 +35,11 @@ from core.services import bookings as booking_service
 from core.services.errors import InvalidInput, LinkProblem
 from core.services.notify import (
     Mailer,
+    attendee_locale,
     invitations_of,
     new_link,
     notice_row,
+    provider_locale,
     reschedule_link,
     send_declinecounter,
     send_notice,
@@ -141,7 +143,8 @@ def create_proposal(
     )  # fmt: skip
     session.add(proposal)
     session.flush()
-    links, request = approval_request(mailer, booking, proposal, other, now)
+    language = attendee_locale(booking, other, lambda: provider_locale(session, booking))
+    links, request = approval_request(mailer, booking, proposal, other, now, locale=language)
     session.add_all([*links, request, proposal_audit(booking, proposal, now)])
     deliver_soon(session, now)
     proposal_event("created", proposal, via=via)
@@ -201,7 +204,13 @@ def proposal_audit(booking: Booking, proposal: Proposal, now: datetime) -> Audit
 
 
 def approval_request(
-    mailer: Mailer, booking: Booking, proposal: Proposal, other: Invitation, now: datetime
+    mailer: Mailer,
+    booking: Booking,
+    proposal: Proposal,
+    other: Invitation,
+    now: datetime,
+    *,
+    locale: str | None = None,
 ) -> tuple[list[MagicLink], OutboundMessage]:
     """The counterparty's approve and decline links and the notice carrying them (new rows).
 
@@ -214,7 +223,7 @@ def approval_request(
             expires_at=proposal.expires_at, now=now, proposal_id=proposal.id,
         )  # fmt: skip
         links.append(link)
-        urls[f"{verb}_url"] = mailer.url(f"/{verb}?t=", token)
+        urls[f"{verb}_url"] = mailer.url(f"/{verb}?t=", token, booking.tenant_id)
     proposer_name = booking.guest_name if proposal.proposed_by == "guest" else booking.host_name
     request = notice_row(
         mailer,
@@ -231,6 +240,7 @@ def approval_request(
         },
         now=now,
         zone_name=other.timezone,
+        locale=locale,
     )
     return links, request
 
@@ -342,6 +352,7 @@ def _tell_proposer(
         context={**_times(booking, proposal), "reschedule_url": link},
         now=now,
         zone_name=proposer.timezone,
+        locale=attendee_locale(booking, proposer, lambda: provider_locale(session, booking)),
     )
 
 

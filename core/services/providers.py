@@ -27,6 +27,7 @@ from core.db.models import (
     new_id,
 )
 from core.domain import parse_zone
+from core.formatting import LOCALES
 from core.services.busy import Related
 from core.services.errors import InvalidInput, NotFoundError, SlugTaken
 
@@ -58,8 +59,10 @@ def create_provider(
     now: datetime,
     kind: str = "person",
     tenant_id: str = DEFAULT_TENANT,
+    locale: str | None = None,
 ) -> Provider:
-    """A new provider of ``tenant_id`` with default availability settings (no weekly rules)."""
+    """A new provider of ``tenant_id`` with default availability settings (no weekly rules);
+    locale: the language of their pages and mails (English when None)."""
     slug = slug.strip().lower()
     if not _SLUG.fullmatch(slug):
         raise InvalidInput(
@@ -89,6 +92,7 @@ def create_provider(
         slug=slug,
         email=check_email(email),
         timezone=timezone,
+        locale=_check_locale(locale) if locale is not None else None,
         dav_username=username,
         created_at=now,
         updated_at=now,
@@ -105,6 +109,12 @@ def create_provider(
     return provider
 
 
+def _check_locale(locale: str) -> str:
+    if locale not in LOCALES:
+        raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}", code="invalid_locale")
+    return locale
+
+
 def update_provider(
     session: Session,
     provider: Provider,
@@ -113,8 +123,10 @@ def update_provider(
     name: str | None = None,
     timezone: str | None = None,
     kind: str | None = None,
+    locale: str | None = None,
 ) -> Provider:
-    """Change a provider's name, zone or kind (a unit in a relationship stays a unit)."""
+    """Change a provider's name, zone, kind (a unit in a relationship stays a unit) or
+    the language of their mails (one of core.formatting.LOCALES)."""
     if name is not None:
         if not name.strip() or len(name) > 200:
             raise InvalidInput("name must be 1–200 characters", code="invalid_name")
@@ -122,6 +134,8 @@ def update_provider(
     if timezone is not None:
         parse_zone(timezone)
         provider.timezone = timezone
+    if locale is not None:
+        provider.locale = _check_locale(locale)
     if kind is not None:
         if kind not in ("person", "unit"):
             raise InvalidInput("kind must be 'person' or 'unit'", code="invalid_kind")
@@ -139,13 +153,18 @@ def update_provider(
     return provider
 
 
-def booking_path(session: Session, provider: Provider) -> str:
-    """Where the provider's booking page is: /book/{slug}, under /t/{tenant} for a tenant
-    other than the default one (two tenants may each have an ``anna``)."""
+def booking_url(session: Session, provider: Provider, base_url: str) -> str:
+    """Where the provider's booking page is: base_url/book/{slug} for the default tenant;
+    for another, /book/{slug} on the tenant's own host when it has one, else under
+    base_url/t/{tenant} (two tenants may each have an ``anna``)."""
     if provider.tenant_id == DEFAULT_TENANT:
-        return f"/book/{provider.slug}"
-    tenant_slug = session.scalar(select(Tenant.slug).where(Tenant.id == provider.tenant_id))
-    return f"/t/{tenant_slug}/book/{provider.slug}"
+        return f"{base_url}/book/{provider.slug}"
+    found = session.execute(
+        select(Tenant.slug, Tenant.host).where(Tenant.id == provider.tenant_id)
+    ).one()
+    if found.host:
+        return f"{base_url.partition('://')[0]}://{found.host}/book/{provider.slug}"
+    return f"{base_url}/t/{found.slug}/book/{provider.slug}"
 
 
 def get_provider(session: Session, provider_id: str) -> Provider:

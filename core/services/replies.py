@@ -31,11 +31,13 @@ from core.services.mailboxes import Mailboxes
 from core.services.notify import (
     Change,
     Mailer,
+    attendee_locale,
     attendee_zone,
     invitations_of,
     itip_key,
     itip_row,
     mark_sent,
+    provider_locale,
     reschedule_link,
     send_itip,
     send_notice,
@@ -345,6 +347,7 @@ def answer_plain_mail(
         context={"title": booking.title, "reschedule_url": link, "original_subject": subject},
         now=now,
         zone_name=invitation.timezone,
+        locale=attendee_locale(booking, invitation, lambda: provider_locale(session, booking)),
         in_reply_to=reference if reference and is_message_id(reference) else None,
     )
     _audit(session, booking, invitation.address, "mail.auto_reply", now, message=row.id)
@@ -373,14 +376,14 @@ def _auto_replies_since(
 
 _B = (
     "id", "tenant_id", "provider_id", "uid", "sequence", "status", "title", "start_at",
-    "end_at", "host_name", "guest_name", "guest_timezone",
+    "end_at", "host_name", "guest_name", "guest_timezone", "guest_locale",
 )  # fmt: skip
 _I = (
     "id", "tenant_id", "booking_id", "role", "address", "name", "timezone", "plus_tag",
     "partstat", "last_method_sent", "last_reply_dtstamp", "delivery_state",
 )  # fmt: skip
 _BOOKING_BY_UID = (
-    f"SELECT {', '.join('b.' + c for c in _B)}, p.timezone FROM bookings b"
+    f"SELECT {', '.join('b.' + c for c in _B)}, p.timezone, p.locale FROM bookings b"
     " JOIN providers p ON p.id = b.provider_id WHERE b.uid = :uid AND b.tenant_id = :tenant"
 )
 _INVITATIONS_BY_UID = (
@@ -415,6 +418,7 @@ class _Matched:
 
     booking: Booking  # not in any session, like the invitations
     provider_zone: str | None
+    provider_locale: str | None
     invitations: list[Invitation]
     invitation: Invitation
     queued_cancels: set[str]
@@ -443,7 +447,7 @@ def _match_hot(
     found, rows, *queued = driver_batch(session, statements)
     if not found:
         return None
-    *values, provider_zone = found[0]
+    *values, provider_zone, provider_locale = found[0]
     booking = Booking(**dict(zip(_B, values, strict=True)))
     booking.start_at, booking.end_at = as_utc(booking.start_at), as_utc(booking.end_at)
     invitations = [Invitation(**dict(zip(_I, r, strict=True))) for r in rows]
@@ -455,7 +459,7 @@ def _match_hot(
     if invitation is None or itip.sequence < booking.sequence:
         return None
     keys = {key for (key,) in queued[0]} if queued else set()
-    return _Matched(booking, provider_zone, invitations, invitation, keys)
+    return _Matched(booking, provider_zone, provider_locale, invitations, invitation, keys)
 
 
 def apply_reply_hot(
@@ -517,9 +521,10 @@ def apply_reply_hot(
             if not booking_service.has_the_event(target) or key in matched.queued_cancels:
                 continue
             zone = attendee_zone(booking, target, lambda: matched.provider_zone)
+            language = attendee_locale(booking, target, lambda: matched.provider_locale)
             queued = itip_row(
                 mailer, booking, target, "cancellation", now, key=key, zone_name=zone,
-                reschedule_url=None,
+                reschedule_url=None, locale=language,
             )  # fmt: skip
             mark_sent(target, booking, "cancellation", queued.message_id, now)
             writes.append(insert_of(queued, dialect))
@@ -573,7 +578,8 @@ def apply_counter_hot(
         mailer, booking, role=invitation.role, address=invitation.address, start=start,
         end=end, note=note, via="counter", now=now, inbound_message_id=row.id,
     )  # fmt: skip
-    links, request = approval_request(mailer, booking, proposal, other, now)
+    language = attendee_locale(booking, other, lambda: matched.provider_locale)
+    links, request = approval_request(mailer, booking, proposal, other, now, locale=language)
     dialect = session.get_bind().dialect
     news = (proposal, *links, request, proposal_audit(booking, proposal, now))
     superseded = (_SUPERSEDED, {"now": dialect_time(dialect.name, now), "booking": booking.id})

@@ -784,6 +784,7 @@ def _store_conflicts(
         row.conflict_type = found.conflict_type.value
         row.overlap_start, row.overlap_end = found.overlap_start, found.overlap_end
         row.resolution, row.winner_id, row.warning = found.strategy, winner, found.warning
+        row.remaining = [[a.isoformat(), b.isoformat()] for a, b in found.loser_remaining] or None
         row.resolved_by = found.resolved_by
         row.resolved_at = None if found.needs_review else (row.resolved_at or now)
     for pair, row in existing.items():

@@ -17,13 +17,46 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db.models import DEFAULT_TENANT, ApiKey, Provider, Tenant, new_id
+from core.db.models import (
+    DEFAULT_TENANT,
+    ApiKey,
+    FeedToken,
+    MagicLink,
+    Provider,
+    Tenant,
+    new_id,
+)
 from core.services.access import ROLES, Caller, Grant, key_hash, new_key
 from core.services.errors import InvalidInput, NotFoundError, TenantTaken
 from core.services.providers import check_email
+from core.tokens import token_hash
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 RESERVED_SLUGS = frozenset({"admin", "api", "dav", "book", "feeds", "me", "t", "static"})
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::[1-9][0-9]{{0,4}})?")
+
+
+def deployment_host(base_url: str) -> str:
+    """The host of the deployment's own PARLEY_BASE_URL, which no tenant may take."""
+    return base_url.partition("://")[2].partition("/")[0].lower()
+
+
+def check_host(value: str | None) -> str | None:
+    """A tenant's own host, as a browser sends it in Host: a DNS name, lower case, with a
+    port when not the default one (book.casas.example, book.casas.example:8443); None
+    (or "") for none. No scheme, path or address literal."""
+    if value is None or not value.strip():
+        return None
+    host = value.strip().lower().rstrip(".")
+    name = host.rpartition(":")[0] if ":" in host else host
+    if len(host) > 260 or not _HOST.fullmatch(host) or name.replace(".", "").isdigit():
+        raise InvalidInput(
+            "host must be a DNS name with an optional port, like book.casas.example "
+            "(no scheme, no path)",
+            code="invalid_host",
+        )
+    return host
 
 
 def create_tenant(
@@ -36,12 +69,16 @@ def create_tenant(
     organizer_name: str | None,
     now: datetime,
     reserved: Iterable[str] = (),
+    host: str | None = None,
+    reserved_hosts: Iterable[str] = (),
 ) -> Tenant:
     """A new tenant (system token only).
 
-    reserved: addresses no tenant may take (the default tenant's organizer and aliases).
+    reserved: addresses no tenant may take (the default tenant's organizer and aliases);
+    reserved_hosts: hosts no tenant may take (the deployment's own).
     """
     caller.require(Grant.SYSTEM)
+    host = _free_host(session, check_host(host), reserved_hosts)
     slug = slug.strip().lower()
     if not _SLUG.fullmatch(slug) or slug in RESERVED_SLUGS or slug == DEFAULT_TENANT:
         raise InvalidInput(
@@ -71,6 +108,7 @@ def create_tenant(
         slug=slug,
         organizer_email=address,
         organizer_name=(organizer_name or "").strip() or None,
+        host=host,
         created_at=now,
     )
     session.add(tenant)
@@ -79,6 +117,48 @@ def create_tenant(
     except IntegrityError as error:  # a concurrent create with the same slug won
         raise TenantTaken(f"a tenant with slug {slug!r} exists") from error
     return tenant
+
+
+def set_host(
+    session: Session,
+    caller: Caller,
+    tenant_id: str,
+    host: str | None,
+    *,
+    reserved_hosts: Iterable[str] = (),
+) -> Tenant:
+    """Give a tenant a host of its own, or none (system token only; not the default)."""
+    caller.require(Grant.SYSTEM)
+    tenant = tenant_for(session, caller, tenant_id)
+    if tenant.id == DEFAULT_TENANT:
+        raise InvalidInput(
+            "the default tenant lives at PARLEY_BASE_URL; set that instead", code="invalid_host"
+        )
+    checked = check_host(host)
+    if checked != tenant.host:
+        tenant.host = _free_host(session, checked, reserved_hosts)
+        try:
+            session.flush()
+        except IntegrityError as error:
+            raise TenantTaken(f"another tenant has host {checked!r}") from error
+    return tenant
+
+
+def _free_host(session: Session, host: str | None, reserved: Iterable[str]) -> str | None:
+    if host is None:
+        return None
+    if host in {r.lower() for r in reserved}:
+        raise TenantTaken(f"{host!r} is the deployment's own host (PARLEY_BASE_URL)")
+    if session.scalar(select(Tenant.id).where(Tenant.host == host)) is not None:
+        raise TenantTaken(f"another tenant has host {host!r}")
+    return host
+
+
+def tenant_of_token(session: Session, token: str, *, feed: bool = False) -> str | None:
+    """The tenant a mailed link's token (or, with feed, a feed URL's) belongs to, else None."""
+    table = FeedToken if feed else MagicLink
+    query = select(table.tenant_id).where(table.token_hash == token_hash(token)).limit(1)
+    return session.scalar(query)
 
 
 def list_tenants(session: Session, caller: Caller) -> list[Tenant]:

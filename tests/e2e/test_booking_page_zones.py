@@ -33,10 +33,10 @@ def test_the_guests_own_zone_is_picked_up(
     browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": zone})
     with served(runtime) as base:
         week_on = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
-        browser.get(f"{base}/book/ada?from={week_on}")
+        browser.get(f"{base}/book/ada?day={week_on}")
         page_wait(browser).until(lambda d: _shown_zone(d) == zone)
         assert "tz=" in browser.current_url
-        assert f"from={week_on}" in browser.current_url  # the date asked for is kept
+        assert f"day={week_on}" in browser.current_url  # the date asked for is kept
         select = Select(browser.find_element("id", "tz"))
         assert select.first_selected_option.get_attribute("value") == zone
 

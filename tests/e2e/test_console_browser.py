@@ -72,7 +72,9 @@ def _forwarded_reply(runtime: Runtime, booking: dict[str, Any]) -> None:
     to = f"scheduling+{tag}@parley.localhost"
     raw = mails.gmail(method="REPLY", uid=booking["uid"], sequence=0,
                       attendee="friend@else.example", to=to, partstat="DECLINED")  # fmt: skip
-    handler = InboundHandler(runtime.sessions, RecipientPolicy(ORGANIZER), clock=runtime.clock)
+    handler = InboundHandler(
+        runtime.sessions, RecipientPolicy.single(ORGANIZER), clock=runtime.clock
+    )
     with (
         server_in_thread(smtp_factory(handler, data_size_limit=1_000_000)) as port,
         smtplib.SMTP("127.0.0.1", port, timeout=10) as client,

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.formatting import format_datetime
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN
@@ -86,7 +87,8 @@ def test_demo_prints_local_times_and_how_to_sign_in(
         booking = app.get(f"/api/v1/bookings/{found[1]}", headers=ADMIN)
         assert booking.status_code == 200, booking.text
     start = datetime.fromisoformat(booking.json()["start"]).astimezone(ZoneInfo("Europe/Berlin"))
-    assert found[2] == start.strftime("%a %d %b %Y, %H:%M ") + str(start.tzname())
+    assert found[2] == format_datetime(start, "Europe/Berlin")  # "Thu, 3 Dec 2026, 11:00 CET"
+    assert found[2].endswith((" CET", " CEST"))
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import icalendar
 from sqlalchemy import select
 
 from core.db.models import OutboundMessage
+from core.formatting import format_datetime
 from core.runtime import Runtime
 from tests.e2e.browser import ARTIFACTS, page_wait
 from tests.integration.api.helpers import Clock, client_for, make_provider, served
@@ -79,7 +80,8 @@ def test_a_guest_sees_adds_reschedules_and_cancels_their_booking(
         assert driver.find_element(By.ID, "state").text == "You're booked"
         local = start.astimezone(ZoneInfo(TOKYO))
         shown = driver.find_element(By.ID, "when").text
-        assert local.strftime("%A %d %B %Y, %H:%M") in shown, shown
+        assert shown.startswith(format_datetime(local, TOKYO, "en", "date")), shown
+        assert f"{local:%H:%M}–" in shown and shown.endswith(" JST"), shown
         assert TOKYO in driver.page_source
         manage_url = driver.current_url
 

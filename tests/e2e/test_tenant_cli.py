@@ -68,6 +68,12 @@ def test_tenant_and_keys_from_the_shell_then_over_http(
     assert "slug 'clinic'" in _refused(data, "tenant", "create", *again)
     assert "slug must be" in _refused(data, "tenant", "create", *again[:3], "Not A Slug",
                                       *again[4:])  # fmt: skip
+    site = _ok(data, "tenant", "create", "--name", "Casa", "--slug", "casa",
+               "--organizer-email", "desk@casa.example", "--host", "Book.Casa.Example")  # fmt: skip
+    assert "Site:      http://book.casa.example" in site, site
+    assert "host must be" in _refused(data, "tenant", "create", "--name", "X", "--slug", "x",
+                                      "--organizer-email", "x@x.example",
+                                      "--host", "https://x.example/")  # fmt: skip
     assert "no tenant with slug 'nope'" in _refused(data, "key", "create", "--tenant", "nope",
                                                     "--role", "owner")  # fmt: skip
     assert "role must be one of" in _refused(data, "key", "create", "--tenant", "clinic",
@@ -162,3 +168,11 @@ def test_units_from_the_shell_block_their_children_over_http(
         assert [r["parent_name"] for r in rels.json()["items"]] == ["Casa Azul"]
     finally:
         runtime.close()
+
+    unlinked = _ok(data, "unit", "unlink", "--tenant", "casas", "--parent", "casa-azul",
+                   "--child", "blue-room")  # fmt: skip
+    assert "Blue Room is no longer a child of Casa Azul" in unlinked
+    assert "not a child" in _refused(data, "unit", "unlink", "--tenant", "casas",
+                                     "--parent", "casa-azul", "--child", "blue-room")  # fmt: skip
+    tree = _ok(data, "unit", "tree", "--tenant", "casas")
+    assert re.search(r"^Blue Room .*\nCasa Azul ", tree, re.M), tree

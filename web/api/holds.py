@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
 from core.db.models import Hold
+from core.i18n import negotiate
 from core.services import holds
 from core.services.bookings import actor_of, view_booking
 from web.api.bookings import BookingEnvelope, booking_json
@@ -48,6 +49,9 @@ class HoldIn(Strict):
 class ConfirmIn(Strict):
     guest_email: StrictStr | None = Field(default=None, min_length=3, max_length=320)
     guest_name: StrictStr | None = Field(default=None, max_length=200)
+    # The language of the guest's mails (en, de, fr, es; others: English); without it, the
+    # caller's Accept-Language (a browser booking for itself).
+    guest_locale: StrictStr | None = Field(default=None, max_length=35)
 
 
 class HoldOut(BaseModel):
@@ -112,8 +116,10 @@ async def confirm_hold(request: Request) -> JSONResponse:
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
         booking = holds.confirm_hold(
-            session, hold_id, actor, now, guest_email=body.guest_email, guest_name=body.guest_name
-        )
+            session, hold_id, actor, now, guest_email=body.guest_email,
+            guest_name=body.guest_name,
+            guest_locale=body.guest_locale or negotiate(request.headers.get("accept-language")),
+        )  # fmt: skip
         return {"booking": booking_json(view_booking(session, booking))}
 
     return json_response(await in_transaction(request, work), status=201)

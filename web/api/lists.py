@@ -97,6 +97,7 @@ def conflict_json(view: ConflictView) -> dict[str, Any]:
         "warning": view.warning, "resolved_by": view.resolved_by,
         "resolved_at": _time(view.resolved_at), "created_at": rfc3339(view.created_at),
         "first": _conflict_side(view.first), "second": _conflict_side(view.second),
+        "remaining": [{"start": rfc3339(a), "end": rfc3339(b)} for a, b in view.remaining],
     }  # fmt: skip
 
 

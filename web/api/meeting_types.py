@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 from core.db.models import MeetingType
 from core.services import meeting_types
 from core.services.access import Grant, visible_provider
-from core.services.providers import booking_path, get_provider
+from core.services.providers import booking_url, get_provider
 from web.http import authorize, in_transaction, json_response, read_json, rfc3339, runtime_of
 from web.openapi import ApiDoc, api_route
 
@@ -87,7 +87,7 @@ def type_json(row: MeetingType, booking_url: str) -> dict[str, Any]:
 
 def _page_url(request: Request, session: Session, provider_id: str) -> str:
     base = runtime_of(request).settings.effective_base_url
-    return base + booking_path(session, get_provider(session, provider_id))
+    return booking_url(session, get_provider(session, provider_id), base)
 
 
 async def list_types(request: Request) -> JSONResponse:

@@ -21,7 +21,8 @@ from core.domain import (
     vacation,
     weekly_windows,
 )
-from core.services import availability, providers
+from core.formatting import DEFAULT_LOCALE
+from core.services import availability, page_look, providers
 from core.services.access import Grant, visible_provider
 from core.services.errors import Forbidden
 from web.http import (
@@ -77,12 +78,19 @@ class ProviderIn(Strict):
     timezone: StrictStr = Field(min_length=1, max_length=64)
     slug: StrictStr = Field(min_length=1, max_length=80)
     kind: Literal["person", "unit"] = "person"
+    # The language of the provider's pages and mails: en, de, fr or es.
+    locale: StrictStr | None = Field(default=None, min_length=2, max_length=16)
 
 
 class ProviderPatch(Strict):
     name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
     timezone: StrictStr | None = Field(default=None, min_length=1, max_length=64)
     kind: Literal["person", "unit"] | None = None
+    # The language of the provider's mails: en, de, fr or es.
+    locale: StrictStr | None = Field(default=None, min_length=2, max_length=16)
+    # The booking page's look; null clears it.
+    accent_colour: StrictStr | None = Field(default=None, max_length=7)
+    photo_url: StrictStr | None = Field(default=None, max_length=500)
 
 
 class ProviderOut(BaseModel):
@@ -93,7 +101,10 @@ class ProviderOut(BaseModel):
     timezone: str
     dav_username: str
     kind: str
+    locale: str
     booking_url: str
+    accent_colour: str | None
+    photo_url: str | None
 
 
 class WeeklyIn(Strict):
@@ -166,7 +177,10 @@ def provider_json(request: Request, session: Session, provider: Provider) -> dic
         "timezone": provider.timezone,
         "dav_username": provider.dav_username,
         "kind": provider.kind,
-        "booking_url": base + providers.booking_path(session, provider),
+        "locale": provider.locale or DEFAULT_LOCALE,
+        "booking_url": providers.booking_url(session, provider, base),
+        "accent_colour": provider.accent_colour,
+        "photo_url": provider.photo_url,
     }
 
 
@@ -260,6 +274,7 @@ async def create_provider(request: Request) -> JSONResponse:
             now=now,
             kind=body.kind,
             tenant_id=caller.tenant_id,
+            locale=body.locale,
         )
         return provider_json(request, session, provider)
 
@@ -270,12 +285,18 @@ async def patch_provider(request: Request) -> JSONResponse:
     caller = await authorize(request, Grant.WRITE)
     provider_id = request.path_params["provider_id"]
     body = await read_json(request, ProviderPatch)
+    given = body.model_fields_set
 
     def work(session: Session, now: datetime) -> dict[str, Any]:
         provider = visible_provider(session, caller, provider_id)
         changed = providers.update_provider(
-            session, provider, now=now, name=body.name, timezone=body.timezone, kind=body.kind
-        )
+            session, provider, now=now, name=body.name, timezone=body.timezone, kind=body.kind,
+            locale=body.locale,
+        )  # fmt: skip
+        look: dict[str, str | None] = {
+            k: getattr(body, k) for k in ("accent_colour", "photo_url") if k in given
+        }
+        page_look.set_look(changed, look)
         return provider_json(request, session, changed)
 
     return json_response(await in_transaction(request, work))

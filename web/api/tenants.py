@@ -25,6 +25,12 @@ class TenantIn(BaseModel):
     slug: StrictStr = Field(min_length=1, max_length=40)
     organizer_email: StrictStr = Field(min_length=3, max_length=320)
     organizer_name: StrictStr | None = Field(default=None, max_length=200)
+    host: StrictStr | None = Field(default=None, max_length=260)
+
+
+class TenantPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: StrictStr | None = Field(max_length=260)
 
 
 class TenantOut(BaseModel):
@@ -33,6 +39,7 @@ class TenantOut(BaseModel):
     name: str
     organizer_email: str | None
     organizer_name: str | None
+    host: str | None
 
 
 class KeyIn(BaseModel):
@@ -65,7 +72,12 @@ def tenant_json(tenant: Tenant) -> dict[str, Any]:
     return {
         "id": tenant.id, "slug": tenant.slug, "name": tenant.name,
         "organizer_email": tenant.organizer_email, "organizer_name": tenant.organizer_name,
+        "host": tenant.host,
     }  # fmt: skip
+
+
+def _reserved_hosts(request: Request) -> tuple[str, ...]:
+    return (tenants.deployment_host(runtime_of(request).settings.effective_base_url),)
 
 
 def key_json(row: ApiKey) -> dict[str, Any]:
@@ -88,13 +100,29 @@ async def create_tenant(request: Request) -> JSONResponse:
         made = tenants.create_tenant(
             session, caller, name=body.name, slug=body.slug,
             organizer_email=body.organizer_email, organizer_name=body.organizer_name, now=now,
-            reserved=reserved,
+            reserved=reserved, host=body.host, reserved_hosts=_reserved_hosts(request),
         )  # fmt: skip
         return tenant_json(made)
 
     created = await in_transaction(request, work)
     mailboxes.changed()  # the mail listener accepts the new address at once
     return json_response(created, status=201)
+
+
+async def patch_tenant(request: Request) -> JSONResponse:
+    caller = await authorize(request, Grant.SYSTEM)
+    body = await read_json(request, TenantPatch)
+    tenant_id = request.path_params["tenant_id"]
+
+    def work(session: Session, now: datetime) -> dict[str, Any]:
+        changed = tenants.set_host(
+            session, caller, tenant_id, body.host, reserved_hosts=_reserved_hosts(request)
+        )
+        return tenant_json(changed)
+
+    answer = await in_transaction(request, work)
+    mailboxes.changed()  # links and pages use the new host at once
+    return json_response(answer)
 
 
 async def list_tenants(request: Request) -> JSONResponse:
@@ -194,6 +222,11 @@ def routes() -> list[BaseRoute]:
                    status=201, errors=(400, 403, 409)),
         ),
         api_route("/tenants", list_tenants, "GET", ApiDoc("Tenants (system token)", errors=(403,))),
+        api_route(
+            "/tenants/{tenant_id}", patch_tenant, "PATCH",
+            ApiDoc("Give a tenant a host of its own, or none (system token)",
+                   request=TenantPatch, response=TenantOut, errors=(400, 403, 404, 409)),
+        ),
         api_route(
             keys, create_key, "POST",
             ApiDoc("Create an API key (shown once)", request=KeyIn, response=KeyOut, status=201,

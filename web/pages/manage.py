@@ -23,6 +23,7 @@ from core.services.errors import InvalidInput, LinkProblem
 from core.services.notify import Mailer, attendee_zone, other_name
 from web.errors import LINK_STATUS, link_rejected
 from web.http import limit_public, runtime_of
+from web.pages.negotiation import problem_zone
 from web.templating import templates
 
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -62,6 +63,7 @@ def _context(managed: manage.Managed, token: str, **extra: Any) -> dict[str, Any
         "token": token,
         "zone": _zone(managed),
         "title": _title(managed),
+        "other": other_name(managed.booking, managed.invitation),
         "active": managed.booking.status in ACTIVE_STATUSES,
         "links": _add_links(managed),
         "errors": {},
@@ -74,10 +76,14 @@ def _open(runtime: Runtime, token: str) -> manage.Managed:
         return manage.open_manage(session, Mailer.from_runtime(runtime), token, runtime.clock())
 
 
-def _problem(request: Request, problem: LinkProblem) -> Response:
+async def _problem(request: Request, problem: LinkProblem) -> Response:
     link_rejected("manage", problem.reason)
     status = LINK_STATUS.get(problem.reason, 409)
-    context = {"problem": problem, "fresh_link": None}
+    zone = None
+    if problem.booking is not None:
+        token = request.query_params.get("m", "")
+        zone = await run_in_threadpool(problem_zone, runtime_of(request), problem.booking.id, token)
+    context = {"problem": problem, "fresh_link": None, "zone": zone}
     return templates.TemplateResponse(request, "link_problem.html", context, status_code=status)
 
 
@@ -87,7 +93,7 @@ async def manage_page(request: Request) -> Response:
         await limit_public(request)
         managed = await run_in_threadpool(_open, runtime, token)
     except LinkProblem as problem:
-        return _problem(request, problem)
+        return await _problem(request, problem)
     done = request.query_params.get("done")
     context = _context(managed, token, done=done if done in ("cancelled",) else None)
     return templates.TemplateResponse(request, "manage.html", context)
@@ -99,7 +105,7 @@ async def manage_ics(request: Request) -> Response:
         await limit_public(request)
         managed = await run_in_threadpool(_open, runtime, token)
     except LinkProblem as problem:
-        return _problem(request, problem)
+        return await _problem(request, problem)
     booking = managed.booking
     status = "CONFIRMED" if booking.status == "confirmed" else "TENTATIVE"
     event = FeedEvent(
@@ -134,7 +140,7 @@ async def cancel_submit(request: Request) -> Response:
         await limit_public(request)
         await run_in_threadpool(work)
     except LinkProblem as problem:
-        return _problem(request, problem)
+        return await _problem(request, problem)
     except InvalidInput as error:
         managed = await run_in_threadpool(_open, runtime, token)
         context = _context(managed, token, errors={"reason": error.message}, reason=reason)
@@ -156,7 +162,7 @@ async def new_time_submit(request: Request) -> Response:
         await limit_public(request)
         url = await run_in_threadpool(work)
     except LinkProblem as problem:
-        return _problem(request, problem)
+        return await _problem(request, problem)
     except InvalidInput:
         return RedirectResponse(f"/booking?{urlencode({'m': token})}", 303)
     link = urlsplit(url)  # on this site, whatever host the guest reached it by

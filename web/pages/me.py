@@ -19,8 +19,10 @@ import web.pages.me_availability as me_availability
 import web.pages.me_bookings as me_bookings
 import web.pages.me_calendars as me_calendars
 import web.pages.me_connect as me_connect
+from core.formatting import DEFAULT_LOCALE, LANGUAGE_NAMES
 from core.services import accounts, availability, providers
 from core.services.freshness import instant_book_allowed
+from web.i18n import COOKIE as LANG_COOKIE
 from web.pages.me_common import (
     COOKIE,
     COOKIE_PATH,
@@ -34,6 +36,7 @@ from web.pages.me_common import (
     render,
 )
 from web.pages.sign_in import SignIn
+from web.words import N_
 
 
 async def me_home(request: Request) -> Response:
@@ -51,8 +54,11 @@ async def _home(ctx: Ctx) -> Response:
     def work(session: Session, now: datetime) -> dict[str, Any]:
         upcoming = accounts.list_bookings(session, me.provider_id, now=now, past=False, limit=200)
         allowed, reason = instant_book_allowed(session, me.provider_id, now, stale_after=stale)
-        policy = availability.load_policy(session, providers.get_provider(session, me.provider_id))
+        provider = providers.get_provider(session, me.provider_id)
+        policy = availability.load_policy(session, provider)
+        base = ctx.runtime.settings.effective_base_url
         return {
+            "booking_url": providers.booking_url(session, provider, base),
             "requested": [b for b in upcoming if b.status == "requested"],
             "next": [b for b in upcoming if b.status == "confirmed"][:5],
             "paused": None if allowed else reason,
@@ -60,9 +66,27 @@ async def _home(ctx: Ctx) -> Response:
         }
 
     context = await ctx.run(work)
-    base = ctx.runtime.settings.effective_base_url
-    context["booking_url"] = f"{base}/book/{me.slug}"
+    context["languages"] = LANGUAGE_NAMES
+    context["my_locale"] = me.locale or DEFAULT_LOCALE
+    if ctx.request.query_params.get("done") == "language":
+        context["notice"] = N_("Saved: your pages and mails use this language.")
     return render(ctx.request, "me/home.html", context, me=me)
+
+
+async def _language(ctx: Ctx) -> Response:
+    """The provider's language: their /me pages and every mail Parley sends them."""
+    me, chosen = ctx.me, ctx.form.get("locale", "")
+    if chosen not in LANGUAGE_NAMES:
+        return back("/me")
+
+    def work(session: Session, now: datetime) -> None:
+        provider = providers.get_provider(session, me.provider_id)
+        providers.update_provider(session, provider, now=now, locale=chosen)
+
+    await ctx.run(work)
+    response = back("/me", "language")
+    response.delete_cookie(LANG_COOKIE, path="/")  # the choice made here wins from now on
+    return response
 
 
 SIGN_IN = SignIn(
@@ -111,6 +135,7 @@ def routes() -> list[BaseRoute]:
         Route("/me", me_home, methods=["GET"]),
         *SIGN_IN.routes(),
         Route("/me/sign-out", provider_page(_sign_out), methods=["POST"]),
+        Route("/me/language", provider_page(_language), methods=["POST"]),
         Route("/me/sessions", provider_page(_sessions), methods=["GET"]),
         Route("/me/sessions/{session_id}/revoke", provider_page(_revoke), methods=["POST"]),
         *me_availability.routes(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ import web.pages.me_editor as me_editor
 from core.domain import Busy, BusyKind, Explanation
 from core.domain.errors import DomainError
 from core.domain.zones import is_nonexistent
+from core.formatting import format_clock, format_day
 from core.services import accounts, availability, sources
 from core.services.busy import load_busy
 from core.services.errors import ServiceError
@@ -27,9 +29,10 @@ from core.services.freshness import source_label
 from core.services.providers import get_provider
 from web.inputs import MAX_YEAR, MIN_YEAR, in_range
 from web.pages.me_common import Ctx, back, provider_page, render
+from web.words import N_
 
 MAX_WEEKS = 8
-NOTICES = {"saved": "Saved. The preview below shows the new bookable times."}
+NOTICES = {"saved": N_("Saved. The preview below shows the new bookable times.")}
 
 
 @dataclass
@@ -160,18 +163,18 @@ def _empty_days(start: datetime, end: datetime, zone: ZoneInfo) -> dict[date, Pr
     first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
     days: dict[date, PreviewDay] = {}
     while first <= last:
-        days[first] = PreviewDay(first.strftime("%a %d %b"), first.isoformat())
+        days[first] = PreviewDay(format_day(first, year=False), first.isoformat())
         first += timedelta(days=1)
     return days
 
 
 def _day_of(days: dict[date, PreviewDay], moment: datetime, zone: ZoneInfo) -> PreviewDay:
     local = moment.astimezone(zone).date()
-    return days.setdefault(local, PreviewDay(local.strftime("%a %d %b"), local.isoformat()))
+    return days.setdefault(local, PreviewDay(format_day(local, year=False), local.isoformat()))
 
 
 def _hhmm(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%H:%M")
+    return format_clock(moment, zone.key)
 
 
 def _source_names(session: Session, provider_id: str) -> dict[str, str]:
@@ -241,7 +244,17 @@ async def _preview(ctx: Ctx) -> Response:
     except (ServiceError, DomainError) as error:
         errors["form"] = getattr(error, "message", str(error))
         preview, why = None, None
-    context = {"preview": preview, "why": why, "at": params.get("at", ""), "errors": errors}
+    context: dict[str, Any] = {
+        "preview": preview,
+        "why": why,
+        "at": params.get("at", ""),
+        "errors": errors,
+    }
+    if why is not None and preview is not None:  # the asked time, written like every other
+        asked = datetime.fromisoformat(params.get("at", "").strip()[:20])
+        context["asked"] = (
+            asked if asked.tzinfo else asked.replace(tzinfo=ZoneInfo(preview.timezone))
+        )
     status = 400 if errors else 200
     return render(ctx.request, "me/preview.html", context, status=status, me=me)
 

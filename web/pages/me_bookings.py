@@ -19,13 +19,14 @@ from core.services import bookings as booking_service
 from core.services.errors import InvalidState, LinkProblem, ServiceError
 from core.services.notify import Mailer
 from web.pages.me_common import Ctx, back, provider_page, render
+from web.words import N_
 
 NOTICES = {
-    "approved": "Approved: both of you get a calendar invitation.",
-    "declined": "Declined: the time is free again.",
-    "cancelled": "Cancelled: both of you are told.",
-    "proposal-approved": "The new time is applied.",
-    "proposal-declined": "The proposal is declined; the booking keeps its time.",
+    "approved": N_("Approved: both of you get a calendar invitation."),
+    "declined": N_("Declined: the time is free again."),
+    "cancelled": N_("Cancelled: both of you are told."),
+    "proposal-approved": N_("The new time is applied."),
+    "proposal-declined": N_("The proposal is declined; the booking keeps its time."),
 }
 
 

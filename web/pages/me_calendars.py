@@ -24,12 +24,13 @@ from core.services import accounts, availability, sources
 from core.services.errors import InvalidSource, SourceError, SyncThrottled
 from core.services.freshness import format_age, instant_book_allowed, source_label
 from web.pages.me_common import Ctx, back, provider_page, render
+from web.words import N_
 
 NOTICES = {
-    "added": "Calendar added.",
-    "synced": "Synced.",
-    "removed": "Calendar removed; its busy time no longer blocks you.",
-    "accepted": "Removals accepted and applied.",
+    "added": N_("Calendar added."),
+    "synced": N_("Synced."),
+    "removed": N_("Calendar removed; its busy time no longer blocks you."),
+    "accepted": N_("Removals accepted and applied."),
 }
 _PLAIN = [
     (r"HTTP 40[13]", "The calendar server refused access: check the link or the password."),

@@ -23,6 +23,7 @@ from core.runtime import Runtime
 from core.services import accounts
 from core.services.errors import NotFoundError
 from web.http import runtime_of
+from web.i18n import chosen_locale, locale_of
 from web.templating import templates
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class Me:
     timezone: str
     dav_username: str
     kind: str
+    locale: str | None = None  # the language the provider chose (pages and mails)
 
 
 @dataclass
@@ -93,9 +95,13 @@ def render(
 ) -> Response:
     """A page with the shared security headers; ``csrf`` is always in the context."""
     csrf = me.viewer.csrf_token if me else pre_token(request)
+    # A signed-in provider's pages speak the language they chose, unless this browser
+    # switched (?lang= or its cookie).
+    locale = chosen_locale(request) or (me.locale if me else None) or locale_of(request)
     response = templates.TemplateResponse(
-        request, template, {"me": me, "csrf": csrf, **context}, status_code=status
-    )
+        request, template, {"me": me, "csrf": csrf, "locale": locale, **context},
+        status_code=status,
+    )  # fmt: skip
     response.headers.update(SECURITY_HEADERS)
     if me is None and request.cookies.get(PRE_COOKIE) != csrf:
         response.set_cookie(
@@ -166,6 +172,7 @@ def _load_me(runtime: Runtime, cookie: str) -> Me | None:
             provider.timezone,
             provider.dav_username,
             provider.kind,
+            provider.locale,
         )
 
     return transact(runtime, work)

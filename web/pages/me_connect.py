@@ -22,8 +22,9 @@ from core.errors import CannotDecrypt
 from core.services import accounts, app_passwords, feeds
 from core.services.errors import ServiceError
 from web.pages.me_common import Ctx, back, provider_page, render, secure_cookies
+from web.words import N_
 
-NOTICES = {"revoked": "App password revoked: apps using it are signed out."}
+NOTICES = {"revoked": N_("App password revoked: apps using it are signed out.")}
 MAX_LABEL = 100
 PATH = "/me/connect"
 REVEAL_COOKIE = "parley_reveal"

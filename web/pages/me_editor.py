@@ -23,19 +23,27 @@ from core.domain import (
     parse_zone,
 )
 from core.domain.errors import DomainError
+from web.words import N_
 
-DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+DAYS = (
+    N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"),
+    N_("Saturday"), N_("Sunday"),
+)  # fmt: skip
 BLANK_WINDOWS = 2
 BLANK_EXCEPTIONS = 2
 BLANK_VACATIONS = 1
 # name: (label, lowest, highest, hint)
 NUMBERS: dict[str, tuple[str, int, int, str]] = {
-    "lead_time_hours": ("Lead time (hours)", 0, 24 * 366, "Notice guests must give may book."),
-    "booking_window_days": ("Booking window (days)", 0, 3660, "How far ahead guests may book."),
-    "min_duration_minutes": ("Minimum duration (minutes)", 1, 14 * 24 * 60, ""),
-    "slot_step_minutes": ("Slot step (minutes)", 1, 1440, "Starts offered every … minutes."),
-    "buffer_before_minutes": ("Buffer before (minutes)", 0, 1440, ""),
-    "buffer_after_minutes": ("Buffer after (minutes)", 0, 1440, ""),
+    "lead_time_hours": (N_("Lead time (hours)"), 0, 24 * 366, N_("Notice guests must give.")),
+    "booking_window_days": (
+        N_("Booking window (days)"), 0, 3660, N_("How far ahead guests may book.")
+    ),
+    "min_duration_minutes": (N_("Minimum duration (minutes)"), 1, 14 * 24 * 60, ""),
+    "slot_step_minutes": (
+        N_("Slot step (minutes)"), 1, 1440, N_("Starts offered every … minutes.")
+    ),
+    "buffer_before_minutes": (N_("Buffer before (minutes)"), 0, 1440, ""),
+    "buffer_after_minutes": (N_("Buffer after (minutes)"), 0, 1440, ""),
 }  # fmt: skip
 _WINDOW = re.compile(r"w-([0-6])-(\d{1,3})-(start|end)")
 _EXCEPTION = re.compile(r"x-(\d{1,4})-(date|kind|start|end)")

@@ -26,7 +26,7 @@ from core.runtime import Runtime
 from core.services import accounts
 from core.services import bookings as booking_service
 from core.services.errors import BookingFacts, LinkProblem, ServiceError
-from core.services.notify import Mailer, attendee_zone, invitations_of
+from core.services.notify import Mailer, attendee_zone, invitations_of, link_zone
 from core.services.proposals import (
     approve,
     decline,
@@ -99,7 +99,7 @@ def _look(runtime: Runtime, token: str, want: set[str]) -> Shown:
 
 def _problem_page(request: Request, runtime: Runtime, problem: LinkProblem, token: str) -> Response:
     link_rejected(link_purpose(request.url.path), problem.reason)
-    fresh = None
+    fresh, zone = None, None
     if problem.booking is not None and problem.reason in (
         "expired",
         "used",
@@ -107,9 +107,17 @@ def _problem_page(request: Request, runtime: Runtime, problem: LinkProblem, toke
         "moved",
     ):
         fresh = _fresh_link(runtime, problem.booking, token)
-    context = {"problem": problem, "fresh_link": fresh}
+    if problem.booking is not None:
+        zone = problem_zone(runtime, problem.booking.id, token)
+    context = {"problem": problem, "fresh_link": fresh, "zone": zone}
     status = LINK_STATUS.get(problem.reason, 409)
     return templates.TemplateResponse(request, "link_problem.html", context, status_code=status)
+
+
+def problem_zone(runtime: Runtime, booking_id: str, token: str) -> str | None:
+    """The zone of a link problem's page: the link holder's (never UTC for them)."""
+    with runtime.sessions.begin() as session:
+        return link_zone(session, token, booking_id)
 
 
 def _fresh_link(runtime: Runtime, booking: BookingFacts, token: str) -> str | None:
@@ -213,7 +221,7 @@ async def _confirm_page(request: Request, verb: str) -> Response:
     return templates.TemplateResponse(request, "confirm_action.html", context)
 
 
-def _act(runtime: Runtime, token: str, verb: str) -> tuple[str, Booking]:
+def _act(runtime: Runtime, token: str, verb: str) -> tuple[str, Booking, str]:
     mailer = Mailer.from_runtime(runtime)
     now = runtime.clock()
     with runtime.sessions.begin() as session:
@@ -230,7 +238,9 @@ def _act(runtime: Runtime, token: str, verb: str) -> tuple[str, Booking]:
             accounts.settle_request(session, use.booking.id, verb, actor, now=now)
         else:
             raise LinkProblem("invalid", "This link is for something else.", use.booking)
-        return purpose, use.booking
+        role = use.link.actor_role
+        invitation = next((i for i in invitations_of(session, use.booking) if i.role == role), None)
+        return purpose, use.booking, _zone_for(session, use.booking, invitation)
 
 
 async def _action_submit(request: Request, verb: str) -> Response:
@@ -238,13 +248,13 @@ async def _action_submit(request: Request, verb: str) -> Response:
     form = await request.form()
     token = str(form.get("t", ""))
     try:
-        purpose, booking = await run_in_threadpool(_act, runtime, token, verb)
+        purpose, booking, zone = await run_in_threadpool(_act, runtime, token, verb)
     except LinkProblem as problem:
         return await run_in_threadpool(_problem_page, request, runtime, problem, token)
     except ServiceError as exc:
         refused = LinkProblem("moved", exc.message)
         return await run_in_threadpool(_problem_page, request, runtime, refused, token)
-    context = {"purpose": purpose, "verb": verb, "booking": booking}
+    context = {"purpose": purpose, "verb": verb, "booking": booking, "zone": zone}
     return templates.TemplateResponse(request, "action_done.html", context)
 
 

@@ -36,8 +36,8 @@ def _page_days(client: TestClient, slug: str) -> set[str]:
     """Days (UTC dates) the booking page offers any time on, the week of 8 March."""
     page = client.get(f"/book/{slug}", params={"from": "2027-03-08", "tz": "UTC"})
     assert page.status_code == 200, page.text
-    days = {start[:10] for start in re.findall(r'data-start="([^"]+)"', page.text)}
-    return {day for day in days if day < "2027-03-15"}
+    strip = re.findall(r'data-day="([0-9-]+)" data-times="([0-9]+)"', page.text)
+    return {day for day, count in strip if int(count) > 0}
 
 
 def _form(html: str) -> dict[str, str]:

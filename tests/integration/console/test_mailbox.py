@@ -39,7 +39,9 @@ def _guest_plus_address(runtime: Runtime, booking_id: str) -> str:
 
 def _send_over_smtp(runtime: Runtime, raw: bytes, to: str) -> None:
     """Through the real SMTP listener, then processed by the worker's job function."""
-    handler = InboundHandler(runtime.sessions, RecipientPolicy(ORGANIZER), clock=runtime.clock)
+    handler = InboundHandler(
+        runtime.sessions, RecipientPolicy.single(ORGANIZER), clock=runtime.clock
+    )
     with (
         server_in_thread(smtp_factory(handler, data_size_limit=1_000_000)) as port,
         smtplib.SMTP("127.0.0.1", port, timeout=10) as client,

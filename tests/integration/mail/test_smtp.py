@@ -20,7 +20,7 @@ from mailagent.smtp import InboundHandler, RecipientPolicy, smtp_factory
 from tests.integration.mail.helpers import mail, run_client, self_signed, server_in_thread
 
 ORGANIZER = "scheduling@parley.localhost"
-POLICY = RecipientPolicy(ORGANIZER, ["bookings@parley.localhost"])
+POLICY = RecipientPolicy.single(ORGANIZER, ["bookings@parley.localhost"])
 
 
 def _rows(runtime: Runtime) -> list[InboundMessage]:

@@ -28,7 +28,7 @@ from tests.integration.negotiation import mails
 from tests.integration.negotiation.helpers import GUEST, booked
 
 ORGANIZER = "scheduling@parley.localhost"
-POLICY = RecipientPolicy(ORGANIZER)
+POLICY = RecipientPolicy.single(ORGANIZER)
 
 
 class RawClient:

@@ -204,6 +204,15 @@ def api(runtime: Runtime) -> Iterator[TestClient]:
         yield client
 
 
+# A rental unit's hours: one check-in hour a day, so each day is one slot.
+CHECK_IN_HOURS = {
+    "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "15:00",
+                "end": "16:00"}],
+    "lead_time_hours": 0, "booking_window_days": 60, "slot_step_minutes": 60,
+    "min_duration_minutes": 60,
+}  # fmt: skip
+
+
 def make_provider(
     api: TestClient,
     headers: dict[str, str],
@@ -211,13 +220,16 @@ def make_provider(
     *,
     timezone: str = "Europe/Berlin",
     availability: dict[str, Any] | None = None,
+    name: str | None = None,
+    kind: str = "person",
 ) -> str:
     """A provider made through the API, with 24/7 availability unless told otherwise."""
     body = {
-        "name": slug.title(),
+        "name": name or slug.replace("-", " ").title(),
         "email": f"{slug}@example.com",
         "timezone": timezone,
         "slug": slug,
+        "kind": kind,
     }
     answer = api.post("/api/v1/providers", json=body, headers=headers)
     assert answer.status_code == 201, answer.text
@@ -231,6 +243,13 @@ def make_provider(
     answer = api.put(f"/api/v1/providers/{provider_id}/availability", json=rules, headers=headers)
     assert answer.status_code == 200, answer.text
     return provider_id
+
+
+def make_unit(api: TestClient, headers: dict[str, str], slug: str, name: str | None = None) -> str:
+    """A rental unit (kind unit, UTC) with CHECK_IN_HOURS."""
+    return make_provider(
+        api, headers, slug, timezone="UTC", availability=CHECK_IN_HOURS, name=name, kind="unit"
+    )
 
 
 def add_source(

@@ -20,16 +20,17 @@ from core.runtime import Runtime
 from core.services.conflicts import NOTIFY_JOB
 from parley.handlers import job_handlers
 from tests.conftest import DATA
-from tests.integration.sync.conftest import Clock, FeedServer, TestClient, add_source, sync_now
+from tests.integration.sync.conftest import (
+    CHECK_IN_HOURS,
+    Clock,
+    FeedServer,
+    TestClient,
+    add_source,
+    sync_now,
+)
 from tests.integration.sync.feeds import all_day, calendar
 
 NOW = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
-UNIT_HOURS = {
-    "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "15:00",
-                "end": "16:00"}],
-    "lead_time_hours": 0, "booking_window_days": 60, "slot_step_minutes": 60,
-    "min_duration_minutes": 60,
-}  # fmt: skip
 
 
 def _notify(runtime: Runtime) -> None:
@@ -53,7 +54,7 @@ def test_a_double_booking_is_listed_in_words_and_mailed_once(
     assert made.status_code == 201, made.text
     unit = made.json()["id"]
     hours = api.put(
-        f"/api/v1/providers/{unit}/availability", json=UNIT_HOURS, headers=admin_headers
+        f"/api/v1/providers/{unit}/availability", json=CHECK_IN_HOURS, headers=admin_headers
     )
     assert hours.status_code == 200, hours.text
     airbnb = (DATA / "feeds" / "airbnb.ics").read_bytes()  # HMABCD1234 stays 3–7 June

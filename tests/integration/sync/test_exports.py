@@ -23,6 +23,7 @@ from tests.integration.sync.conftest import (
     FeedServer,
     TestClient,
     add_source,
+    make_unit,
     slots,
     sync_now,
 )
@@ -30,26 +31,9 @@ from tests.integration.sync.feeds import all_day, calendar
 from tests.unit.core.test_compose import run_icaljs
 
 NOW = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
-UNIT_HOURS = {
-    "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "15:00",
-                "end": "16:00"}],
-    "lead_time_hours": 0, "booking_window_days": 60, "slot_step_minutes": 60,
-    "min_duration_minutes": 60,
-}  # fmt: skip
 AIRBNB_STAY = "20250603"  # three nights, imported from Airbnb
 BOOKING_STAY = "20250610"  # two nights, imported from Booking.com
 DIRECT = "20250620"  # a direct booking through Parley
-
-
-def _unit(api: TestClient, headers: dict[str, str], slug: str) -> str:
-    body = {"name": slug.replace("-", " ").title(), "email": f"{slug}@casa.example",
-            "timezone": "UTC", "slug": slug, "kind": "unit"}  # fmt: skip
-    made = api.post("/api/v1/providers", json=body, headers=headers)
-    assert made.status_code == 201, made.text
-    unit: str = made.json()["id"]
-    hours = api.put(f"/api/v1/providers/{unit}/availability", json=UNIT_HOURS, headers=headers)
-    assert hours.status_code == 200, hours.text
-    return unit
 
 
 def _key(api: TestClient, headers: dict[str, str], role: str) -> dict[str, str]:
@@ -73,8 +57,8 @@ def casa(
     runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
 ) -> dict[str, Any]:
     runtime.clock = Clock(NOW)
-    apartment = _unit(api, admin_headers, "casa-azul")
-    room = _unit(api, admin_headers, "blue-room")
+    apartment = make_unit(api, admin_headers, "casa-azul")
+    room = make_unit(api, admin_headers, "blue-room")
     linked = api.post("/api/v1/relationships", json={"parent_id": apartment, "child_id": room},
                       headers=admin_headers)  # fmt: skip
     assert linked.status_code == 201, linked.text
@@ -137,15 +121,26 @@ def test_merged_and_whole_tenant_exports(
     merged = api.get("/api/v1/export/multi", params={"ids": ids}, headers=viewer)
     assert merged.status_code == 200, merged.text
     parsed = icalendar.Calendar.from_ical(merged.text)
-    units = {str(e["LOCATION"]) for e in parsed.walk("VEVENT")}
-    assert units == {"Casa Azul"}  # the room has nothing of its own
-    assert all(str(e["SUMMARY"]).startswith("Casa Azul: ") for e in parsed.walk("VEVENT"))
+    by_unit: dict[str, set[str]] = {}
+    for event in parsed.walk("VEVENT"):
+        unit = str(event["LOCATION"])
+        assert str(event["SUMMARY"]).startswith(f"{unit}: ")
+        by_unit.setdefault(unit, set()).add(event["DTSTART"].dt.strftime("%Y%m%d"))
+    # The room has nothing of its own, but the apartment's days block its listing.
+    assert by_unit == {"Casa Azul": {AIRBNB_STAY, BOOKING_STAY, DIRECT},
+                       "Blue Room": {AIRBNB_STAY, BOOKING_STAY, DIRECT}}  # fmt: skip
 
     assert api.get("/api/v1/export/all", headers=viewer).status_code == 403
     manager = _key(api, admin_headers, "manager")
     everything = api.get("/api/v1/export/all", params={"format": "airbnb"}, headers=manager)
     assert everything.status_code == 200, everything.text
-    assert set(_starts(everything.text)) == {BOOKING_STAY, DIRECT}
+    days: dict[str, set[str]] = {}
+    for event in icalendar.Calendar.from_ical(everything.text).walk("VEVENT"):
+        days.setdefault(str(event["LOCATION"]), set()).add(event["DTSTART"].dt.strftime("%Y%m%d"))
+    # The apartment's own Airbnb stay is not echoed to its listing; the room's Airbnb
+    # listing is another calendar there and must block the apartment's stay.
+    assert days == {"Casa Azul": {BOOKING_STAY, DIRECT},
+                    "Blue Room": {AIRBNB_STAY, BOOKING_STAY, DIRECT}}  # fmt: skip
 
     for params, status in (({"ids": ""}, 400), ({"ids": "prv_nope"}, 404),
                            ({"ids": ids, "format": "ical"}, 400)):  # fmt: skip
@@ -160,7 +155,7 @@ def test_a_channel_imports_the_export_and_blocks_the_same_days(
     made = api.post(f"/api/v1/providers/{casa['apartment']}/feed-token",
                     json={"format": "airbnb"}, headers=admin_headers)  # fmt: skip
     assert made.status_code == 201, made.text
-    mirror = _unit(api, admin_headers, "mirror")
+    mirror = make_unit(api, admin_headers, "mirror")
     before = {s[:10] for s, _ in slots(api, mirror, "2025-06-01T00:00:00Z", "2025-06-30T00:00:00Z")}
     assert {"2025-06-10", "2025-06-11", "2025-06-20"} <= before
     with served(runtime) as base:

@@ -14,7 +14,7 @@ from tests.integration.sync.conftest import (
     FeedServer,
     TestClient,
     add_source,
-    make_provider,
+    make_unit,
     slots,
     sync_now,
 )
@@ -22,16 +22,6 @@ from tests.integration.sync.feeds import all_day, calendar
 
 NOW = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
 FEEDS = DATA / "feeds"
-UNIT_HOURS = {
-    "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "15:00",
-                "end": "16:00"}],
-    "lead_time_hours": 0, "booking_window_days": 60, "slot_step_minutes": 60,
-    "min_duration_minutes": 60,
-}  # fmt: skip
-
-
-def _unit(api: TestClient, headers: dict[str, str], slug: str) -> str:
-    return make_provider(api, headers, slug, timezone="UTC", availability=UNIT_HOURS)
 
 
 def _import(
@@ -53,7 +43,7 @@ def test_same_reservation_from_two_sources_is_merged_once(
     runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
 ) -> None:
     runtime.clock = Clock(NOW)
-    unit = _unit(api, admin_headers, "sunset-villa")
+    unit = make_unit(api, admin_headers, "sunset-villa")
     airbnb = _import(api, admin_headers, feed_server, unit, "/a.ics",
                      (FEEDS / "airbnb.ics").read_bytes())  # fmt: skip
     moto = _import(api, admin_headers, feed_server, unit, "/m.ics",
@@ -77,7 +67,7 @@ def test_conflicts_are_settled_by_the_priority_rules_and_recorded(
     runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
 ) -> None:
     runtime.clock = Clock(NOW)
-    unit = _unit(api, admin_headers, "casa")
+    unit = make_unit(api, admin_headers, "casa")
     _import(api, admin_headers, feed_server, unit, "/airbnb.ics",
             (FEEDS / "airbnb.ics").read_bytes())  # fmt: skip
     booking = calendar(
@@ -103,7 +93,7 @@ def test_same_day_turnover_is_allowed_with_a_warning(
     runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
 ) -> None:
     runtime.clock = Clock(NOW)
-    unit = _unit(api, admin_headers, "loft")
+    unit = make_unit(api, admin_headers, "loft")
     first = calendar(
         "BEGIN:VEVENT\r\nUID:r1@vrbo.com\r\nDTSTAMP:20250601T000000Z\r\n"
         "DTSTART:20250610T150000Z\r\nDTEND:20250613T110000Z\r\nSUMMARY:Reserved\r\nEND:VEVENT\r\n",
@@ -137,7 +127,7 @@ def test_a_parent_reservation_blocks_its_children(
     runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
 ) -> None:
     runtime.clock = Clock(NOW)
-    villa, room = _unit(api, admin_headers, "villa"), _unit(api, admin_headers, "kaya")
+    villa, room = make_unit(api, admin_headers, "villa"), make_unit(api, admin_headers, "kaya")
     _relate(runtime, villa, room)
     assert "2025-06-04" in _check_in_days(api, room)
     _import(api, admin_headers, feed_server, villa, "/villa.ics",
@@ -150,8 +140,8 @@ def test_all_children_booked_block_the_parent_when_configured(
     runtime: Runtime, api: TestClient, admin_headers: dict[str, str], feed_server: FeedServer
 ) -> None:
     runtime.clock = Clock(NOW)
-    villa = _unit(api, admin_headers, "villa2")
-    rooms = [_unit(api, admin_headers, f"room{i}") for i in (1, 2)]
+    villa = make_unit(api, admin_headers, "villa2")
+    rooms = [make_unit(api, admin_headers, f"room{i}") for i in (1, 2)]
     for room in rooms:
         _relate(runtime, villa, room, all_children=True)
     stays = [(date(2025, 6, 10), 4), (date(2025, 6, 12), 4)]  # both booked on 12 and 13 June

@@ -74,6 +74,7 @@ def invite(
     recipient: Recipient = HOST,
     zone_name: str | None = None,
     reschedule_url: str | None = URL,
+    locale: str | None = None,
 ) -> bytes:
     return compose_itip(
         kind=kind,
@@ -84,6 +85,7 @@ def invite(
         date=DATE,
         zone_name=zone_name,
         reschedule_url=reschedule_url,
+        locale=locale,
     )
 
 
@@ -187,22 +189,30 @@ def test_html_is_autoescaped_and_text_is_not() -> None:
 
 def test_times_show_in_the_recipient_zone_or_utc() -> None:
     berlin = "\n".join(decoded_texts(reparse(to_bytes(invite(zone_name="Europe/Berlin")))))
-    assert "Tuesday 4 March 2025, 14:00–15:00 (Europe/Berlin)" in berlin
+    assert "Tue, 4 Mar 2025, 14:00–15:00 CET" in berlin
     unknown = "\n".join(decoded_texts(reparse(to_bytes(invite(zone_name="Mars/Olympus")))))
-    assert "Tuesday 4 March 2025, 13:00–14:00 (UTC)" in unknown
+    assert "Tue, 4 Mar 2025, 13:00–14:00 UTC" in unknown
     plain = "\n".join(decoded_texts(reparse(to_bytes(invite()))))
-    assert "13:00–14:00 (UTC)" in plain
+    assert "13:00–14:00 UTC" in plain
+
+
+def test_words_and_times_follow_the_recipients_language() -> None:
+    german = "\n".join(
+        decoded_texts(reparse(to_bytes(invite(zone_name="Europe/Berlin", locale="de"))))
+    )
+    assert "Di., 4. März 2025, 14:00–15:00 MEZ" in german
+    assert "Sie sind eingeladen" in german and "You are invited" not in german
 
 
 def test_format_when_spans_midnight_and_reads_windows_zone_names() -> None:
     start = datetime(2025, 3, 4, 22, 30, tzinfo=UTC)
     assert format_when(start, start + timedelta(hours=2), "Pacific Standard Time") == (
-        "Tuesday 4 March 2025, 14:30–16:30 (America/Los_Angeles)"
+        "Tue, 4 Mar 2025, 14:30–16:30 PST"
     )
     assert format_when(start, start + timedelta(hours=2)) == (
-        "Tuesday 4 March 2025, 22:30 – Wednesday 5 March 2025, 00:30 (UTC)"
+        "Tue, 4 Mar 2025, 22:30 – Wed, 5 Mar 2025, 00:30 UTC"
     )
-    assert format_when(start) == "Tuesday 4 March 2025, 22:30 (UTC)"
+    assert format_when(start) == "Tue, 4 Mar 2025, 22:30 UTC"
 
 
 def test_reschedule_link_is_in_text_html_and_calendar() -> None:
@@ -294,7 +304,7 @@ def test_approval_request_notice() -> None:
     assert parsed["To"] == "Hannah Host <host@example.com>"
     assert shape(parsed) == ["multipart/mixed", "multipart/alternative", "text/plain", "text/html"]
     text, html = decoded_texts(parsed)
-    assert "Wednesday 5 March 2025, 14:00–15:00 (Europe/Berlin)" in text
+    assert "Wed, 5 Mar 2025, 14:00–15:00 CET" in text
     assert "https://parley.example/approve?t=A" in text and "decline?t=D" in html
     assert "Train &lt;delayed&gt; &amp; late" in html
 

@@ -1,8 +1,8 @@
 """CalDAV implicit scheduling (RFC 6638): events providers organize in their calendars,
 their attendees (private plus-address tags, answers) and COUNTERs waiting for approval.
 
-Revision ID: 0013_itip
-Revises: 0012_meeting_types
+Revision ID: 0017_itip
+Revises: 0016_fb
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0013_itip'
-down_revision: str | None = '0012_meeting_types'
+revision: str = '0017_itip'
+down_revision: str | None = '0016_fb'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
