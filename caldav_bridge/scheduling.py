@@ -6,8 +6,9 @@ the principal properties that point calendar apps at them, and free-busy.
 - ``SchedulingMixin`` goes before Radicale's ``Application`` (caldav_bridge/app.py):
   PROPFIND answers gain the RFC 6638 properties, a VFREEBUSY REQUEST POSTed to the outbox
   is answered from the busy engine (core.services.freebusy) for the tenant's providers,
-  the free-busy-query REPORT on a calendar is answered from the same tables, and a
-  PROPPATCH of the inbox's calendar-availability goes to caldav_bridge.vavailability.
+  the free-busy-query REPORT on bookings and holds from their tables (Radicale answers it
+  on stored calendars), a PROPPATCH of schedule-calendar-transp sets a calendar's
+  blocking, and one of the inbox's calendar-availability goes to caldav_bridge.vavailability.
 
 Only the owner's own paths are answered here; anything else falls through to Radicale,
 which refuses it as before.

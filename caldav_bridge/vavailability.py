@@ -209,7 +209,10 @@ def _span(component: Any, zone: ZoneInfo, what: str) -> tuple[datetime, datetime
 
 
 def _read_block(block: Any, parsed: _Parsed) -> None:
-    span = _span(block, parsed.zone, "VAVAILABILITY")
+    # A VAVAILABILITY with a start and no end (RFC 7953: it lasts for ever) is read as the
+    # unbounded weekly hours: Parley's weekly rules have no first date.
+    bounded = block.get("DTEND") is not None or block.get("DURATION") is not None
+    span = _span(block, parsed.zone, "VAVAILABILITY") if bounded else None
     open_parts = [c for c in block.subcomponents if c.name == "AVAILABLE"]
     if span is None:
         for available in open_parts:

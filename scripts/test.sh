@@ -19,7 +19,7 @@ apt_install() {
 }
 # Real peers the end-to-end tests drive: IMAP server, MTA, browser, WebDAV suite; promtool
 # (Debian's prometheus package) for the alert and recording rule tests.
-apt_install postgresql-client dovecot-imapd postfix chromium chromium-driver litmus prometheus
+apt_install postgresql-client dovecot-imapd postfix chromium chromium-driver litmus prometheus libical3
 
 if [ "${FRESH:-0}" = 1 ]; then rm -rf "$VENV"; fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -57,6 +57,7 @@ class Caller:
     providers: frozenset[str] | None = None  # None: every provider of the tenant
     key_id: str | None = None
     operator_id: str | None = None  # an operator signed in to the console at /admin
+    actor: str | None = None  # how the audit log names anyone else (a provider on /me)
 
     @property
     def grant(self) -> Grant:
@@ -65,6 +66,8 @@ class Caller:
     @property
     def name(self) -> str:
         """How the audit log names this caller."""
+        if self.actor is not None:
+            return self.actor
         if self.operator_id is not None:
             return f"operator:{self.operator_id}"
         return "admin" if self.key_id is None else f"key:{self.key_id}"

@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Component, Event, vCalAddress, vText
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from core import tokens
@@ -220,8 +220,7 @@ def on_put(
     object of the provider's."""
     if not schedules(calendar):
         return text
-    schedule = _schedule_at(session, calendar, href)
-    if schedule is None and "ATTENDEE" not in text.upper():
+    if "ATTENDEE" not in text.upper() and not _scheduled_at(session, calendar, href):
         return text  # the common plain event: not parsed again
     provider = session.get(Provider, calendar.provider_id)
     try:
@@ -229,6 +228,8 @@ def on_put(
     except ValueError:
         return text
     events = _events(parsed)
+    uid = str(events[0].get("UID", "")) if events else ""
+    schedule = _schedule_for(session, calendar, href, uid)
     organizer = _organizer(events) if events else ""
     if provider is None:
         return text
@@ -241,6 +242,33 @@ def on_put(
         return text
     ctx = _Context(session, mailer, provider, now)
     return _schedule(ctx, calendar, href, parsed, events, wanted, schedule, text)
+
+
+def _scheduled_at(session: Session, calendar: DavCalendar, href: str) -> bool:
+    query = select(DavSchedule.id).where(
+        DavSchedule.calendar_id == calendar.id,
+        DavSchedule.href == href,
+        DavSchedule.tenant_id == calendar.tenant_id,
+    )
+    return session.scalar(query) is not None
+
+
+def _schedule_for(
+    session: Session, calendar: DavCalendar, href: str, uid: str
+) -> DavSchedule | None:
+    """The schedule of the object at href, else the provider's schedule of uid (an event
+    moved between calendars or hrefs), in one query."""
+    query = select(DavSchedule).where(
+        DavSchedule.tenant_id == calendar.tenant_id,
+        or_(
+            (DavSchedule.calendar_id == calendar.id) & (DavSchedule.href == href),
+            (DavSchedule.provider_id == calendar.provider_id) & (DavSchedule.uid == uid),
+        ),
+    )
+    found = list(session.scalars(query))
+    at_href = [f for f in found if f.calendar_id == calendar.id and f.href == href]
+    chosen = at_href or found
+    return chosen[0] if chosen else None
 
 
 def _schedule_at(session: Session, calendar: DavCalendar, href: str) -> DavSchedule | None:
@@ -273,9 +301,8 @@ def _schedule(
     session, now = ctx.session, ctx.now
     uid = str(events[0].get("UID", ""))
     digest = content_digest(text)
+    fresh_schedule = schedule is None
     client_sequence = max(int(e.get("SEQUENCE", 0) or 0) for e in events)
-    if schedule is None:
-        schedule = _find_by_uid(session, ctx.provider, uid)
     if schedule is None:
         schedule = DavSchedule(
             id=new_id("sch"), tenant_id=calendar.tenant_id, provider_id=ctx.provider.id,
@@ -326,29 +353,26 @@ def _schedule(
             _set_partstat(events, address, attendee.partstat)
     _stamp(events, schedule.sequence, status)
     stored = str(parsed.to_ical().decode())
-    for address in (a for a, s in status.items() if s == SENT):
-        _send(ctx, schedule, by_address[address], parsed, "REQUEST")
+    requests = [by_address[a] for a, s in status.items() if s == SENT]
+    cancels = [a for a in removed if not a.client_agent]
+    keys = [_key(schedule, a, "REQUEST") for a in requests]
+    keys += [_key(schedule, a, "CANCEL") for a in cancels]
+    queued = set() if fresh_schedule else _queued_keys(session, schedule.tenant_id, keys)
+    for attendee in requests:
+        if _key(schedule, attendee, "REQUEST") not in queued:
+            _send(ctx, schedule, attendee, parsed, "REQUEST", checked=True)
+    previous = _previous(ctx, calendar, href, parsed) if cancels else parsed
     for attendee in removed:
         attendee.removed, attendee.updated_at = True, now
-        if not attendee.client_agent:
-            _send(ctx, schedule, attendee, _previous(ctx, calendar, href, parsed), "CANCEL")
+    for attendee in cancels:
+        if _key(schedule, attendee, "CANCEL") not in queued:
+            _send(ctx, schedule, attendee, previous, "CANCEL", checked=True)
     for attendee in by_address.values():
         if attendee.address in wanted:
             attendee.partstat = _partstat_in(events, attendee.address) or attendee.partstat
     schedule.schedule_tag = schedule_tag(digest, by_address.values(), schedule.sequence)
     session.flush()
     return stored
-
-
-def _find_by_uid(session: Session, provider: Provider, uid: str) -> DavSchedule | None:
-    """The provider's schedule of uid wherever it was (an event moved between calendars)."""
-    return session.scalar(
-        select(DavSchedule).where(
-            DavSchedule.tenant_id == provider.tenant_id,
-            DavSchedule.provider_id == provider.id,
-            DavSchedule.uid == uid,
-        )
-    )
 
 
 def _previous(ctx: _Context, calendar: DavCalendar, href: str, parsed: Calendar) -> Calendar:
@@ -537,10 +561,12 @@ def _send(
     method: str,
     *,
     key: str | None = None,
+    checked: bool = False,
 ) -> bool:
-    """Queue one attendee's REQUEST or CANCEL at the schedule's SEQUENCE (once per key)."""
-    key = key or f"dav:{schedule.id}:{schedule.sequence}:{attendee.address}:{method}"
-    if _queued(ctx.session, schedule.tenant_id, key):
+    """Queue one attendee's REQUEST or CANCEL at the schedule's SEQUENCE (once per key;
+    checked: the caller has looked the key up)."""
+    key = key or _key(schedule, attendee, method)
+    if not checked and _queued(ctx.session, schedule.tenant_id, key):
         return False
     sender = organizer_address(ctx.mailer, attendee)
     link = None
@@ -581,6 +607,21 @@ def _send(
     deliver_soon(ctx.session, ctx.now)
     record("imip.out", method=method, schedule_id=schedule.id)
     return True
+
+
+def _key(schedule: DavSchedule, attendee: DavAttendee, method: str) -> str:
+    """The outbox key of a scheduling message: once per (event, SEQUENCE, attendee, method)."""
+    return f"dav:{schedule.id}:{schedule.sequence}:{attendee.address}:{method}"
+
+
+def _queued_keys(session: Session, tenant_id: str, keys: list[str]) -> set[str]:
+    """Which of keys are in the tenant's outbox already (one query)."""
+    if not keys:
+        return set()
+    query = select(OutboundMessage.idempotency_key).where(
+        OutboundMessage.tenant_id == tenant_id, OutboundMessage.idempotency_key.in_(keys)
+    )
+    return set(session.scalars(query))
 
 
 def _queued(session: Session, tenant_id: str, key: str) -> bool:

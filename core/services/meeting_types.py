@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db.models import AuditEntry, MeetingType, new_id
+from core.db.models import AuditEntry, MeetingType, Provider, new_id
 from core.domain.availability import AvailabilityPolicy
 from core.services.access import Caller, Grant, visible_provider
 from core.services.errors import InvalidInput, NotFoundError, SlugTaken
@@ -85,6 +85,13 @@ def checked(fields: TypeFields) -> TypeFields:
             raise InvalidInput(f"{name} must be {low}–{high}", code="invalid_input")
     return dataclasses.replace(
         fields, slug=slug, title=title, description=description, location=location
+    )
+
+
+def provider_caller(provider: Provider) -> Caller:
+    """The provider itself (on /me), allowed to change its own meeting types."""
+    return Caller(
+        provider.tenant_id, "manager", frozenset({provider.id}), actor=f"provider:{provider.id}"
     )
 
 

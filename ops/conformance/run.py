@@ -23,6 +23,9 @@ from ops.conformance.suites import Score, SuiteUnavailable
 SUITES: dict[str, Callable[[DavServer], dict[str, Score]]] = {
     "caldav": lambda s: {"caldav functional (test_caldav.py)": suites.caldav_functional(s)},
     "tester": lambda s: {"caldav-server-tester (features full)": suites.server_tester(s)},
+    "scheduling": lambda s: {
+        "caldav RFC 6638 tests (TestScheduling, two accounts)": suites.caldav_scheduling(s)
+    },
     "vdirsyncer": lambda s: {"vdirsyncer storage (test_caldav.py)": suites.vdirsyncer_storage(s)},
     "litmus": lambda s: {f"litmus {g}": v for g, v in suites.litmus(s, "").items()},
 }

@@ -36,6 +36,9 @@ class DavServer:
     root: str  # the CalDAV root, e.g. http://127.0.0.1:P/dav/
     username: str
     password: str
+    # A second account on the same server (the same tenant on Parley), for the suites'
+    # multi-user scheduling checks: (username, password).
+    other: tuple[str, str] | None = None
 
     @property
     def principal(self) -> str:
@@ -102,18 +105,20 @@ def parley(folder: Path) -> Iterator[DavServer]:
     try:
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/healthz", process, log)
-        yield _issue_password(base)
+        first, second = _issue_password(base, "conformance"), _issue_password(base, "second")
+        yield DavServer("parley", f"{base}/dav/", *first, other=second)
     finally:
         _stop(process)
 
 
-def _issue_password(base: str) -> DavServer:
+def _issue_password(base: str, slug: str) -> tuple[str, str]:
+    """A provider made through the API and an app password for it: (username, password)."""
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     provider = {
-        "name": "Conformance",
-        "email": "conformance@example.org",
+        "name": slug.title(),
+        "email": f"{slug}@example.org",
         "timezone": "Europe/Berlin",
-        "slug": "conformance",
+        "slug": slug,
     }
     with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30) as api:
         created = api.post("/providers", json=provider)
@@ -121,16 +126,16 @@ def _issue_password(base: str) -> DavServer:
         issued = api.post(f"/providers/{created.json()['id']}/app-passwords", json={})
         issued.raise_for_status()
     body = issued.json()
-    return DavServer("parley", f"{base}/dav/", body["username"], body["password"])
+    return body["username"], body["password"]
 
 
 @contextmanager
 def radicale(folder: Path) -> Iterator[DavServer]:
     """Stock Radicale (same version as Parley's) with filesystem storage and htpasswd."""
     port = free_port()
-    password = secrets.token_urlsafe(16)
+    password, other = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     users = folder / "users"
-    users.write_text(f"{RADICALE_USER}:{password}\n")
+    users.write_text(f"{RADICALE_USER}:{password}\nsecond:{other}\n")
     log = folder / "radicale.log"
     command = [
         sys.executable,
@@ -154,6 +159,6 @@ def radicale(folder: Path) -> Iterator[DavServer]:
     try:
         base = f"http://127.0.0.1:{port}/"
         _wait(base, process, log)
-        yield DavServer("radicale", base, RADICALE_USER, password)
+        yield DavServer("radicale", base, RADICALE_USER, password, other=("second", other))
     finally:
         _stop(process)

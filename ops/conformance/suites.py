@@ -90,6 +90,49 @@ def caldav_functional(server: DavServer, select: str = "", timeout: float = 900)
     return _pytest_score(_run_with_config(command, source, config_file, env, timeout))
 
 
+# The "radicale" hints with the RFC 6638 features declared, for both servers alike: a
+# server that does not schedule then fails these tests instead of skipping them.
+_SCHEDULING_HINTS = {
+    "base": "radicale",
+    **{f"scheduling{part}": {"support": "full"}
+       for part in ("", ".mailbox", ".freebusy-query", ".schedule-tag",
+                    ".calendar-user-address-set")},
+}  # fmt: skip
+
+
+def caldav_scheduling(server: DavServer, timeout: float = 900) -> Score:
+    """The RFC 6638 tests of caldav's test_caldav.py (TestSchedulingForServer<name>), with
+    the server's two accounts as the scheduling users."""
+    source = HOME / "src" / "caldav"
+    _need(source / "tests" / "test_caldav.py", "caldav sdist")
+    if server.other is None:
+        raise SuiteUnavailable("the scheduling tests need two accounts on the server")
+    name = f"conf{server.name}"
+    username, password = server.other
+    users = [
+        {"url": server.principal, "username": server.username, "password": server.password},
+        {"url": f"{server.root}{username}/", "username": username, "password": password},
+    ]
+    config = {
+        "test-servers": {
+            "radicale": {"type": "embedded", "enabled": False},
+            "xandikos": {"type": "embedded", "enabled": False},
+            name: {
+                "type": "external", "enabled": True, "url": server.principal,
+                "username": server.username, "password": server.password,
+                "features": _SCHEDULING_HINTS, "scheduling_users": users,
+            },
+        }
+    }  # fmt: skip
+    config_file = source / "tests" / f"conformance-{server.name}.json"
+    config_file.write_text(json.dumps(config))
+    command = [str(PYTHON), "-m", "pytest", "tests/test_caldav.py", "-q"]
+    command += ["-k", f"TestSchedulingForServer{name}", "-p", "no:cacheprovider"]
+    command += ["-o", "asyncio_default_fixture_loop_scope=function", "-rfE", "--tb=no"]
+    env = {**os.environ, "PYTHON_CALDAV_TEST_DOCKER": "0"}
+    return _pytest_score(_run_with_config(command, source, config_file, env, timeout))
+
+
 def _run_with_config(
     command: list[str], source: Path, config_file: Path, env: dict[str, str], timeout: float
 ) -> str:
@@ -108,20 +151,35 @@ def _run_with_config(
 # --- caldav-server-tester (PyPI) -----------------------------------------------------------
 
 
+_FEATURE = re.compile(r"^## (\S+)\nFeature support level found: (\S+)", re.MULTILINE)
+
+
 def server_tester(server: DavServer, timeout: float = 600) -> Score:
-    """Each feature the tester probes counts as passed when observed "full"."""
+    """Each feature the tester probes counts as passed when observed "full".
+
+    Read from its verbose text report, which names every feature probed (the JSON report
+    folds features that are at their default away). With a second account on the server,
+    the multi-user scheduling checks (RFC 6638) run too.
+    """
     tester = HOME / "venv" / "bin" / "caldav-server-tester"
     _need(tester, "caldav-server-tester")
-    command = [str(tester), "--caldav-url", server.principal, "--format", "json"]
+    command = [str(tester), "--caldav-url", server.principal, "--format", "text", "--verbose"]
     # "--name=value": a random password may start with "-", which a parser takes for a flag.
     command += [f"--caldav-username={server.username}", f"--caldav-password={server.password}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    try:
-        features = json.loads(done.stdout)["features"]
-    except (ValueError, KeyError) as exc:
+    env = dict(os.environ)
+    if server.other is not None:
+        username, password = server.other
+        config = HOME / f"tester-{server.name}.json"
+        section = {"caldav_url": f"{server.root}{username}/", "caldav_username": username,
+                   "caldav_password": password}  # fmt: skip
+        config.write_text(json.dumps({"second": section}))
+        env["CALDAV_CONFIG_FILE"] = str(config)
+        command += ["--config-section", "second"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    support = dict(_FEATURE.findall(done.stdout))
+    if not support:
         reason = f"caldav-server-tester gave no report: {done.stderr[-500:]}"
-        raise SuiteUnavailable(reason) from exc
-    support = {k: v.get("support") for k, v in features.items() if isinstance(v, dict)}
+        raise SuiteUnavailable(reason)
     full = sorted(k for k, v in support.items() if v == "full")
     other = sorted(f"{k}={v}" for k, v in support.items() if v != "full")
     return Score(len(full), len(other), 0, " ".join(other))

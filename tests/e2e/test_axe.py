@@ -28,7 +28,7 @@ axe.run(document, {resultTypes: ['violations']}).then(
                                    v.nodes.slice(0, 5).map(n => n.target.join(' '))])),
   e => done([['axe-error', 'critical', String(e), []]]));
 """
-ME_PAGES = ("/me", "/me/availability", "/me/preview", "/me/calendars", "/me/bookings",
+ME_PAGES = ("/me", "/me/availability", "/me/preview", "/me/calendars", "/me/types", "/me/bookings",
             "/me/connect", "/me/sessions")  # fmt: skip
 
 

@@ -155,6 +155,21 @@ def run_scenario(parley: Parley, client: caldav.DAVClient, user: str, password: 
     delivered = [o.load().data for o in inbox.objects()]
     assert any("METHOD:REPLY" in d and uid in d for d in delivered)
 
+    # The same answer, declining, to another tenant's organizer at Anna's tag: not ours.
+    other = parley.api("POST", "/tenants", json={
+        "name": "Other", "slug": "other", "organizer_email": "booking@other.example"})  # fmt: skip
+    assert other.status_code == 201, other.text
+    tag = organizer[ANNA].split("+", 1)[1].split("@", 1)[0]
+    elsewhere = outlook_accept(
+        uid=uid, sequence=0, attendee=ANNA, name="Anna", to=f"booking+{tag}@other.example",
+        start=start, end=start + timedelta(hours=1), dtstamp="20300304T091512Z",
+        partstat="DECLINED",
+    )  # fmt: skip
+    parley.send(elsewhere, f"booking+{tag}@other.example")
+    assert parley.inbound_outcome(elsewhere)[0] != "itip"
+    unchanged = httpx.get(url, auth=auth)
+    assert unchanged.headers["ETag"] == got.headers["ETag"]
+
     # The provider moves the event: both get SEQUENCE 1.
     before = len(parley.relay.snapshot())
     saved = blocks.event_by_uid(uid)

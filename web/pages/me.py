@@ -19,6 +19,7 @@ import web.pages.me_availability as me_availability
 import web.pages.me_bookings as me_bookings
 import web.pages.me_calendars as me_calendars
 import web.pages.me_connect as me_connect
+import web.pages.me_types as me_types
 from core.formatting import DEFAULT_LOCALE, LANGUAGE_NAMES
 from core.services import accounts, availability, providers
 from core.services.freshness import instant_book_allowed
@@ -140,6 +141,7 @@ def routes() -> list[BaseRoute]:
         Route("/me/sessions/{session_id}/revoke", provider_page(_revoke), methods=["POST"]),
         *me_availability.routes(),
         *me_calendars.routes(),
+        *me_types.routes(),
         *me_bookings.routes(),
         *me_connect.routes(),
     ]

@@ -57,11 +57,12 @@ def berlin(moment: datetime) -> str:
 def outlook_accept(
     *, uid: str, sequence: int, attendee: str, name: str, to: str, start: datetime,
     end: datetime, summary: str = "Planning", dtstamp: str = "20300304T081512Z",
+    partstat: str = "ACCEPTED",
 ) -> bytes:  # fmt: skip
     return fill(
         "outlook_reply_accepted", UID=uid, SEQUENCE=sequence, ATTENDEE=attendee,
         ATTENDEE_NAME=name, TO=to, START_LOCAL=berlin(start), END_LOCAL=berlin(end),
-        SUMMARY=summary, DTSTAMP=dtstamp,
+        SUMMARY=summary, DTSTAMP=dtstamp, PARTSTAT=partstat,
     )  # fmt: skip
 
 

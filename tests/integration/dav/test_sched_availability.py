@@ -275,3 +275,26 @@ def test_a_setting_makes_it_read_only(
     assert _availability(api, dana["id"]) == before
     assert "BYDAY=MO,TU,WE,TH,FR" in still
     assert date(2030, 3, 4).weekday() == 0
+
+
+def test_hours_in_another_zone_move_the_provider_there(
+    api: httpx.Client, dav_base: str, dana: dict[str, Any]
+) -> None:
+    # A start and no end on the VAVAILABILITY (it lasts for ever), no VTIMEZONE: the
+    # IANA name is enough, and the provider's zone follows the hours.
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VAVAILABILITY\r\n"
+        "UID:ny\r\nDTSTAMP:20300304T080000Z\r\nDTSTART;TZID=America/New_York:20300101T000000\r\n"
+        "BEGIN:AVAILABLE\r\nUID:ny-1\r\nDTSTAMP:20300304T080000Z\r\n"
+        "DTSTART;TZID=America/New_York:20300101T090000\r\nDURATION:PT3H\r\n"
+        "RRULE:FREQ=WEEKLY;BYDAY=TU\r\nEND:AVAILABLE\r\nEND:VAVAILABILITY\r\nEND:VCALENDAR\r\n"
+    )
+    with dav_client(dav_base, dana) as dav:
+        written = _write(dav, dana["username"], text)
+    assert _statuses(written) == {c("calendar-availability"): "HTTP/1.1 200 OK"}, written.text
+    stored = _availability(api, dana["id"])
+    assert stored["timezone"] == "America/New_York"
+    assert stored["weekly"] == [{"days": ["tue"], "start": "09:00", "end": "12:00"}]
+    # New York keeps daylight time from 10 March 2030: 09:00 EDT is 13:00 UTC.
+    assert _starts(api, dana["id"], "2030-03-12") == ["13:00", "13:30", "14:00", "14:30", "15:00"]
+    assert _starts(api, dana["id"], "2030-03-05") == ["14:00", "14:30", "15:00", "15:30", "16:00"]

@@ -21,10 +21,15 @@ WINDOW = (MON + timedelta(hours=6), MON + timedelta(days=2, hours=6))
 
 
 def _expected(session: Session, provider_id: str) -> list[freebusy.Period]:
+    dialect = session.get_bind().dialect.name
+
+    def text(moment: datetime) -> str:
+        return freebusy.utc_text(dialect, moment)
+
     rows = busy_rows(session, provider_id, *WINDOW, NOW)
-    firm = [(s, e) for s, e, k, _, lb in rows if not freebusy.tentative(k, lb)]
-    maybe = [(s, e) for s, e, k, _, lb in rows if freebusy.tentative(k, lb)]
-    return freebusy.merged_periods(firm, maybe, *WINDOW)
+    firm = [(text(s), text(e)) for s, e, k, _, lb in rows if not freebusy.tentative(k, lb)]
+    maybe = [(text(s), text(e)) for s, e, k, _, lb in rows if freebusy.tentative(k, lb)]
+    return freebusy.merged_periods(firm, maybe, text(WINDOW[0]), text(WINDOW[1]))
 
 
 def _ics(uid: str, start: datetime, extra: str = "") -> str:
