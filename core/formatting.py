@@ -15,7 +15,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_skeleton, get_datetime_format, get_timezone_name
+from babel.dates import format_date, format_skeleton, get_datetime_format, get_timezone_name
 
 from core.tzids import zone_for_tzid
 
@@ -26,6 +26,8 @@ LANGUAGE_NAMES: Final = {"en": "English", "de": "Deutsch", "fr": "Français", "e
 # Whose CLDR data each language formats with: English reads "3 Dec 2026, 17:00", as
 # Parley has always written it (24-hour clock, day before month).
 _CLDR: Final = {"en": "en_GB", "de": "de_DE", "fr": "fr_FR", "es": "es_ES"}
+# A 12-hour clock in English reads "3:00 PM" (en_GB would write "3:00 pm").
+_CLDR_12: Final = {"en": "en_US"}
 _ALPHA_ABBREVIATION: Final = re.compile(r"[A-Za-z]{2,5}")
 
 Style = Literal["datetime", "date", "day", "time"]
@@ -86,9 +88,32 @@ def format_day(day: date, locale: str = DEFAULT_LOCALE, *, year: bool = True) ->
     return format_skeleton("yMMMEd" if year else "MMMEd", day, locale=_cldr(locale))
 
 
-def format_clock(moment: datetime, zone: str | None, locale: str = DEFAULT_LOCALE) -> str:
-    """The wall-clock time alone, 24-hour: "05:00"."""
-    return format_skeleton("Hm", in_zone(moment, zone), locale=_cldr(locale))
+def format_clock(
+    moment: datetime, zone: str | None, locale: str = DEFAULT_LOCALE, *, hours: int = 24
+) -> str:
+    """The wall-clock time alone: "05:00" (24-hour), or with hours=12 in the language's
+    own 12-hour way ("5:00 AM", "5:00 a. m.")."""
+    local = in_zone(moment, zone)
+    if hours == 12:
+        twelve = _CLDR_12.get(locale_or_default(locale))
+        cldr = Locale.parse(twelve) if twelve else _cldr(locale)
+        return format_skeleton("hm", local, locale=cldr)
+    return format_skeleton("Hm", local, locale=_cldr(locale))
+
+
+def format_long_day(day: date, locale: str = DEFAULT_LOCALE) -> str:
+    """A calendar day in full: "Tuesday, 2 March 2027", "Dienstag, 2. März 2027"."""
+    return format_date(day, "full", locale=_cldr(locale))
+
+
+def format_month(day: date, locale: str = DEFAULT_LOCALE) -> str:
+    """The month of a day with its year: "March 2027", "März 2027", "marzo de 2027"."""
+    return format_skeleton("yMMMM", day, locale=_cldr(locale))
+
+
+def format_weekday(day: date, locale: str = DEFAULT_LOCALE) -> str:
+    """The weekday of a day, short: "Mon", "Mo.", "lun.", "lun"."""
+    return format_date(day, "EEE", locale=_cldr(locale))
 
 
 def format_datetime(

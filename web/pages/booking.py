@@ -26,6 +26,14 @@ from starlette.routing import BaseRoute, Route
 
 from core.db.models import MeetingType, Provider
 from core.domain import AvailabilityPolicy, Slot
+from core.formatting import (
+    DEFAULT_LOCALE,
+    format_clock,
+    format_long_day,
+    format_month,
+    format_weekday,
+    zone_label,
+)
 from core.services import availability, holds, manage, meeting_types, page_look, providers
 from core.services.bookings import actor_of, get_booking, view_booking
 from core.services.errors import NotFoundError, ServiceError
@@ -33,20 +41,24 @@ from core.services.freshness import instant_book_allowed
 from core.services.notify import Mailer
 from web.errors import ANSWERED, Reply, reply_for
 from web.http import in_transaction, limit_public, parse_instant, runtime_of
+from web.i18n import locale_of
 from web.pages import zone_picker
 from web.templating import templates
 from web.tenant_hosts import SITE_KEY
+from web.words import N_
 
 T = TypeVar("T")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the page's own links; no week dates
 
-# The only texts the page's alert box shows, by the code a redirect puts in ``m``.
+# The only texts the page's alert box shows, by the code a redirect puts in ``m``
+# (in English; the page translates them).
 MESSAGES = {
-    "taken": "Sorry, that time was just taken. Please pick another.",
-    "expired": "Your hold has expired or the time was taken. Please pick a time again.",
-    "unavailable": "That time cannot be booked. Please pick another.",
-    "slow_down": "Too many attempts in a short time. Please wait a minute and try again.",
+    "taken": N_("Sorry, that time was just taken. Please pick another."),
+    "expired": N_("Your hold has expired or the time was taken. Please pick a time again."),
+    "unavailable": N_("That time cannot be booked. Please pick another."),
+    "slow_down": N_("Too many attempts in a short time. Please wait a minute and try again."),
 }
+EMAIL_MISSING = N_("Please enter your email address.")
 
 
 VIEWS = ("week", "month")
@@ -145,27 +157,26 @@ def read_query(request: Request, provider_zone: str) -> Query:
     )
 
 
-def clock_label(moment: datetime, hours: int) -> str:
-    """A local time as 09:30 (24-hour clock) or 9:30 AM (12-hour clock)."""
-    if hours == 24:
-        return moment.strftime("%H:%M")
-    return f"{moment.hour % 12 or 12}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+def clock_label(moment: datetime, hours: int, locale: str = DEFAULT_LOCALE) -> str:
+    """A local time as 09:30 (24-hour clock) or 9:30 AM (12-hour clock, the language's way)."""
+    return format_clock(moment, str(moment.tzinfo), locale, hours=hours)
 
 
-def day_label(day: date) -> str:
-    return day.strftime("%A %d %B %Y")
+def day_label(day: date, locale: str = DEFAULT_LOCALE) -> str:
+    """A day in full, in the page's language: "Tuesday, 2 March 2027"."""
+    return format_long_day(day, locale)
 
 
-def _times(slots: list[Slot], zone: str, hours: int) -> list[Time]:
-    """The chosen day's times; a label the fall-back hour repeats names its offset."""
+def _times(slots: list[Slot], zone: str, hours: int, locale: str) -> list[Time]:
+    """The chosen day's times; a label the fall-back hour repeats names its zone."""
     tz = ZoneInfo(zone)
     local = [slot.start.astimezone(tz) for slot in slots]
-    labels = [clock_label(moment, hours) for moment in local]
+    labels = [clock_label(moment, hours, locale) for moment in local]
     times = []
     for moment, label, slot in zip(local, labels, slots, strict=True):
         if labels.count(label) > 1:
-            label = f"{label} {moment.tzname()}"
-        times.append(Time(label, f"{day_label(moment.date())}, {label}", slot))
+            label = f"{label} {zone_label(moment, locale)}"
+        times.append(Time(label, f"{day_label(moment.date(), locale)}, {label}", slot))
     return times
 
 
@@ -309,6 +320,7 @@ def _page_context(
     provider = _provider(session, request)
     kind = meeting_types.bookable_type(session, provider.id, type_key) if type_key else None
     query = read_query(request, provider.timezone)
+    locale = locale_of(request)
     if kind is None:
         offered = meeting_types.list_types(session, provider.id, active_only=True)
         if offered:
@@ -338,7 +350,10 @@ def _page_context(
         chosen = ahead[0].start.astimezone(ZoneInfo(zone)).date() if ahead else today
     elif not today <= chosen <= last:
         raise _BadQuery(
-            "day_range", first_day=day_label(today), last_day=day_label(last), book_path=page_path
+            "day_range",
+            first_day=day_label(today, locale),
+            last_day=day_label(last, locale),
+            book_path=page_path,
         )
     first, after = _strip_span(chosen, query.view)
     slots = find(first, after)
@@ -347,7 +362,7 @@ def _page_context(
         per_day.setdefault(slot.start.astimezone(ZoneInfo(zone)).date(), []).append(slot)
     strip = [
         StripDay(
-            day, f"{day:%A} {day.day} {day:%B %Y}",  # its visible number in its name
+            day, day_label(day, locale),  # its visible number in its name
             len(per_day.get(day, [])), today <= day <= last,
             day == chosen, query.view == "week" or day.month == chosen.month,
         )
@@ -379,20 +394,27 @@ def _page_context(
         "hours_given": query.hours_given,
         "view": query.view,
         "chosen": chosen,
-        "chosen_label": day_label(chosen),
-        "month_label": chosen.strftime("%B %Y"),
-        "weekdays": [(first + timedelta(days=n)).strftime("%a") for n in range(7)],
+        "chosen_label": day_label(chosen, locale),
+        "month_label": format_month(chosen, locale),
+        "weekdays": [format_weekday(first + timedelta(days=n), locale) for n in range(7)],
         "strip": [strip[n : n + 7] for n in range(0, len(strip), 7)],
-        "times": _times(per_day.get(chosen, []), zone, query.hours),
+        "times": _times(per_day.get(chosen, []), zone, query.hours, locale),
+        "clock_examples": _clock_examples(locale),
         "duration": minutes,
         "earlier": earlier,
         "later": later,
         "window_days": policy.booking_window_days,
-        "last_day": day_label(last),
+        "last_day": day_label(last, locale),
         "requests": not _instant(session, request, provider.id, policy, now),
-        "zone_groups": zone_picker.zone_groups(now, zone),
+        "zone_groups": zone_picker.zone_groups(now, zone, locale),
         "message": query.message,
     }
+
+
+def _clock_examples(locale: str) -> dict[int, str]:
+    """1 pm on each clock, as the clock choice shows it: {24: "13:00", 12: "1:00 PM"}."""
+    one_pm = datetime(2000, 1, 1, 13, tzinfo=ZoneInfo("UTC"))
+    return {n: clock_label(one_pm, n, locale) for n in (24, 12)}
 
 
 def _bookable_dates(policy: AvailabilityPolicy, now: datetime, zone: str) -> tuple[date, date]:
@@ -475,7 +497,7 @@ async def _render_hold(
         policy = availability.load_policy(session, provider)
         requests = not _instant(session, request, provider.id, policy, now)
         hours = _hours(request.query_params.get("h") or values.get("h"))
-        context = _hold_context(session, provider, hold, zone, now, hours)
+        context = _hold_context(session, provider, hold, zone, now, hours, locale_of(request))
         return {**context, "requests": requests, "book_path": book_path(request)}
 
     context = await _html(request, work)
@@ -486,7 +508,13 @@ async def _render_hold(
 
 
 def _hold_context(
-    session: Session, provider: Provider, hold: Any, zone: str, now: datetime, hours: int
+    session: Session,
+    provider: Provider,
+    hold: Any,
+    zone: str,
+    now: datetime,
+    hours: int,
+    locale: str,
 ) -> dict[str, Any]:
     tz = ZoneInfo(zone)
     start = hold.start_at.astimezone(tz)
@@ -499,8 +527,8 @@ def _hold_context(
         "zone": zone,
         "hours": hours,
         "status": holds.hold_status(hold, now),
-        "when": f"{day_label(start.date())}, {clock_label(start, hours)}",
-        "until": clock_label(hold.end_at.astimezone(tz), hours),
+        "when": f"{day_label(start.date(), locale)}, {clock_label(start, hours, locale)}",
+        "until": clock_label(hold.end_at.astimezone(tz), hours, locale),
         "minutes_left": max(0, int((hold.expires_at - now).total_seconds() // 60)),
     }
 
@@ -510,9 +538,7 @@ async def confirm(request: Request) -> Response:
     form = await _form(request)
     values = {k: form.get(k, "") for k in ("name", "email", "tz", "h", "type")}
     if not values["email"].strip():
-        return await _render_hold(
-            request, values, {"email": "Please enter your email address."}, 400
-        )
+        return await _render_hold(request, values, {"email": EMAIL_MISSING}, 400)
     runtime = runtime_of(request)
     actor = actor_of(runtime, "guest")
 
@@ -554,7 +580,7 @@ async def done(request: Request) -> Response:
         booking = view_booking(session, get_booking(session, hold.booking_id))
         zone = _zone(request.query_params.get("tz"), provider.timezone)
         hours = _hours(request.query_params.get("h"))
-        context = _hold_context(session, provider, hold, zone, now, hours)
+        context = _hold_context(session, provider, hold, zone, now, hours, locale_of(request))
         return {**context, "view": booking, "book_path": book_path(request)}
 
     context = await _html(request, work)

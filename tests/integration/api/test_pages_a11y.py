@@ -29,7 +29,7 @@ def test_a_bad_email_on_the_hold_page_is_tied_to_its_input(
     make_provider(client, admin_headers, slug="ada")
     page = client.get("/book/ada", params={"tz": "UTC", "day": "2027-03-02"}).text
     names = re.findall(r'class="slot" data-start="[^"]+" aria-label="([^"]+)"', page)
-    assert names[0] == "Book Tuesday 02 March 2027, 08:00" and len(set(names)) == len(names)
+    assert names[0] == "Book Tuesday, 2 March 2027, 08:00" and len(set(names)) == len(names)
     start, end = re.findall(r'name="(?:start|end)" value="([^"]+)"', page)[:2]
     held = client.post("/book/ada/hold", data={"start": start, "end": end, "tz": "UTC"})
     assert "aria-invalid" not in _input(held.text, "email")

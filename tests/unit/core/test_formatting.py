@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from core.formatting import format_datetime, format_range, normalize_locale
+from core.formatting import (
+    format_clock,
+    format_datetime,
+    format_long_day,
+    format_month,
+    format_range,
+    format_weekday,
+    normalize_locale,
+)
 
 AT = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
@@ -49,3 +57,28 @@ def test_ranges_name_both_days_and_both_zones_only_when_they_differ() -> None:
 def test_language_tags_are_read_by_their_language() -> None:
     assert normalize_locale("de-AT") == "de" and normalize_locale("fr_CA") == "fr"
     assert normalize_locale("pt-BR") is None and normalize_locale(None) is None
+
+
+@pytest.mark.parametrize(
+    ("locale", "long_day", "month", "monday", "clock_24", "clock_12"),
+    [
+        ("en", "Monday, 7 December 2026", "December 2026", "Mon", "22:05", "10:05 PM"),
+        ("de", "Montag, 7. Dezember 2026", "Dezember 2026", "Mo.", "22:05", "10:05\u202fPM"),
+        ("fr", "lundi 7 décembre 2026", "décembre 2026", "lun.", "22:05", "10:05\u202fPM"),
+        ("es", "lunes, 7 de diciembre de 2026", "diciembre de 2026", "lun", "22:05",
+         "10:05\u202fp.\u202fm."),
+    ],
+)  # fmt: skip
+def test_the_booking_pages_days_months_weekdays_and_both_clocks(
+    locale: str, long_day: str, month: str, monday: str, clock_24: str, clock_12: str
+) -> None:
+    # Catches: the booking page's strftime English ("Monday 07 December 2026", "%a") and a
+    # 12-hour clock that exists only in English.
+    day = date(2026, 12, 7)
+    moment = datetime(2026, 12, 7, 21, 5, tzinfo=UTC)
+    assert format_long_day(day, locale) == long_day
+    assert format_month(day, locale) == month
+    assert format_weekday(day, locale) == monday
+    assert format_clock(moment, "Europe/Berlin", locale) == clock_24
+    assert format_clock(moment, "Europe/Berlin", locale, hours=12) == clock_12
+    assert format_clock(moment, "Asia/Tokyo", locale, hours=12).startswith("6:05")
