@@ -541,11 +541,13 @@ async def confirm(request: Request) -> Response:
         return await _render_hold(request, values, {"email": EMAIL_MISSING}, 400)
     runtime = runtime_of(request)
     actor = actor_of(runtime, "guest")
+    locale = locale_of(request)  # the guest's mails speak the page's language
 
     def work(session: Session, now: datetime) -> str:
         booking = holds.confirm_hold(
-            session, hold_id, actor, now, guest_email=values["email"], guest_name=values["name"]
-        )
+            session, hold_id, actor, now, guest_email=values["email"],
+            guest_name=values["name"], guest_locale=locale,
+        )  # fmt: skip
         # The guest's own page for the booking, linked from the confirmation.
         return manage.guest_manage_token(session, Mailer.from_runtime(runtime), booking, now)
 

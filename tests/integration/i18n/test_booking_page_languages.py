@@ -6,12 +6,16 @@ the default. NOW is Monday 1 March 2027 08:00 UTC; Ada works 09:00–17:00 in Be
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from html import unescape
 from urllib.parse import unquote
 
 import pytest
+from sqlalchemy import select
 
+from core.db.models import OutboundMessage
 from core.runtime import Runtime
 from tests.integration.api.helpers import TestClient, client_for, make_provider
 
@@ -140,7 +144,9 @@ def test_the_booking_page_speaks_the_guests_language(
 
 @pytest.mark.parametrize("how", HOWS)
 @pytest.mark.parametrize("locale", ["de", "fr"])
-def test_hold_and_done_pages_speak_it_too(client: TestClient, locale: str, how: str) -> None:
+def test_hold_and_done_pages_speak_it_too(
+    runtime: Runtime, client: TestClient, locale: str, how: str
+) -> None:
     words = WORDS[locale]
     asked = _asking(client, locale, how)
     html = _day_page(client, "/book/ada/planning", **asked)
@@ -172,6 +178,16 @@ def test_hold_and_done_pages_speak_it_too(client: TestClient, locale: str, how: 
     for word in words["done"]:
         assert word in _text(done), (locale, word)
     assert words["held"] in unescape(done)
+    # The invitation the guest gets speaks the language the page spoke.
+    with runtime.sessions() as session:
+        (mail,) = session.scalars(
+            select(OutboundMessage).where(OutboundMessage.recipient == "grace@example.net")
+        ).all()
+        message = email.message_from_bytes(mail.mime, policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    asked_again = {"de": "Sie sind eingeladen:", "fr": "Vous êtes invité :"}[locale]
+    assert asked_again in body.get_content(), (locale, body.get_content()[:400])
     taken = client.post(
         "/book/ada/hold",
         data={"start": start, "end": end, "tz": "UTC", "type": "planning"},
