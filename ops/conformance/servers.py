@@ -39,6 +39,7 @@ class DavServer:
     # A second account on the same server (the same tenant on Parley), for the suites'
     # multi-user scheduling checks: (username, password).
     other: tuple[str, str] | None = None
+    schedules: bool = False  # offers RFC 6638 scheduling (the suites' hints then say so)
 
     @property
     def principal(self) -> str:
@@ -106,7 +107,7 @@ def parley(folder: Path) -> Iterator[DavServer]:
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/healthz", process, log)
         first, second = _issue_password(base, "conformance"), _issue_password(base, "second")
-        yield DavServer("parley", f"{base}/dav/", *first, other=second)
+        yield DavServer("parley", f"{base}/dav/", *first, other=second, schedules=True)
     finally:
         _stop(process)
 
