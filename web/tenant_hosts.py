@@ -11,7 +11,8 @@ and every link in its mail points there. On that host:
   host with a 308, so links mailed before the host was set keep working.
 
 Only token-carrying GETs are checked (the pages a link opens); the forms they show post
-back to the same host. Without any tenant host nothing here runs beyond one dict lookup.
+back to the same host. Without any tenant host a page request costs one hop to a worker
+thread (the table may be due to be read again) and two dict lookups.
 """
 
 from __future__ import annotations
@@ -54,11 +55,12 @@ class TenantHosts:
             return
         runtime: Runtime = scope["app"].state.runtime
         boxes = mailboxes.of_runtime(runtime)
-        if not boxes.has_hosts():
+        host = Headers(scope=scope).get("host", "").lower()
+        # Off the event loop: the table in memory is read again from the database when due.
+        hosts, site = await run_in_threadpool(_sites, boxes, host)
+        if not hosts:
             await self.app(scope, receive, send)
             return
-        host = Headers(scope=scope).get("host", "").lower()
-        site = boxes.at_host(host)
         answer = await self._decide(scope, runtime, boxes, site)
         if answer is None:
             await self.app(scope, receive, send)
@@ -99,6 +101,11 @@ class TenantHosts:
             return error_reply(path, 404, "not_found", _NOT_HERE)
         home = boxes.of(tenant_id)
         return _moved(scope, home, path) if home.host else None
+
+
+def _sites(boxes: mailboxes.Mailboxes, host: str) -> tuple[bool, TenantMailbox | None]:
+    """Whether any tenant has a host of its own, and whose host this is."""
+    return boxes.has_hosts(), boxes.at_host(host)
 
 
 def _path_tenant(path: str) -> str | None:
