@@ -76,8 +76,12 @@ def compose_itip(
     manage_url: str | None = None,
     reason: str | None = None,
     locale: str | None = None,
+    other_name: str | None = None,
 ) -> bytes:
     """The iMIP message carrying ics (from core.itip.build) to its single attendee.
+
+    other_name: whom the attendee meets, named in the subject ("Planning call with Dana
+    Demo — Thu, 3 Dec 2026, 05:00–05:30 EST").
 
     Refuses an ics whose METHOD does not fit kind, or that names any ATTENDEE other than
     the recipient: this is the last gate before a message could leak the other party.
@@ -94,6 +98,7 @@ def compose_itip(
         "reason": reason,
         "recipient_name": recipient.name,
         "organizer_name": event.organizer_name,
+        "other_name": other_name,
     }
     subject, text, html = render(kind.value, context, zone_name, locale)
     origin = sender or Mailbox(event.organizer_address, event.organizer_name)

@@ -423,6 +423,7 @@ def itip_row(
         date=now, zone_name=zone_name, reschedule_url=reschedule_url, manage_url=manage_url,
         sender=Mailbox(event.organizer_address, event.organizer_name),
         reason=booking.cancel_reason if change == "cancellation" else None, locale=locale,
+        other_name=booking.guest_name if invitation.role == "host" else booking.host_name,
     )  # fmt: skip
     return outbox_row(
         idempotency_key=key, kind=f"itip.{change}", uid=booking.uid if plain_key else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -104,7 +105,10 @@ def test_a_provider_offers_a_type_and_guests_book_it(
     assert len(rows) == 2
     for row in rows:
         message = email.message_from_bytes(row.mime, policy=email.policy.default)
-        assert str(message["Subject"]).startswith("Planning call")
+        # "Planning call with Dana Demo — Thu, 3 Dec 2026, 05:00–05:30 EST", as #19 asks.
+        subject = str(message["Subject"])
+        assert subject.startswith("Planning call with ") and " — " in subject, subject
+        assert re.search(r"\d\d:\d\d–\d\d:\d\d [A-Z]{3,4}$", subject), subject
         ics = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
         text = ics.get_content().replace("\r\n ", "")
         assert "SUMMARY:Planning call" in text and "LOCATION:https://meet.example/dana" in text

@@ -39,7 +39,7 @@ def test_each_party_receives_mail_in_their_language_and_zone(
         assert report.sent == 2, report
         got = {m.recipient: m.message for m in sink.wait_count(2)}
     guest, host = got["guest@example.net"], got["ada@example.org"]
-    assert str(guest["Subject"]) == "Session — Einladung"
+    assert str(guest["Subject"]) == "Session mit Ada Host — Mi., 3. März 2027, 05:00–05:30 EST"
     guest_text = guest.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     guest_html = guest.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
     assert (
@@ -47,7 +47,7 @@ def test_each_party_receives_mail_in_their_language_and_zone(
     )
     assert '<html lang="de">' in guest_html and "Mi., 3. März 2027, 05:00–05:30 EST" in guest_html
     assert "UTC" not in guest_text and "CET" not in guest_text
-    assert str(host["Subject"]) == "Session — Invitation"
+    assert str(host["Subject"]) == "Session — mer. 3 mars 2027, 11:00–11:30 CET"
     host_text = host.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "Vous êtes invité" in host_text and "mer. 3 mars 2027, 11:00–11:30 CET" in host_text
     assert "EST" not in host_text and "UTC" not in host_text

@@ -61,9 +61,9 @@ BUILDERS = {
 }
 URL = "https://parley.example/reschedule?r=tok"
 SUBJECTS = {
-    ItipKind.INVITATION: "Practice Session — Invitation",
-    ItipKind.UPDATE: "Practice Session — Updated Time",
-    ItipKind.CANCELLATION: "Practice Session — Cancelled",
+    ItipKind.INVITATION: "Practice Session — Tue, 4 Mar 2025, 13:00–14:00 UTC",
+    ItipKind.UPDATE: "Updated: Practice Session — Tue, 4 Mar 2025, 13:00–14:00 UTC",
+    ItipKind.CANCELLATION: "Cancelled: Practice Session — Tue, 4 Mar 2025, 13:00–14:00 UTC",
     ItipKind.DECLINE_COUNTER: "Practice Session — Proposed Time Declined",
 }
 
