@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.services import meeting_types, providers
-from core.services.errors import InvalidInput, ServiceError
+from core.services.errors import InvalidInput, SlugTaken
 from web.pages.me_common import Ctx, back, provider_page, render
 from web.words import N_
 
@@ -97,7 +97,7 @@ async def _add(ctx: Ctx) -> Response:
             meeting_types.create_type(session, caller, provider.id, fields, now)
 
         await ctx.run(work)
-    except ServiceError as error:
+    except (InvalidInput, SlugTaken) as error:
         return await _page(ctx, form=ctx.form, errors={"new": str(error)}, status=400)
     return back("/me/types", "added")
 
@@ -116,7 +116,7 @@ async def _save(ctx: Ctx) -> Response:
         await ctx.run(work)
     except InvalidInput as error:
         return await _page(ctx, errors={type_id: str(error)}, status=400)
-    except ServiceError as error:
+    except SlugTaken as error:
         return await _page(ctx, errors={type_id: str(error)}, status=409)
     return back("/me/types", "saved")
 

@@ -80,5 +80,5 @@ def test_a_type_made_on_me_is_booked_on_its_page(
     assert client.get("/book/ada/planning", params={"tz": "UTC"}).status_code == 404
     removed = client.post(f"/me/types/{type_id[1]}/remove", data=_form(client))
     assert removed.status_code == 200 and 'id="no-types"' in removed.text
-    other = client.post("/me/types/mtt_nope/remove", data=_form(client))
-    assert other.status_code == 404
+    for path in ("/me/types/mtt_nope/remove", "/me/types/mtt_nope"):
+        assert client.post(path, data=_form(client, **TYPE)).status_code == 404, path
