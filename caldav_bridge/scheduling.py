@@ -1,8 +1,9 @@
 """CalDAV scheduling (RFC 6638) on a provider's principal: its schedule inbox and outbox,
 the principal properties that point calendar apps at them, and free-busy.
 
-- ``ensure_inbox`` makes the provider's inbox (``/<dav_username>/inbox/``, a dav_calendars
-  row of kind ``inbox``) on first use; whatever delivers iTIP messages calls it too.
+- The provider's inbox (``/<dav_username>/inbox/``, a dav_calendars row of kind
+  ``inbox``) is made on first use by ``core.services.dav.ensure_inbox``, which whatever
+  delivers iTIP messages calls too.
 - ``SchedulingMixin`` goes before Radicale's ``Application`` (caldav_bridge/app.py):
   PROPFIND answers gain the RFC 6638 properties, a VFREEBUSY REQUEST POSTed to the outbox
   is answered from the busy engine (core.services.freebusy) for the tenant's providers,
@@ -36,7 +37,7 @@ from core.db.models import DavCalendar, Provider
 from core.runtime import Runtime
 from core.services import dav, freebusy
 
-INBOX, OUTBOX = "inbox", "outbox"
+INBOX, OUTBOX = dav.INBOX, dav.OUTBOX
 DEFAULT_CALENDAR = "blocks"
 MAX_RECIPIENTS = 100
 
@@ -67,9 +68,6 @@ _REWRITTEN = (b"schedule-", b"calendar-user-", b"calendar-availability", b"/inbo
 
 
 # --- the inbox --------------------------------------------------------------------------------
-
-
-ensure_inbox = dav.ensure_inbox
 
 
 # --- paths and answers ------------------------------------------------------------------------
@@ -108,7 +106,7 @@ def _parse_xml(data: bytes) -> ET.Element | None:
         return None
     try:
         root: ET.Element = DefusedET.fromstring(data)
-    except Exception:  # malformed or hostile XML: Radicale answers it
+    except (ET.ParseError, ValueError):  # malformed, or hostile (defusedxml's are ValueErrors)
         return None
     return root
 

@@ -130,7 +130,7 @@ class ParleyStorage(storage.BaseStorage):
 
     def _calendar(self, session: Session, provider: Provider, name: str) -> Any:
         if name == scheduling.INBOX:
-            inbox = scheduling.ensure_inbox(session, provider, self.now())
+            inbox = dav.ensure_inbox(session, provider, self.now())
             return make_calendar(self, session, provider, inbox)
         rows = [r for r in dav.ensure_calendars(session, provider, self.now()) if r.name == name]
         return make_calendar(self, session, provider, rows[0]) if rows else None

@@ -39,7 +39,7 @@ from core.services.errors import CalendarExists, NotFoundError, ReadOnlyCalendar
 _log = get_logger("parley.dav")
 
 READ_ONLY_KINDS = frozenset({"bookings", "holds"})
-FIXED_NAMES = frozenset({"bookings", "holds", "blocks", "inbox", "outbox"})
+FIXED_NAMES = frozenset({"bookings", "holds", "blocks", "inbox", "outbox"})  # INBOX, OUTBOX
 BOOKING_STATUSES = ("confirmed", "requested")
 # A floating or all-day span is stored widened by the largest UTC offset, so that the
 # indexed prefilter never misses it whatever zone it is finally read in.
@@ -580,7 +580,7 @@ def rewrite_object(
 
 # --- the schedule inbox (RFC 6638 2.2) ----------------------------------------------------
 
-INBOX = "inbox"
+INBOX, OUTBOX = "inbox", "outbox"
 
 
 def ensure_inbox(session: Session, provider: Provider, now: datetime) -> DavCalendar:

@@ -52,9 +52,8 @@ from core.services.outbox import deliver_soon, outbox_row
 
 _log = get_logger("parley.dav.scheduling")
 
-INBOX_NAME = dav.INBOX  # the schedule inbox (RFC 6638 2.2): core.services.dav.ensure_inbox
 # Calendars whose objects are never scheduled: what the server itself delivers.
-_NOT_SCHEDULED = frozenset({INBOX_NAME, "outbox"})
+_NOT_SCHEDULED = frozenset({dav.INBOX, dav.OUTBOX})
 # What an attendee's copy shows and a change of which is an update (RFC 5546 2.1.4).
 _SIGNIFICANT = frozenset(
     {"DTSTART", "DTEND", "DURATION", "DUE", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID",

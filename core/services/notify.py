@@ -98,7 +98,7 @@ class Mailer:
     def site(self, tenant_id: str) -> str:
         """Where tenant_id's pages are: its own host (with this deployment's scheme) when
         it has one, else PARLEY_BASE_URL."""
-        host = self.organizer(tenant_id).host if tenant_id != DEFAULT_TENANT else None
+        host = self.organizer(tenant_id).host  # the default tenant's has none
         if host is None:
             return self.base_url
         return f"{self.base_url.partition('://')[0]}://{host}"

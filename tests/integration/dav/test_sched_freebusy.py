@@ -17,10 +17,10 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
-from caldav_bridge.scheduling import ensure_inbox
 from core.db.models import DavCalendar
 from core.runtime import Runtime
 from core.services import dav
+from core.services.dav import ensure_inbox
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api.helpers import Clock
 from tests.integration.dav.conftest import calendar_named, event_ics
